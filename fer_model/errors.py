@@ -1,0 +1,13 @@
+"""The package's documented exceptions: every failure a user can cause is one of these."""
+
+
+class FERError(Exception):
+    """Base class for errors raised by `fer_model`."""
+
+
+class InvalidImageError(FERError, ValueError):
+    """The input is not a usable image: unreadable, truncated, empty, too large or of an unknown type."""
+
+
+class ModelLoadError(FERError):
+    """Weights or config could not be loaded: missing files, pickle weights, or weights that do not fit the config."""

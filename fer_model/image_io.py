@@ -1,0 +1,111 @@
+"""Turn any user input into an upright RGB PIL image, or raise `InvalidImageError`.
+
+Accepted: a path, bytes, a binary file object, a PIL image or a numpy array (grayscale, RGB,
+RGBA; uint8, uint16, bool or float). Every PIL mode is handled (palette with transparency, CMYK,
+16-bit, 32-bit float...), EXIF orientation is applied, animated images give their first frame.
+"""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from .errors import InvalidImageError
+
+MAX_PIXELS = 40_000_000
+"""Largest accepted image (width x height); larger ones are refused before decoding (decompression bombs)."""
+MIN_SIDE = 8
+"""Smallest accepted width or height, in pixels."""
+
+
+def load_image(source) -> Image.Image:
+    """Return `source` as an EXIF-upright RGB PIL image; raise `InvalidImageError` if it is not a usable image."""
+    if isinstance(source, np.ndarray):
+        image = _from_array(source)
+    elif isinstance(source, Image.Image):
+        image = source
+    else:
+        image = _open(_read_bytes(source))
+    _check_size(image.size)
+    try:
+        return _to_rgb(ImageOps.exif_transpose(image))
+    except Exception as err:  # PIL raises many types on corrupt data; all mean the same to a user
+        raise InvalidImageError(f"could not decode the image ({type(err).__name__}: {err})") from err
+
+
+def _read_bytes(source) -> bytes:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source)
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise InvalidImageError(f"no such image file: {path}")
+        return path.read_bytes()
+    if hasattr(source, "read"):
+        return source.read()
+    raise InvalidImageError(
+        f"unsupported input of type {type(source).__name__}: pass a path, bytes, a PIL image or a numpy array"
+    )
+
+
+def _open(data: bytes) -> Image.Image:
+    if not data:
+        raise InvalidImageError("the file is empty")
+    try:
+        return Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as err:
+        raise InvalidImageError(f"image is larger than the {MAX_PIXELS:,}-pixel limit") from err
+    except Exception as err:
+        raise InvalidImageError("not an image, or an image format that cannot be read") from err
+
+
+def _check_size(size: tuple[int, int]) -> None:
+    width, height = size
+    if width * height > MAX_PIXELS:
+        raise InvalidImageError(f"image is {width}x{height}, larger than the {MAX_PIXELS:,}-pixel limit")
+    if min(width, height) < MIN_SIDE:
+        raise InvalidImageError(f"image is {width}x{height}; each side must be at least {MIN_SIDE} pixels")
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode == "RGB":
+        image.load()
+        return image
+    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
+        return Image.fromarray(_to_uint8(np.asarray(image)), "L").convert("RGB")
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _to_uint8(array: np.ndarray) -> np.ndarray:
+    """Scale integer, boolean or float pixel values into 0..255."""
+    if array.dtype == np.uint8:
+        return array
+    values = np.nan_to_num(array.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    if array.dtype == bool:
+        values = values * 255
+    elif np.issubdtype(array.dtype, np.floating):
+        values = values * 255 if values.max(initial=0) <= 1.0 else values
+    elif values.max(initial=0) > 255:
+        values = values / 257 if values.max() <= 65535 else values * (255 / values.max())
+    return np.clip(values, 0, 255).astype(np.uint8)
+
+
+def _from_array(array: np.ndarray) -> Image.Image:
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim == 2:
+        _check_size((array.shape[1], array.shape[0]))
+        return Image.fromarray(_to_uint8(array), "L")
+    if array.ndim == 3 and array.shape[2] in (3, 4):
+        _check_size((array.shape[1], array.shape[0]))
+        return Image.fromarray(np.ascontiguousarray(_to_uint8(array)), "RGB" if array.shape[2] == 3 else "RGBA")
+    raise InvalidImageError(f"array of shape {array.shape} is not an image: expected HxW, HxWx3 or HxWx4")

@@ -1,0 +1,51 @@
+"""The emotion CNN: a plain `nn.Module` built from a `ModelConfig`."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+
+
+def conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class EmotionCNN(nn.Module):
+    """VGG-style CNN for square grayscale faces: conv-BN-ReLU stages with max pooling, then a dropout MLP head.
+
+    `forward` returns logits of shape (batch, num_classes); apply softmax for probabilities.
+    """
+
+    def __init__(self, config: ModelConfig | None = None, num_classes: int = 7, image_size: int = 48):
+        super().__init__()
+        self.config = config = config or ModelConfig()
+        stages, cin = [], config.in_channels
+        for width in config.widths:
+            layers = [conv_bn_relu(cin if i == 0 else width, width) for i in range(config.convs_per_stage)]
+            stages.append(nn.Sequential(*layers, nn.MaxPool2d(2)))
+            cin = width
+        self.features = nn.Sequential(*stages)
+        side = image_size // 2 ** len(config.widths)
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Dropout(config.dropout),
+            nn.Linear(cin * side * side, config.hidden, bias=False),
+            nn.BatchNorm1d(config.hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(config.dropout),
+            nn.Linear(config.hidden, num_classes),
+        )
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.Linear):
+                nn.init.kaiming_uniform_(m.weight, nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))

@@ -1,0 +1,120 @@
+"""The Gradio app, served on a free local port: API endpoints through gradio_client, bad inputs, a real browser."""
+import shutil
+import socket
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fer_model import EMOTIONS, MAX_PIXELS
+
+gradio_client = pytest.importorskip("gradio_client")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    import app
+
+    port = _free_port()
+    app.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                    show_error=True, theme=app.theme, max_file_size=app.MAX_FILE_SIZE)
+    yield f"http://127.0.0.1:{port}/"
+    app.demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return gradio_client.Client(server, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory, astronaut, fer_crop):
+    folder = tmp_path_factory.mktemp("photos")
+    astronaut.save(folder / "astronaut.jpg")
+    fer_crop.save(folder / "fer.png")
+    Image.fromarray(np.tile(np.linspace(0, 255, 640, dtype=np.uint8), (480, 1))).save(folder / "blank.png")
+    (folder / "notes.txt").write_text("not an image")
+    data = (folder / "astronaut.jpg").read_bytes()
+    (folder / "truncated.jpg").write_bytes(data[: len(data) // 3])
+    Image.new("1", (8000, MAX_PIXELS // 8000 + 1)).save(folder / "huge.png")
+    return folder
+
+
+def _label_payload_ok(payload):
+    assert payload["label"] in EMOTIONS
+    confidences = {c["label"]: c["confidence"] for c in payload["confidences"]}
+    assert set(confidences) == set(EMOTIONS)
+    assert sum(confidences.values()) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_api_lists_both_endpoints(client):
+    endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert {"/predict", "/faces"} <= set(endpoints)
+
+
+@pytest.mark.parametrize("name", ["astronaut.jpg", "fer.png"])
+def test_predict_endpoint(client, photos, name):
+    _label_payload_ok(client.predict(gradio_client.handle_file(str(photos / name)), api_name="/predict"))
+
+
+@pytest.mark.parametrize("name, size", [("astronaut.jpg", (512, 512)), ("fer.png", (48, 48))])
+def test_faces_endpoint(client, photos, name, size):
+    result = client.predict(gradio_client.handle_file(str(photos / name)), api_name="/faces")
+    assert result["count"] == len(result["faces"]) == 1
+    assert (result["image"]["width"], result["image"]["height"]) == size
+    face = result["faces"][0]
+    assert len(face["box"]) == 4 and face["label"] in EMOTIONS
+    assert set(face["scores"]) == set(EMOTIONS) and sum(face["scores"].values()) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_no_face_is_a_message(client, photos):
+    payload = client.predict(gradio_client.handle_file(str(photos / "blank.png")), api_name="/predict")
+    assert payload["label"] == "no face found"
+    result = client.predict(gradio_client.handle_file(str(photos / "blank.png")), api_name="/faces")
+    assert result["count"] == 0 and "No face found" in result["message"]
+
+
+@pytest.mark.parametrize("name, says", [("notes.txt", "cannot identify image"),
+                                        ("truncated.jpg", "could not decode"),
+                                        ("huge.png", "pixel limit")])
+def test_bad_inputs_get_a_clear_error_and_the_server_keeps_serving(client, photos, name, says):
+    with pytest.raises(Exception, match=says):
+        client.predict(gradio_client.handle_file(str(photos / name)), api_name="/faces")
+    _label_payload_ok(client.predict(gradio_client.handle_file(str(photos / "astronaut.jpg")), api_name="/predict"))
+
+
+def _chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if path := shutil.which(name):
+            return path
+    return None
+
+
+def test_browser_upload_shows_the_label(server, photos, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    executable = _chromium()
+    if executable is None:
+        pytest.skip("no Chromium on this machine (install Debian's chromium package)")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        requests = []
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(server, wait_until="load")
+        page.locator("input[type=file]").first.set_input_files(str(photos / "astronaut.jpg"))
+        page.get_by_text("Main face:").wait_for(timeout=60_000)
+        summary = page.get_by_text("Main face:").inner_text()
+        page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
+        browser.close()
+    assert any(label in summary for label in EMOTIONS)
+    assert (tmp_path / "app.png").stat().st_size > 10_000
+    outside = [u for u in requests if not u.startswith((server, "data:", "blob:"))]
+    assert outside == [], f"the page fetched from outside: {outside[:5]}"

@@ -1,0 +1,92 @@
+"""EmotionRecognizer end to end on real photos and FER-2013 crops."""
+import numpy as np
+import pytest
+import torch
+
+from fer_model import EMOTIONS, EmotionRecognizer, FacePrediction, InvalidImageError
+
+
+def _check_scores(scores):
+    assert list(scores) == list(EMOTIONS)
+    assert sum(scores.values()) == pytest.approx(1.0, abs=1e-5)
+    assert all(0 <= v <= 1 for v in scores.values())
+
+
+def test_predict_one_face_on_a_photo(recognizer, astronaut):
+    faces = recognizer.predict(astronaut)
+    assert len(faces) == 1
+    face = faces[0]
+    assert isinstance(face, FacePrediction)
+    x, y, w, h = face.box
+    assert 0 <= x and 0 <= y and x + w <= astronaut.width and y + h <= astronaut.height
+    _check_scores(face.scores)
+    assert face.label == max(face.scores, key=face.scores.get)
+    assert face.to_dict()["confidence"] == face.scores[face.label]
+
+
+def test_fer_crop_is_classified_whole(recognizer, fer_crop):
+    faces = recognizer.predict(fer_crop)
+    assert len(faces) == 1 and faces[0].box == (0, 0, 48, 48)
+    _check_scores(faces[0].scores)
+
+
+def test_no_face_is_an_empty_result(recognizer, blank_photo):
+    assert recognizer.predict(blank_photo) == []
+
+
+def test_faces_are_sorted_largest_first(recognizer, astronaut):
+    canvas = np.full((600, 900, 3), 90, np.uint8)
+    canvas[40:552, 20:532] = np.asarray(astronaut)
+    canvas[260:580, 560:880] = np.asarray(astronaut.resize((320, 320)))
+    faces = recognizer.predict(canvas)
+    assert len(faces) == 2
+    assert faces[0].box[2] > faces[1].box[2]
+    assert faces[0].box[0] < 532 and faces[1].box[0] >= 560
+
+
+def test_predict_faces_is_one_batch(recognizer, fer_dataset, monkeypatch):
+    crops = [fer_dataset["validation"][i]["image"] for i in range(6)]
+    calls = []
+    forward = recognizer.model.forward
+    monkeypatch.setattr(recognizer.model, "forward", lambda x: calls.append(x.shape) or forward(x))
+    scores = recognizer.predict_faces(crops)
+    assert len(scores) == 6 and calls == [(6, 1, 48, 48)]
+    for s in scores:
+        _check_scores(s)
+    as_tensor = recognizer.predict_faces(torch.from_numpy(np.stack([np.asarray(c) for c in crops])))
+    assert as_tensor == pytest.approx(scores) or all(
+        a[k] == pytest.approx(b[k], abs=1e-6) for a, b in zip(as_tensor, scores) for k in EMOTIONS)
+
+
+def test_flip_tta_averages_the_mirrored_face(recognizer, fer_crop):
+    plain = recognizer.predict_faces([fer_crop])[0]
+    mirrored = recognizer.predict_faces([np.asarray(fer_crop)[:, ::-1]])[0]
+    tta = recognizer.predict_faces([fer_crop], tta=True)[0]
+    for label in EMOTIONS:
+        assert tta[label] == pytest.approx((plain[label] + mirrored[label]) / 2, abs=1e-5)
+
+
+def test_annotate_draws_on_a_copy(recognizer, astronaut):
+    faces = recognizer.predict(astronaut)
+    annotated = recognizer.annotate(astronaut, faces)
+    assert annotated.size == astronaut.size and annotated.mode == "RGB"
+    before, after = np.asarray(astronaut), np.asarray(annotated)
+    assert (before != after).any()
+    x, y, w, h = faces[0].box
+    assert (after[y + h // 2, x:x + 2] == (255, 200, 0)).all()  # the box edge
+
+
+def test_bad_input_raises_documented_error(recognizer):
+    with pytest.raises(InvalidImageError):
+        recognizer.predict(b"GIF89a not really")
+
+
+def test_runs_without_gradients(recognizer, fer_crop):
+    recognizer.predict(fer_crop)
+    assert all(p.grad is None for p in recognizer.model.parameters())
+
+
+def test_explicit_device(fer_crop):
+    recognizer = EmotionRecognizer.from_pretrained(device="cpu")
+    assert recognizer.device.type == "cpu"
+    assert len(recognizer.predict(fer_crop)) == 1

@@ -1,0 +1,201 @@
+"""Training end to end on small data: outputs, early stopping, resume after SIGTERM/SIGKILL, loaders, evaluate, Hub push."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from datasets import ClassLabel, Dataset, Features, Image as ImageFeature, load_dataset
+from PIL import Image
+
+from fer_model import EMOTIONS, EmotionRecognizer
+from train.data import DatasetFormatError, load_fer_dataset, map_label_names, to_canonical, to_tensors
+from train.train import Progress
+
+from .conftest import FER2013, ROOT
+
+TINY = ["--widths", "8,16,32,64", "--hidden", "32", "--batch-size", "32", "--limit-train", "256",
+        "--limit-val", "128", "--dataset", str(FER2013)]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, fer_dataset):
+    """One epoch on 256 FER-2013 images."""
+    from train.train import main
+
+    out = tmp_path_factory.mktemp("run")
+    results = main([*TINY, "--epochs", "1", "--output-dir", str(out)])
+    return out, results
+
+
+def test_one_epoch_writes_a_loadable_model_card_and_metrics(trained):
+    out, results = trained
+    for name in ["config.json", "model.safetensors", "README.md", "metrics.json", "metrics.jsonl",
+                 "confusion_matrix.png", "learning_curves.png", "classification_report.txt"]:
+        assert (out / name).is_file(), name
+    recognizer = EmotionRecognizer.from_pretrained(out)
+    assert recognizer.config.model.widths == (8, 16, 32, 64)
+    metrics = json.loads((out / "metrics.json").read_text())["validation"]
+    assert metrics["num_examples"] == 128 and 0 <= metrics["accuracy"] <= 1
+    assert metrics["accuracy"] == results["accuracy"]
+    assert sum(map(sum, metrics["confusion_matrix"])) == 128
+    card = (out / "README.md").read_text()
+    assert "model-index" in card and "python -m train.train" in card and "--limit-train 256" in card
+    assert f"{metrics['accuracy']:.4f}" in card
+    assert (out / "checkpoint").is_dir()
+
+
+def test_early_stopping_on_a_metric_that_does_not_improve(tmp_path, fer_dataset, capsys):
+    from train.train import main
+
+    main([*TINY, "--epochs", "10", "--patience", "2", "--min-delta", "100", "--output-dir", str(tmp_path)])
+    history = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert "early stop" in capsys.readouterr().out
+
+
+def test_progress_tracks_the_best_score():
+    progress = Progress()
+    assert [progress.update(s, lower_is_better=True) for s in (1.0, 0.9, 0.95, 0.91)] == [True, True, False, False]
+    assert progress.best == 0.9 and progress.bad_epochs == 2
+    accuracy = Progress()
+    assert [accuracy.update(s, lower_is_better=False, min_delta=0.01) for s in (0.5, 0.505, 0.52)] == [True, False, True]
+
+
+def _start(out, epochs=4):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
+    args = [sys.executable, "-m", "train.train", *TINY, "--limit-train", "2048", "--epochs", str(epochs),
+            "--output-dir", str(out)]
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _interrupt_after_first_epoch(process, out, sig):
+    deadline = time.time() + 300
+    while not (out / "checkpoint").is_dir():
+        assert process.poll() is None and time.time() < deadline, process.stdout.read()
+        time.sleep(0.1)
+    time.sleep(0.5)
+    process.send_signal(sig)
+    return process.wait(timeout=300), process.stdout.read()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_killed_run_resumes_with_every_epoch_accounted_for(tmp_path, fer_dataset, sig):
+    code, output = _interrupt_after_first_epoch(_start(tmp_path), tmp_path, sig)
+    if sig == signal.SIGTERM:
+        assert code == 143 and "SIGTERM: stopped at epoch" in output, output
+    else:
+        assert code == -signal.SIGKILL
+    resumed = _start_resume(tmp_path)
+    assert "resumed from" in resumed
+    if sig == signal.SIGTERM:
+        assert ", step 0" not in resumed.split("resumed from")[1].splitlines()[0]  # mid-epoch, not a restart
+    history = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    assert (tmp_path / "README.md").is_file()
+
+
+def _start_resume(out):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    args = [sys.executable, "-m", "train.train", *TINY, "--limit-train", "2048", "--epochs", "4",
+            "--output-dir", str(out), "--resume"]
+    result = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def _face(value: int) -> Image.Image:
+    return Image.fromarray(np.full((48, 48), value, np.uint8))
+
+
+def test_kaggle_csv_loader(tmp_path):
+    rows = [(label, usage) for usage in ("Training", "PublicTest", "PrivateTest") for label in range(7)]
+    lines = ["emotion,pixels,Usage"] + [f"{label},{' '.join([str(label * 30)] * 2304)},{usage}" for label, usage in rows]
+    (tmp_path / "fer2013.csv").write_text("\n".join(lines) + "\n")
+    dataset = load_fer_dataset(str(tmp_path / "fer2013.csv"))
+    assert {name: len(split) for name, split in dataset.items()} == {"train": 7, "validation": 7, "test": 7}
+    faces, labels = to_tensors(dataset["validation"])
+    assert faces.shape == (7, 48, 48)
+    assert (faces[:, 0, 0] == labels * 30).all()
+    assert dataset["train"].features["label"].names == list(EMOTIONS)
+
+
+def test_image_folder_loader_remaps_alphabetical_labels(tmp_path):
+    for split, per_class in (("train", 10), ("test", 2)):
+        for label_id, name in enumerate(EMOTIONS):
+            folder = tmp_path / split / name
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                _face(label_id * 30).save(folder / f"{i}.jpg", quality=100)
+    dataset = load_fer_dataset(str(tmp_path))
+    assert set(dataset) == {"train", "validation", "test"}
+    assert len(dataset["train"]) + len(dataset["validation"]) == 70 and len(dataset["test"]) == 14
+    assert sorted(dataset["validation"]["label"]) == list(range(7))  # stratified slice
+    for split in dataset.values():
+        faces, labels = to_tensors(split)
+        assert (np.abs(faces[:, 24, 24].int() - labels.int() * 30) <= 3).all()
+
+
+def test_alphabetical_names_are_mapped_by_name():
+    alphabetical = sorted(EMOTIONS)
+    split = Dataset.from_dict({"img": [_face(0)] * 7, "emotion": list(range(7))},
+                              features=Features({"img": ImageFeature(), "emotion": ClassLabel(names=alphabetical)}))
+    canonical = to_canonical(split)
+    assert canonical.features["label"].names == list(EMOTIONS)
+    assert [EMOTIONS[i] for i in canonical["label"]] == alphabetical
+    assert map_label_names(["Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Neutral"]) == list(range(7))
+
+
+def test_mismatched_labels_are_refused_with_their_names():
+    split = Dataset.from_dict({"image": [_face(0)] * 2, "label": [0, 1]},
+                              features=Features({"image": ImageFeature(), "label": ClassLabel(names=["cat", "dog"])}))
+    with pytest.raises(DatasetFormatError, match="cat.*dog"):
+        to_canonical(split)
+
+
+def test_prepare_writes_the_canonical_parquet_layout(tmp_path):
+    from train.prepare import main
+
+    lines = ["emotion,pixels,Usage"] + [f"{i % 7},{' '.join(['7'] * 2304)},{u}" for i, u in
+                                        enumerate(["Training"] * 14 + ["PublicTest"] * 7)]
+    (tmp_path / "fer2013.csv").write_text("\n".join(lines) + "\n")
+    main(["--dataset", str(tmp_path / "fer2013.csv"), "--out", str(tmp_path / "out")])
+    reloaded = load_dataset(str(tmp_path / "out"))
+    assert {k: len(v) for k, v in reloaded.items()} == {"train": 14, "validation": 7}
+    assert reloaded["train"].features["label"].names == list(EMOTIONS)
+
+
+def test_evaluate_cli_prints_json(trained, tmp_path):
+    out, _ = trained
+    result = subprocess.run([sys.executable, "-m", "train.evaluate", "--model", str(out), "--dataset", str(FER2013),
+                             "--limit", "64", "--tta", "--out", str(tmp_path)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["num_examples"] == 64 and report["tta"] is True and report["split"] == "validation"
+    assert set(report["per_class"]) == set(EMOTIONS) and len(report["confusion_matrix"]) == 7
+    assert (tmp_path / "confusion_matrix_validation.png").is_file()
+
+
+def test_push_to_hub_sends_the_model_files(tmp_path, fer_dataset, monkeypatch):
+    import huggingface_hub
+    from huggingface_hub.utils import filter_repo_objects
+
+    from train.train import main
+
+    sent = {}
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", lambda self, repo_id, **kw: sent.update(repo=repo_id))
+
+    def upload_folder(self, folder_path, repo_id, allow_patterns=None, **kw):
+        files = [str(p.relative_to(folder_path)) for p in __import__("pathlib").Path(folder_path).rglob("*") if p.is_file()]
+        sent["files"] = sorted(filter_repo_objects(files, allow_patterns=allow_patterns))
+        return "https://huggingface.co/someone/fer/commit/1"
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload_folder)
+    main([*TINY, "--epochs", "1", "--output-dir", str(tmp_path), "--push-to-hub", "--hub-model-id", "someone/fer"])
+    assert sent["repo"] == "someone/fer"
+    assert sent["files"] == ["README.md", "config.json", "confusion_matrix.png", "learning_curves.png",
+                             "metrics.json", "model.safetensors"]

@@ -1,0 +1,1 @@
+"""Training, evaluation and dataset preparation for `fer_model` (built on accelerate, datasets and evaluate)."""

@@ -1,0 +1,115 @@
+"""FER-2013 in any layout users have -> a canonical `DatasetDict` -> uint8 tensors.
+
+Layouts: a Hub dataset id or a local `datasets` folder (parquet), Kaggle's `fer2013.csv`
+(emotion, pixels, Usage), and image folders (`train/<class>/*.jpg`, `test/<class>/*.jpg`).
+Labels are mapped by name onto FER-2013's order; splits are `train`, `validation` and, when present, `test`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, load_dataset
+
+from fer_model.config import EMOTIONS
+from fer_model.preprocess import to_face_array
+
+FEATURES = Features({"image": Image(), "label": ClassLabel(names=list(EMOTIONS))})
+KAGGLE_USAGE = {"Training": "train", "PublicTest": "validation", "PrivateTest": "test"}
+SPLIT_ALIASES = {"valid": "validation", "val": "validation", "publictest": "validation", "privatetest": "test"}
+LABEL_ALIASES = {"anger": "angry", "disgusted": "disgust", "fearful": "fear", "happiness": "happy",
+                 "sadness": "sad", "surprised": "surprise", "neutrality": "neutral"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+class DatasetFormatError(ValueError):
+    """The dataset cannot be read as FER-2013 (unknown labels, missing columns or splits)."""
+
+
+def load_fer_dataset(source: str, validation_fraction: float = 0.1, seed: int = 0) -> DatasetDict:
+    """Read `source` (Hub id, parquet folder, fer2013.csv or image folder) as train/validation[/test]."""
+    path = Path(source)
+    csv = path if path.suffix == ".csv" else next(iter(sorted(path.glob("*.csv"))), None) if path.is_dir() else None
+    if csv is not None:
+        dataset = _from_kaggle_csv(csv)
+    elif path.is_dir() and _is_image_folder(path):
+        dataset = load_dataset("imagefolder", data_dir=str(path))
+    else:
+        dataset = load_dataset(str(source))
+    dataset = DatasetDict({SPLIT_ALIASES.get(name.lower(), name): split for name, split in dataset.items()})
+    dataset = DatasetDict({name: to_canonical(split) for name, split in dataset.items()})
+    if "train" not in dataset:
+        raise DatasetFormatError(f"{source} has no train split (splits: {sorted(dataset)})")
+    if "validation" not in dataset:
+        parts = dataset["train"].train_test_split(test_size=validation_fraction, stratify_by_column="label", seed=seed)
+        dataset["train"], dataset["validation"] = parts["train"], parts["test"]
+    return dataset
+
+
+def to_canonical(split: Dataset) -> Dataset:
+    """Columns `image` and `label`, with labels remapped by name onto FER-2013's order."""
+    image_column = next((name for name, f in split.features.items() if isinstance(f, Image)), None)
+    label_column = next((name for name, f in split.features.items() if isinstance(f, ClassLabel)), None)
+    if image_column is None or label_column is None:
+        raise DatasetFormatError(f"expected an image column and a ClassLabel column, found {dict(split.features)}")
+    names = split.features[label_column].names
+    mapping = map_label_names(names)
+    split = split.select_columns([image_column, label_column]).rename_columns(
+        {image_column: "image", label_column: "label"})
+    if mapping != list(range(len(EMOTIONS))):
+        split = split.map(lambda batch: {"label": [mapping[i] for i in batch["label"]]}, batched=True,
+                          features=Features({"image": split.features["image"], "label": FEATURES["label"]}))
+    return split.cast(FEATURES)
+
+
+def map_label_names(names: list[str]) -> list[int]:
+    """For each dataset label name, its FER-2013 id; refuse names that are not the 7 emotions."""
+    canonical = [LABEL_ALIASES.get(n.strip().lower(), n.strip().lower()) for n in names]
+    unknown = [n for n, c in zip(names, canonical) if c not in EMOTIONS]
+    if unknown or len(set(canonical)) != len(canonical):
+        raise DatasetFormatError(f"label names {list(names)} do not match FER-2013's emotions {list(EMOTIONS)}"
+                                 + (f" (unknown: {unknown})" if unknown else " (duplicates)"))
+    return [EMOTIONS.index(c) for c in canonical]
+
+
+def _is_image_folder(path: Path) -> bool:
+    return any(f.suffix.lower() in IMAGE_SUFFIXES for f in path.glob("*/*/*"))
+
+
+def _from_kaggle_csv(csv: Path) -> DatasetDict:
+    import pandas as pd
+
+    table = pd.read_csv(csv)
+    missing = {"emotion", "pixels"} - set(table.columns)
+    if missing:
+        raise DatasetFormatError(f"{csv} lacks the Kaggle FER-2013 columns {sorted(missing)}")
+    usage = table["Usage"] if "Usage" in table else pd.Series(["Training"] * len(table))
+    splits = {}
+    for kaggle_name, split in KAGGLE_USAGE.items():
+        rows = table[usage == kaggle_name]
+        if len(rows):
+            images = [_pixels_to_image(p) for p in rows["pixels"]]
+            splits[split] = Dataset.from_dict({"image": images, "label": rows["emotion"].astype(int).tolist()},
+                                              features=FEATURES)
+    if not splits:
+        raise DatasetFormatError(f"{csv}: no rows with Usage in {list(KAGGLE_USAGE)}")
+    return DatasetDict(splits)
+
+
+def _pixels_to_image(pixels: str):
+    from PIL import Image as PILImage
+
+    values = np.array(pixels.split(), dtype=np.uint8)
+    side = int(round(len(values) ** 0.5))
+    if side * side != len(values):
+        raise DatasetFormatError(f"a pixels row has {len(values)} values, not a square image")
+    return PILImage.fromarray(values.reshape(side, side), "L")
+
+
+def to_tensors(split: Dataset, image_size: int = 48, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode a split once into uint8 faces (N, size, size) and int64 labels (N,)."""
+    if limit is not None:
+        split = split.shuffle(seed=0).select(range(min(limit, len(split))))
+    faces = np.stack([to_face_array(image, image_size) for image in split["image"]])
+    return torch.from_numpy(faces), torch.tensor(split["label"], dtype=torch.int64)

@@ -1,0 +1,59 @@
+"""Human-readable results: classification report text, confusion-matrix and learning-curve plots."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def classification_report(metrics: dict) -> str:
+    """A fixed-width per-class precision/recall/F1 table with accuracy and macro averages."""
+    lines = [f"{'':>10} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>9}"]
+    for name, m in metrics["per_class"].items():
+        lines.append(f"{name:>10} {m['precision']:9.4f} {m['recall']:9.4f} {m['f1']:9.4f} {m['support']:9d}")
+    lines.append(f"{'macro avg':>10} {metrics['macro_precision']:9.4f} {metrics['macro_recall']:9.4f} "
+                 f"{metrics['macro_f1']:9.4f} {metrics['num_examples']:9d}")
+    lines.append(f"{'accuracy':>10} {metrics['accuracy']:29.4f} {metrics['num_examples']:9d}")
+    return "\n".join(lines)
+
+
+def plot_confusion_matrix(matrix, labels, path: str | Path, title: str = "Confusion matrix") -> Path:
+    """Row-normalized confusion matrix (true class per row) with counts and rates in each cell."""
+    matrix = np.asarray(matrix)
+    rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(7, 6))
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    ax.set(xticks=range(len(labels)), yticks=range(len(labels)), xticklabels=labels, yticklabels=labels,
+           xlabel="predicted", ylabel="true", title=title)
+    plt.setp(ax.get_xticklabels(), rotation=45, ha="right")
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, f"{rates[i, j]:.0%}\n{matrix[i, j]}", ha="center", va="center", fontsize=8,
+                    color="white" if rates[i, j] > 0.5 else "black")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_learning_curves(history: list[dict], path: str | Path) -> Path:
+    """Loss and accuracy per epoch, train beside validation."""
+    epochs = [h["epoch"] for h in history]
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    loss_ax.plot(epochs, [h["train_loss"] for h in history], label="train")
+    loss_ax.plot(epochs, [h["val_loss"] for h in history], label="validation")
+    loss_ax.set(xlabel="epoch", ylabel="cross-entropy", title="Loss")
+    acc_ax.plot(epochs, [h["train_accuracy"] for h in history], label="train (augmented)")
+    acc_ax.plot(epochs, [h["val_accuracy"] for h in history], label="validation")
+    acc_ax.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
+    for ax in (loss_ax, acc_ax):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,292 @@
+"""Train `fer_model.EmotionCNN` on FER-2013 with accelerate: CPU, one GPU or many, mixed precision.
+
+    python -m train.train --dataset ../shared/fer2013 --output-dir runs/fer
+    accelerate launch -m train.train --dataset ../shared/fer2013 --output-dir runs/fer --epochs 200
+
+The whole dataset is decoded once into uint8 tensors that live on the device; batches are
+augmented there. Every epoch is validated; the best weights (by `--monitor`) are written as
+`save_pretrained` output into `--output-dir`, the full state into `--output-dir/checkpoint`.
+SIGINT/SIGTERM save the state mid-epoch; `--resume` continues from it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import shutil
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from timm.optim import create_optimizer_v2
+from timm.scheduler import CosineLRScheduler
+from timm.utils import ModelEmaV3
+from torch.utils.data import DataLoader, TensorDataset
+from tqdm.auto import tqdm
+
+from fer_model.config import FERConfig, ModelConfig, PreprocessConfig
+from fer_model.hub import build_model, push_to_hub, save_pretrained
+from fer_model.preprocess import normalize
+
+from .augment import augment
+from .data import load_fer_dataset, to_tensors
+from .evaluate import evaluate_and_report, load_metric
+
+CHECKPOINT = "checkpoint"
+HUB_FILES = ["config.json", "model.safetensors", "README.md", "*.png", "metrics.json"]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--dataset", default="../shared/fer2013", help="Hub dataset id, parquet folder, fer2013.csv or image folder")
+    p.add_argument("--output-dir", default="runs/fer")
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--batch-size", type=int, default=128, help="per process")
+    p.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw", help="sgd is SGD with Nesterov momentum")
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--weight-decay", type=float, default=0.05)
+    p.add_argument("--warmup-epochs", type=float, default=2.0)
+    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--balance", choices=["none", "loss", "sampler"], default="none",
+                   help="class imbalance: weighted loss or balanced sampling, class weights (mean count / count)^0.5")
+    p.add_argument("--ema-decay", type=float, default=0.998, help="0 disables weight EMA")
+    p.add_argument("--patience", type=int, default=10, help="epochs without improvement before stopping")
+    p.add_argument("--monitor", choices=["val_loss", "val_accuracy"], default="val_loss")
+    p.add_argument("--min-delta", type=float, default=0.0, help="smallest change of --monitor that counts as better")
+    p.add_argument("--widths", default="32,64,128,256", help="channels per stage")
+    p.add_argument("--convs-per-stage", type=int, default=2)
+    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--dropout", type=float, default=0.4)
+    p.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"], default=None,
+                   help="default: bf16 on a GPU that supports it, else no")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (pays on GPUs)")
+    p.add_argument("--save-dtype", choices=["float32", "float16"], default="float16", help="dtype of saved weights")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue from --output-dir/checkpoint")
+    p.add_argument("--limit-train", type=int, default=None, help="use only this many training images")
+    p.add_argument("--limit-val", type=int, default=None, help="use only this many validation images")
+    p.add_argument("--push-to-hub", action="store_true")
+    p.add_argument("--hub-model-id", default=None, help="user/name of the model repo to push to")
+    p.add_argument("--hub-private", action="store_true")
+    args = p.parse_args(argv)
+    if args.push_to_hub and not args.hub_model_id:
+        p.error("--push-to-hub needs --hub-model-id user/name")
+    return args
+
+
+@dataclass
+class Progress:
+    """Where the run is: saved with the checkpoint so a resumed run continues at the same batch."""
+
+    epoch: int = 0
+    step: int = 0
+    best: float | None = None
+    bad_epochs: int = 0
+    history: list = field(default_factory=list)
+
+    def update(self, score: float, lower_is_better: bool, min_delta: float = 0.0) -> bool:
+        """Record an epoch's monitored score; True when it beats the best by more than `min_delta`."""
+        improved = self.best is None or (score < self.best - min_delta if lower_is_better
+                                         else score > self.best + min_delta)
+        self.best = score if improved else self.best
+        self.bad_epochs = 0 if improved else self.bad_epochs + 1
+        return improved
+
+    def state_dict(self) -> dict:
+        return asdict(self)
+
+    def load_state_dict(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+
+class StopSignal:
+    """While active, SIGINT/SIGTERM set a flag that the loop checks after every step."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __enter__(self):
+        self.received = None
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum, frame):
+        self.received = signal.Signals(signum).name
+
+
+def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    counts = torch.bincount(labels, minlength=num_classes).float().clamp(min=1)
+    return (counts.mean() / counts) ** 0.5
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    command = "python -m train.train " + shlex.join(sys.argv[1:] if argv is None else argv)
+    mixed_precision = args.mixed_precision or ("bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no")
+    out = Path(args.output_dir)
+    accelerator = Accelerator(mixed_precision=mixed_precision, project_dir=str(out),
+                              log_with="tensorboard" if _has_tensorboard() else None)
+    set_seed(args.seed)
+    device, is_main = accelerator.device, accelerator.is_main_process
+
+    config = FERConfig(model=ModelConfig(widths=tuple(int(w) for w in args.widths.split(",")),
+                                         convs_per_stage=args.convs_per_stage, hidden=args.hidden, dropout=args.dropout),
+                       preprocessing=PreprocessConfig())
+    pre = config.preprocessing
+    data = load_fer_dataset(args.dataset, seed=args.seed)
+    train_x, train_y = (t.to(device) for t in to_tensors(data["train"], pre.image_size, args.limit_train))
+    val_x, val_y = (t.to(device) for t in to_tensors(data["validation"], pre.image_size, args.limit_val))
+    num_classes = len(config.labels)
+    weights = class_weights(train_y, num_classes)
+
+    model = build_model(config).to(memory_format=torch.channels_last)
+    optimizer = create_optimizer_v2(model, opt="adamw" if args.optimizer == "adamw" else "sgd", lr=args.lr,
+                                    weight_decay=args.weight_decay, momentum=0.9)
+    val_loader = DataLoader(TensorDataset(torch.arange(len(val_y))), batch_size=512)
+    model, optimizer, val_loader = accelerator.prepare(model, optimizer, val_loader)
+    if args.compile:
+        model = torch.compile(model)
+    ema = ModelEmaV3(accelerator.unwrap_model(model), decay=args.ema_decay, use_warmup=True) if args.ema_decay > 0 else None
+
+    per_step = args.batch_size * accelerator.num_processes
+    steps_per_epoch = max(1, len(train_y) // per_step)
+    scheduler = CosineLRScheduler(optimizer, t_initial=args.epochs * steps_per_epoch, lr_min=args.lr * 0.01,
+                                  warmup_t=int(args.warmup_epochs * steps_per_epoch), warmup_lr_init=args.lr * 0.01,
+                                  t_in_epochs=False)
+    progress = Progress()
+    for obj in (scheduler, progress) + ((ema,) if ema else ()):
+        accelerator.register_for_checkpointing(obj)
+    if args.resume and (out / CHECKPOINT).is_dir():
+        accelerator.load_state(str(out / CHECKPOINT))
+        accelerator.print(f"resumed from {out / CHECKPOINT} at epoch {progress.epoch + 1}, step {progress.step}")
+    elif args.resume:
+        accelerator.print(f"--resume: no checkpoint in {out}, starting fresh")
+    if is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    accelerator.init_trackers("fer", config={k: str(v) if isinstance(v, (list, tuple)) or v is None else v
+                                             for k, v in vars(args).items()})
+    metric = load_metric()
+    loss_weights = weights if args.balance == "loss" else None
+
+    def epoch_order(epoch: int) -> torch.Tensor:
+        """This process's shuffled (or class-balanced) sample order, the same for an epoch on every resume."""
+        generator = torch.Generator().manual_seed(args.seed * 100_003 + epoch)
+        n = len(train_y)
+        order = (torch.multinomial(weights[train_y.cpu()], n, replacement=True, generator=generator)
+                 if args.balance == "sampler" else torch.randperm(n, generator=generator))
+        return order[: steps_per_epoch * per_step][accelerator.process_index::accelerator.num_processes].to(device)
+
+    def save_checkpoint() -> None:
+        """Write the state next to the old one, then swap, so an interrupted save loses nothing."""
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(out / f"{CHECKPOINT}.tmp"))
+        if is_main:
+            shutil.rmtree(out / CHECKPOINT, ignore_errors=True)
+            (out / f"{CHECKPOINT}.tmp").rename(out / CHECKPOINT)
+        accelerator.wait_for_everyone()
+
+    with StopSignal() as stop:
+        while progress.epoch < args.epochs and progress.bad_epochs < args.patience:
+            epoch, started = progress.epoch, time.time()
+            model.train()
+            order = epoch_order(epoch)
+            loss_sum = torch.zeros((), device=device)
+            correct = torch.zeros((), device=device)
+            bar = tqdm(range(progress.step, steps_per_epoch), desc=f"epoch {epoch + 1}/{args.epochs}",
+                       disable=not is_main, leave=False)
+            for step in bar:
+                idx = order[step * args.batch_size:(step + 1) * args.batch_size]
+                inputs = normalize(augment(train_x[idx]), pre).contiguous(memory_format=torch.channels_last)
+                targets = train_y[idx]
+                with accelerator.autocast():
+                    logits = model(inputs)
+                    loss = F.cross_entropy(logits.float(), targets, weight=loss_weights, label_smoothing=args.label_smoothing)
+                accelerator.backward(loss)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                global_step = epoch * steps_per_epoch + step + 1
+                scheduler.step_update(global_step)
+                if ema:
+                    ema.update(accelerator.unwrap_model(model), step=global_step)
+                loss_sum += loss.detach() * len(idx)
+                correct += (logits.argmax(1) == targets).sum()
+                if step % 20 == 0:
+                    bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
+                if stop.received:
+                    progress.step = step + 1
+                    save_checkpoint()
+                    accelerator.print(f"{stop.received}: stopped at epoch {epoch + 1}, step {step + 1}/{steps_per_epoch}; "
+                                      f"state saved to {out / CHECKPOINT}. Continue with --resume.")
+                    accelerator.end_training()
+                    raise SystemExit(130 if stop.received == "SIGINT" else 143)
+            seen = (steps_per_epoch - progress.step) * per_step
+            train_loss = accelerator.reduce(loss_sum, "sum").item() / max(seen, 1)
+            train_accuracy = accelerator.reduce(correct, "sum").item() / max(seen, 1)
+
+            eval_model = ema.module if ema else model
+            val = validate(accelerator, eval_model, val_loader, val_x, val_y, pre, metric, config.labels)
+            record = {"epoch": epoch + 1, "train_loss": train_loss, "train_accuracy": train_accuracy,
+                      "val_loss": val["loss"], "val_accuracy": val["accuracy"], "val_macro_f1": val["macro_f1"],
+                      "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.time() - started, 1)}
+            improved = progress.update(record[args.monitor], args.monitor == "val_loss", args.min_delta)
+            progress.history.append(record)
+            progress.epoch, progress.step = epoch + 1, 0
+            if is_main:
+                if improved:
+                    save_pretrained(accelerator.unwrap_model(eval_model), config, out, getattr(torch, args.save_dtype))
+                (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in progress.history))
+            accelerator.log(record, step=epoch + 1)
+            accelerator.print(f"epoch {epoch + 1}: train loss {train_loss:.4f} acc {train_accuracy:.4f} | "
+                              f"val loss {val['loss']:.4f} acc {val['accuracy']:.4f} F1 {val['macro_f1']:.4f}"
+                              f"{' *' if improved else ''} ({record['seconds']}s)")
+            save_checkpoint()
+    if progress.bad_epochs >= args.patience:
+        accelerator.print(f"early stop: {args.monitor} did not improve for {args.patience} epochs")
+    accelerator.end_training()
+
+    results = {}
+    if is_main:
+        results = evaluate_and_report(out, data["validation"], progress.history, command=command,
+                                      dataset=args.dataset, split_sizes={k: len(v) for k, v in data.items()},
+                                      limit=args.limit_val)
+        if args.push_to_hub:
+            url = push_to_hub(out, args.hub_model_id, private=args.hub_private, allow_patterns=HUB_FILES,
+                              commit_message=f"Train: validation accuracy {results['accuracy']:.4f}")
+            print(f"pushed to {url}")
+    return results
+
+
+@torch.inference_mode()
+def validate(accelerator, model, loader, val_x, val_y, pre, metric, labels) -> dict:
+    """Validation loss and metrics, gathered across processes."""
+    model.eval()
+    losses = []
+    for (idx,) in loader:
+        with accelerator.autocast():
+            logits = model(normalize(val_x[idx], pre).contiguous(memory_format=torch.channels_last)).float()
+        loss = F.cross_entropy(logits, val_y[idx], reduction="none")
+        predictions, references, loss = accelerator.gather_for_metrics((logits.argmax(1), val_y[idx], loss))
+        metric.add_batch(predictions=predictions.cpu(), references=references.cpu())
+        losses.append(loss.cpu())
+    return {"loss": torch.cat(losses).mean().item(), **metric.compute(labels=list(labels))}
+
+
+def _has_tensorboard() -> bool:
+    try:
+        import tensorboard  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+if __name__ == "__main__":
+    main()
