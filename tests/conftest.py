@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import io
 import os
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -57,3 +59,57 @@ def recognizer():
 def blank_photo() -> np.ndarray:
     """A 640x480 smooth gradient: a photo with no face in it."""
     return np.tile(np.linspace(0, 255, 640, dtype=np.uint8), (480, 1))
+
+
+def encoded(fmt: str, seed: int = 0, size=(64, 48), **save) -> bytes:
+    """Random pixels encoded in `fmt`."""
+    pixels = np.random.default_rng(seed).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, fmt, **save)
+    return buffer.getvalue()
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims width x height: a decompression bomb as far as a decoder can tell."""
+    data = bytearray(encoded("PNG", 0, (8, 8)))
+    ihdr = struct.pack(">II", width, height) + bytes(data[24:29])
+    data[16:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    return bytes(data)
+
+
+def animated(fmt: str) -> bytes:
+    frames = [Image.new("RGB", (64, 64), (v, v, v)) for v in (20, 200, 90)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, fmt, save_all=True, append_images=frames[1:], duration=50)
+    return buffer.getvalue()
+
+
+def hostile_corpus() -> dict[str, bytes]:
+    """Files a public endpoint gets fed: garbage, truncated and corrupted encodings, extreme sizes, odd modes."""
+    rng = np.random.default_rng(7)
+    corpus = {"random.bin": rng.integers(0, 256, 2048, dtype=np.uint8).tobytes(), "empty.jpg": b"",
+              "text.png": b"definitely not a PNG", "1x1.png": encoded("PNG", size=(1, 1)),
+              "1x20000.png": encoded("PNG", size=(1, 20000)), "bomb.png": png_claiming(100_000, 100_000),
+              "49mp.png": png_claiming(7000, 7000), "animated.gif": animated("GIF"), "animated.webp": animated("WEBP"),
+              "cmyk.jpg": _cmyk_jpeg(), "16bit.png": _sixteen_bit_png()}
+    for fmt, suffix in (("JPEG", "jpg"), ("PNG", "png"), ("GIF", "gif"), ("WEBP", "webp"), ("BMP", "bmp"), ("TIFF", "tiff")):
+        data = encoded(fmt, 1, (96, 96))
+        corpus[f"truncated.{suffix}"] = data[: len(data) // 2]
+        flipped = bytearray(data)
+        for i in rng.integers(0, len(data), 16):
+            flipped[i] ^= 0xFF
+        corpus[f"corrupted.{suffix}"] = bytes(flipped)
+    return corpus
+
+
+def _cmyk_jpeg() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("CMYK", (64, 64), (10, 200, 30, 0)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def _sixteen_bit_png() -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 65535, (64, 64), dtype=np.uint16)).save(buffer, "PNG")
+    return buffer.getvalue()

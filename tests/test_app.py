@@ -8,6 +8,8 @@ from PIL import Image
 
 from fer_model import EMOTIONS, MAX_PIXELS
 
+from .conftest import hostile_corpus
+
 gradio_client = pytest.importorskip("gradio_client")
 
 
@@ -86,6 +88,21 @@ def test_no_face_is_a_message(client, photos):
 def test_bad_inputs_get_a_clear_error_and_the_server_keeps_serving(client, photos, name, says):
     with pytest.raises(Exception, match=says):
         client.predict(gradio_client.handle_file(str(photos / name)), api_name="/faces")
+    _label_payload_ok(client.predict(gradio_client.handle_file(str(photos / "astronaut.jpg")), api_name="/predict"))
+
+
+def test_hostile_corpus_through_the_api(client, photos, tmp_path):
+    answered = {}
+    for name, data in hostile_corpus().items():
+        (tmp_path / name).write_bytes(data)
+        try:
+            result = client.predict(gradio_client.handle_file(str(tmp_path / name)), api_name="/faces")
+            answered[name] = "ok" if "count" in result else result
+        except gradio_client.exceptions.AppError as err:  # the app's error, sent back with a message
+            assert str(err).strip(), name
+            answered[name] = "error"
+    assert answered["animated.gif"] == "ok" and answered["16bit.png"] == "ok"
+    assert answered["bomb.png"] == answered["truncated.jpg"] == answered["random.bin"] == "error"
     _label_payload_ok(client.predict(gradio_client.handle_file(str(photos / "astronaut.jpg")), api_name="/predict"))
 
 

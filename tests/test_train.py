@@ -65,9 +65,9 @@ def test_progress_tracks_the_best_score():
     assert [accuracy.update(s, lower_is_better=False, min_delta=0.01) for s in (0.5, 0.505, 0.52)] == [True, False, True]
 
 
-def _start(out, epochs=4):
+def _start(out, epochs=6):
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
-    args = [sys.executable, "-m", "train.train", *TINY, "--limit-train", "2048", "--epochs", str(epochs),
+    args = [sys.executable, "-m", "train.train", *TINY, "--limit-train", "1024", "--epochs", str(epochs),
             "--output-dir", str(out)]
     return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -77,7 +77,7 @@ def _interrupt_after_first_epoch(process, out, sig):
     while not (out / "checkpoint").is_dir():
         assert process.poll() is None and time.time() < deadline, process.stdout.read()
         time.sleep(0.1)
-    time.sleep(0.5)
+    time.sleep(0.2)
     process.send_signal(sig)
     return process.wait(timeout=300), process.stdout.read()
 
@@ -94,13 +94,13 @@ def test_killed_run_resumes_with_every_epoch_accounted_for(tmp_path, fer_dataset
     if sig == signal.SIGTERM:
         assert ", step 0" not in resumed.split("resumed from")[1].splitlines()[0]  # mid-epoch, not a restart
     history = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4, 5, 6]
     assert (tmp_path / "README.md").is_file()
 
 
 def _start_resume(out):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    args = [sys.executable, "-m", "train.train", *TINY, "--limit-train", "2048", "--epochs", "4",
+    args = [sys.executable, "-m", "train.train", *TINY, "--limit-train", "1024", "--epochs", "6",
             "--output-dir", str(out), "--resume"]
     result = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,65 @@
+"""Training throughput (images/s) of the default training step on the current device:
+GPU-resident data, on-device augmentation, AdamW, bf16 autocast on GPUs, channels_last.
+
+    python benchmarks/train_throughput.py [--widths 32,64,128,256] [--batch-size 128] [--steps 30]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import report  # noqa: E402
+from fer_model.config import FERConfig, ModelConfig  # noqa: E402
+from fer_model.hub import build_model  # noqa: E402
+from fer_model.preprocess import normalize  # noqa: E402
+from train.augment import augment  # noqa: E402
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--widths", default="32,64,128,256")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--warmup", type=int, default=5)
+    args = p.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    config = FERConfig(model=ModelConfig(widths=tuple(int(w) for w in args.widths.split(","))))
+    model = build_model(config).to(device, memory_format=torch.channels_last).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
+    faces = torch.randint(0, 256, (4096, 48, 48), dtype=torch.uint8, device=device)
+    labels = torch.randint(0, 7, (4096,), device=device)
+    dtype = torch.bfloat16 if device.type == "cuda" else None
+
+    def step():
+        idx = torch.randint(0, len(faces), (args.batch_size,), device=device)
+        x = normalize(augment(faces[idx]), config.preprocessing).contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            loss = F.cross_entropy(model(x).float(), labels[idx])
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    for _ in range(args.warmup):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    images_per_s = args.steps * args.batch_size / seconds
+    report("train_throughput", {"device": str(device), "widths": args.widths, "batch_size": args.batch_size,
+                                "steps": args.steps, "images_per_s": round(images_per_s, 1),
+                                "seconds_per_fer2013_epoch": round(28709 / images_per_s, 1)})
+
+
+if __name__ == "__main__":
+    main()
