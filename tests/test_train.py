@@ -65,21 +65,27 @@ def test_progress_tracks_the_best_score():
     assert [accuracy.update(s, lower_is_better=False, min_delta=0.01) for s in (0.5, 0.505, 0.52)] == [True, False, True]
 
 
-def _start(out, epochs=6):
+def _training(out, *extra):
+    """The command and environment of a 6-epoch run on 1,024 images, in a process of its own."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
-    args = [sys.executable, "-m", "train.train", *TINY, "--limit-train", "1024", "--epochs", str(epochs),
-            "--output-dir", str(out)]
-    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return [sys.executable, "-m", "train.train", *TINY, "--limit-train", "1024", "--epochs", "6",
+            "--output-dir", str(out), *extra], env
+
+
+def _start(out):
+    command, env = _training(out)
+    log = open(out / "train.log", "w")  # a file, not a pipe: a full pipe would block the run
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
 
 
 def _interrupt_after_first_epoch(process, out, sig):
     deadline = time.time() + 300
     while not (out / "checkpoint").is_dir():
-        assert process.poll() is None and time.time() < deadline, process.stdout.read()
+        assert process.poll() is None and time.time() < deadline, (out / "train.log").read_text()
         time.sleep(0.1)
     time.sleep(0.2)
     process.send_signal(sig)
-    return process.wait(timeout=300), process.stdout.read()
+    return process.wait(timeout=300), (out / "train.log").read_text()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
@@ -99,10 +105,8 @@ def test_killed_run_resumes_with_every_epoch_accounted_for(tmp_path, fer_dataset
 
 
 def _start_resume(out):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    args = [sys.executable, "-m", "train.train", *TINY, "--limit-train", "1024", "--epochs", "6",
-            "--output-dir", str(out), "--resume"]
-    result = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    command, env = _training(out, "--resume")
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
