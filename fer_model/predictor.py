@@ -84,7 +84,10 @@ class EmotionRecognizer:
         """Label probabilities for already-cropped faces (arrays or PIL images, or a uint8 (N, H, W) tensor), batched."""
         size = self.config.preprocessing.image_size
         if not isinstance(faces, torch.Tensor):
-            faces = torch.from_numpy(np.stack([to_face_array(f, size) for f in faces]))
+            arrays = [to_face_array(f, size) for f in faces]
+            if not arrays:
+                return []
+            faces = torch.from_numpy(np.stack(arrays))
         probabilities = self.probabilities(normalize(faces.to(self.device), self.config.preprocessing),
                                            self.tta if tta is None else tta)
         return [dict(zip(self.labels, map(float, row))) for row in probabilities.cpu().numpy()]

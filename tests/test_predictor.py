@@ -58,6 +58,10 @@ def test_predict_faces_is_one_batch(recognizer, fer_dataset, monkeypatch):
         a[k] == pytest.approx(b[k], abs=1e-6) for a, b in zip(as_tensor, scores) for k in EMOTIONS)
 
 
+def test_predict_faces_of_nothing(recognizer):
+    assert recognizer.predict_faces([]) == []
+
+
 def test_flip_tta_averages_the_mirrored_face(recognizer, fer_crop):
     plain = recognizer.predict_faces([fer_crop])[0]
     mirrored = recognizer.predict_faces([np.asarray(fer_crop)[:, ::-1]])[0]

@@ -143,6 +143,22 @@ def test_detector_finds_nothing_in_a_blank_photo(blank_photo):
     assert FaceDetector().detect(blank_photo) == []
 
 
+@pytest.mark.parametrize("name", ["coins", "moon", "camera", "chelsea", "coffee", "rocket", "horse", "retina"])
+def test_no_false_faces_in_scikit_image_photos(name):
+    from skimage import data
+
+    image = getattr(data, name)()
+    gray = np.asarray(Image.fromarray(image).convert("L")) if image.dtype == np.uint8 else (image * 255).astype(np.uint8)
+    assert FaceDetector().detect(gray) == []
+
+
+def test_eye_check_removes_what_the_face_cascade_alone_accepts():
+    from skimage import data
+
+    assert len(FaceDetector(require_eye=False).detect(data.coins())) > 0
+    assert FaceDetector().detect(data.coins()) == []
+
+
 def test_merge_overlapping_keeps_the_largest():
     boxes = [(10, 10, 50, 50), (15, 15, 40, 40), (200, 200, 30, 30)]
     assert merge_overlapping(boxes, 0.3) == [(10, 10, 50, 50), (200, 200, 30, 30)]

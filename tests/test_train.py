@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 from datasets import ClassLabel, Dataset, Features, Image as ImageFeature, load_dataset
 from PIL import Image
 
@@ -55,6 +56,29 @@ def test_early_stopping_on_a_metric_that_does_not_improve(tmp_path, fer_dataset,
     history = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [1, 2, 3]
     assert "early stop" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("balance", ["loss", "sampler"])
+def test_class_balancing_runs(tmp_path, fer_dataset, balance):
+    from train.train import main
+
+    results = main([*TINY, "--epochs", "1", "--balance", balance, "--output-dir", str(tmp_path)])
+    assert results["num_examples"] == 128
+
+
+def test_class_weights_favour_rare_classes():
+    from train.train import class_weights
+
+    weights = class_weights(torch.tensor([0] * 90 + [1] * 10), 2)
+    assert weights[1] / weights[0] == pytest.approx(3.0)
+
+
+def test_same_seed_same_weights(trained, tmp_path, fer_dataset):
+    from train.train import main
+
+    out, _ = trained
+    main([*TINY, "--epochs", "1", "--output-dir", str(tmp_path)])
+    assert (tmp_path / "model.safetensors").read_bytes() == (out / "model.safetensors").read_bytes()
 
 
 def test_progress_tracks_the_best_score():

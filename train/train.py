@@ -181,7 +181,7 @@ def main(argv=None) -> dict:
         """This process's shuffled (or class-balanced) sample order, the same for an epoch on every resume."""
         generator = torch.Generator().manual_seed(args.seed * 100_003 + epoch)
         n = len(train_y)
-        order = (torch.multinomial(weights[train_y.cpu()], n, replacement=True, generator=generator)
+        order = (torch.multinomial(weights.cpu()[train_y.cpu()], n, replacement=True, generator=generator)
                  if args.balance == "sampler" else torch.randperm(n, generator=generator))
         return order[: steps_per_epoch * per_step][accelerator.process_index::accelerator.num_processes].to(device)
 
