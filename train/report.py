@@ -44,7 +44,7 @@ def plot_learning_curves(history: list[dict], path: str | Path) -> Path:
     """Loss and accuracy per epoch, train beside validation."""
     epochs = [h["epoch"] for h in history]
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
-    loss_ax.plot(epochs, [h["train_loss"] for h in history], label="train")
+    loss_ax.plot(epochs, [h["train_loss"] for h in history], label="train (augmented, label-smoothed)")
     loss_ax.plot(epochs, [h["val_loss"] for h in history], label="validation")
     loss_ax.set(xlabel="epoch", ylabel="cross-entropy", title="Loss")
     acc_ax.plot(epochs, [h["train_accuracy"] for h in history], label="train (augmented)")
