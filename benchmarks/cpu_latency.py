@@ -68,7 +68,7 @@ def main() -> None:
     assert len(faces) == 1, f"expected one face in the benchmark photo, found {len(faces)}"
     end_to_end = timed(lambda: recognizer.predict(jpeg), max(50, args.repeats // 2), warmup=5)
     batch_median = statistics.median(batched)
-    report("cpu_latency", {
+    report("cpu_latency" + (f"_threads{args.threads}" if args.threads else ""), {
         "model": args.model or "embedded default",
         "parameters": sum(p.numel() for p in model.parameters()),
         "weights_mb": round(sum(f.stat().st_size for f in Path(recognizer_folder(args.model)).glob("*.safetensors")) / 2**20, 2),

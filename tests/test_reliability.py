@@ -1,10 +1,7 @@
 """Hostile input and long use: fuzzed and malformed images never escape as anything but InvalidImageError;
 2,000 predictions leak no memory, file handles or threads."""
-import io
-import threading
 
 import numpy as np
-import psutil
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
@@ -87,20 +84,10 @@ def test_hostile_corpus(recognizer, name):
     _predict_or_invalid(recognizer, hostile_corpus()[name])
 
 
-def test_soak_2000_predictions_do_not_leak(recognizer, astronaut, fer_crop, tmp_path):
-    photo = tmp_path / "photo.jpg"
-    astronaut.crop((128, 0, 384, 256)).save(photo)  # 256x256 around the face: detection runs every time
-    crop = io.BytesIO()
-    fer_crop.save(crop, "PNG")
-    crop = crop.getvalue()
-    process = psutil.Process()
-    for i in range(200):
-        recognizer.predict(str(photo) if i % 2 else crop)
-    rss, files, threads = process.memory_info().rss, len(process.open_files()), threading.active_count()
-    for i in range(1800):
-        faces = recognizer.predict(str(photo) if i % 2 else crop)
-        assert len(faces) == 1
-    grown = (process.memory_info().rss - rss) / 2**20
-    assert grown < 50, f"resident memory grew by {grown:.1f} MB over 1,800 predictions"
-    assert len(process.open_files()) <= files
-    assert threading.active_count() <= threads
+def test_soak_2000_predictions_do_not_leak(recognizer, tmp_path):
+    from benchmarks.soak import soak, sources
+
+    figures = soak(recognizer, sources(tmp_path), predictions=2000, warmup=200)
+    assert figures["faces_found"] == [1]  # every prediction did real work
+    assert figures["rss_growth_mb"] < 50, figures
+    assert figures["open_files_growth"] <= 0 and figures["threads_growth"] <= 0, figures
