@@ -135,3 +135,13 @@ def test_browser_upload_shows_the_label(server, photos, tmp_path):
     assert (tmp_path / "app.png").stat().st_size > 10_000
     outside = [u for u in requests if not u.startswith((server, "data:", "blob:"))]
     assert outside == [], f"the page fetched from outside: {outside[:5]}"
+
+
+def test_live_frame_and_ui_handlers(astronaut, blank_photo):
+    import app
+
+    annotated, label = app.live(np.asarray(astronaut))  # a webcam frame arrives as an RGB array
+    assert annotated.size == astronaut.size and set(label) == set(EMOTIONS)
+    assert app.live(blank_photo)[1] == "no face found"
+    scores, annotated, rows, message = app.analyze(np.asarray(astronaut))
+    assert len(rows) == 1 and rows[0][1] in EMOTIONS and "Main face" in message
