@@ -1,6 +1,7 @@
 """What every benchmark reports beside its figures: the machine, the software and the exact command."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import platform
@@ -30,3 +31,15 @@ def report(name: str, figures: dict) -> dict:
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     return result
+
+
+def photo_640x480(image_format: str = "JPEG") -> bytes:
+    """scikit-image's public-domain astronaut portrait (one face) on a 640x480 canvas, encoded."""
+    from PIL import Image
+    from skimage import data
+
+    canvas = Image.new("RGB", (640, 480), (120, 120, 120))
+    canvas.paste(Image.fromarray(data.astronaut()).resize((420, 420)), (110, 30))
+    buffer = io.BytesIO()
+    canvas.save(buffer, image_format, quality=90)
+    return buffer.getvalue()

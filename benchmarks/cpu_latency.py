@@ -6,19 +6,17 @@ end-to-end latency of a 640x480 photo with one face (decode + detection + prepro
 from __future__ import annotations
 
 import argparse
-import io
 import statistics
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import report  # noqa: E402
+from benchmarks.common import photo_640x480, report  # noqa: E402
 from fer_model import EmotionRecognizer  # noqa: E402
+from fer_model.hub import WEIGHTS_NAME, resolve  # noqa: E402
 
 
 def timed(fn, repeats: int, warmup: int = 10) -> list[float]:
@@ -36,17 +34,6 @@ def summary(times: list[float]) -> dict:
     ordered = sorted(times)
     return {"median_ms": round(statistics.median(ordered), 3), "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))], 3),
             "min_ms": round(ordered[0], 3), "runs": len(ordered)}
-
-
-def photo_640x480() -> bytes:
-    """scikit-image's astronaut portrait (one face) on a 640x480 canvas, JPEG-encoded."""
-    from skimage import data
-
-    canvas = Image.new("RGB", (640, 480), (120, 120, 120))
-    canvas.paste(Image.fromarray(data.astronaut()).resize((420, 420)), (110, 30))
-    buffer = io.BytesIO()
-    canvas.save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
 
 
 def main() -> None:
@@ -71,17 +58,11 @@ def main() -> None:
     report("cpu_latency" + (f"_threads{args.threads}" if args.threads else ""), {
         "model": args.model or "embedded default",
         "parameters": sum(p.numel() for p in model.parameters()),
-        "weights_mb": round(sum(f.stat().st_size for f in Path(recognizer_folder(args.model)).glob("*.safetensors")) / 2**20, 2),
+        "weights_mb": round((resolve(args.model) / WEIGHTS_NAME).stat().st_size / 2**20, 2),
         "model_batch1": summary(single),
         "model_batch64": {**summary(batched), "faces_per_s": round(64 / batch_median * 1000, 1)},
         "end_to_end_640x480_one_face": summary(end_to_end),
     })
-
-
-def recognizer_folder(model):
-    from fer_model.hub import resolve
-
-    return resolve(model)
 
 
 if __name__ == "__main__":

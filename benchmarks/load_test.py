@@ -8,7 +8,6 @@ the server's peak resident memory; saves benchmarks/results/load_test.json.
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import socket
 import statistics
@@ -26,7 +25,7 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks.common import report  # noqa: E402
+from benchmarks.common import photo_640x480, report  # noqa: E402
 
 
 def free_port() -> int:
@@ -40,13 +39,10 @@ def photos(folder: Path) -> list[str]:
     from skimage import data
 
     astronaut = Image.fromarray(data.astronaut())
-    canvas = Image.new("RGB", (640, 480), (120, 120, 120))
-    canvas.paste(astronaut.resize((420, 420)), (110, 30))
-    paths = []
-    for name, image in (("astronaut.jpg", astronaut), ("canvas.jpg", canvas), ("small.jpg", astronaut.resize((256, 256)))):
+    (folder / "canvas.jpg").write_bytes(photo_640x480())
+    for name, image in (("astronaut.jpg", astronaut), ("small.jpg", astronaut.resize((256, 256)))):
         image.save(folder / name, quality=90)
-        paths.append(str(folder / name))
-    return paths
+    return [str(folder / name) for name in ("astronaut.jpg", "canvas.jpg", "small.jpg")]
 
 
 class PeakMemory(threading.Thread):

@@ -11,6 +11,7 @@ SIGINT/SIGTERM save the state mid-epoch; `--resume` continues from it.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import shlex
 import shutil
@@ -281,11 +282,7 @@ def validate(accelerator, model, loader, val_x, val_y, pre, metric, labels) -> d
 
 
 def _has_tensorboard() -> bool:
-    try:
-        import tensorboard  # noqa: F401
-        return True
-    except ImportError:
-        return False
+    return importlib.util.find_spec("tensorboard") is not None
 
 
 if __name__ == "__main__":
