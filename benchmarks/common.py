@@ -6,10 +6,13 @@ import json
 import os
 import platform
 import shlex
+import statistics
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import torch
 
 RESULTS = Path(__file__).parent / "results"
@@ -43,3 +46,82 @@ def photo_640x480(image_format: str = "JPEG") -> bytes:
     buffer = io.BytesIO()
     canvas.save(buffer, image_format, quality=90)
     return buffer.getvalue()
+
+
+def paste_face(face: np.ndarray, canvas_size: tuple[int, int], side: int, top_left: tuple[int, int],
+               seed: int = 0) -> np.ndarray:
+    """A grayscale face (H, W) upscaled to `side` px and pasted at `top_left` (x, y) into an RGB canvas
+    (width, height) of smooth noise around the face's own mean brightness."""
+    import cv2
+
+    width, height = canvas_size
+    rng = np.random.default_rng(seed)
+    noise = cv2.resize(rng.normal(0, 25, (height // 16 + 1, width // 16 + 1)), (width, height))
+    canvas = np.clip(face.mean() + noise, 0, 255).astype(np.uint8)
+    x, y = top_left
+    canvas[y:y + side, x:x + side] = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC)
+    return np.repeat(canvas[:, :, None], 3, axis=2)
+
+
+ASTRONAUT_FACE = (180, 64, 87, 111)
+"""The face in `skimage.data.astronaut()` (x, y, w, h), as YuNet boxes it; truth for synthetic canvases."""
+
+
+def astronaut_canvas(canvas_size: tuple[int, int], face_widths: list[int], seed: int = 0):
+    """An RGB canvas (width, height) of smooth noise with the astronaut's head pasted once per face width, in a
+    row-major grid; returns the canvas and the true face boxes (x, y, w, h)."""
+    import cv2
+    from skimage import data
+
+    width, height = canvas_size
+    rng = np.random.default_rng(seed)
+    noise = cv2.resize(rng.normal(0, 30, (height // 32 + 1, width // 32 + 1, 3)), (width, height))
+    canvas = np.clip(128 + noise, 0, 255).astype(np.uint8)
+    x, y, w, h = ASTRONAUT_FACE
+    head = data.astronaut()[max(0, y - h // 2):y + h + h // 2, max(0, x - w // 2):x + w + w // 2]
+    hx, hy = x - max(0, x - w // 2), y - max(0, y - h // 2)
+    cursor_x, cursor_y, row_height, boxes = 0, 0, 0, []
+    for face_width in face_widths:
+        scale = face_width / w
+        patch = cv2.resize(head, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+        if cursor_x + patch.shape[1] > width:
+            cursor_x, cursor_y, row_height = 0, cursor_y + row_height, 0
+        if cursor_y + patch.shape[0] > height or patch.shape[1] > width:
+            raise ValueError(f"faces {face_widths} do not fit a {width}x{height} canvas")
+        canvas[cursor_y:cursor_y + patch.shape[0], cursor_x:cursor_x + patch.shape[1]] = patch
+        boxes.append((round(cursor_x + hx * scale), round(cursor_y + hy * scale), round(w * scale), round(h * scale)))
+        cursor_x, row_height = cursor_x + patch.shape[1], max(row_height, patch.shape[0])
+    return canvas, boxes
+
+
+def count_matches(found: list, truth: list) -> tuple[int, int]:
+    """(true faces found, false faces): a detection matches a true face when its centre lies in the true box."""
+    matched, false = set(), 0
+    for face in found:
+        x, y, w, h = face.box
+        hit = next((i for i, (tx, ty, tw, th) in enumerate(truth) if i not in matched
+                    and tx <= x + w / 2 <= tx + tw and ty <= y + h / 2 <= ty + th), None)
+        if hit is None:
+            false += 1
+        else:
+            matched.add(hit)
+    return len(matched), false
+
+
+def timed(fn, repeats: int, warmup: int = 10) -> list[float]:
+    """Milliseconds of each of `repeats` calls of `fn`, after `warmup` calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def summary(times: list[float]) -> dict:
+    """Median, 95th percentile and minimum of timings in ms."""
+    ordered = sorted(times)
+    return {"median_ms": round(statistics.median(ordered), 3), "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))], 3),
+            "min_ms": round(ordered[0], 3), "runs": len(ordered)}

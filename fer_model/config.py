@@ -6,6 +6,9 @@ from dataclasses import asdict, dataclass, field, fields
 EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 """The 7 FER-2013 emotions, in the dataset's label-id order."""
 
+RETIRED_KEYS = {"face_margin"}
+"""Keys older configs carry that no longer mean anything (the crop now belongs to the face detector)."""
+
 
 @dataclass
 class ModelConfig:
@@ -20,12 +23,21 @@ class ModelConfig:
 
 @dataclass
 class PreprocessConfig:
-    """How a face becomes a model input: crop margin around the detected box, size and normalization."""
+    """How a face crop becomes a model input: size and normalization.
+
+    Faces are resized to `image_size`; the model sees `crop_size` crops of them (random while training,
+    the centre or ten crops at inference). `crop_size` None means the whole face.
+    """
 
     image_size: int = 48
-    face_margin: float = 0.1
     mean: float = 0.5
     std: float = 0.25
+    crop_size: int | None = None
+
+    @property
+    def input_size(self) -> int:
+        """Side of the square the model takes."""
+        return self.crop_size or self.image_size
 
 
 @dataclass
@@ -35,6 +47,11 @@ class FERConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     preprocessing: PreprocessConfig = field(default_factory=PreprocessConfig)
     labels: tuple[str, ...] = EMOTIONS
+    temperatures: dict[str, float] = field(default_factory=dict)
+    """Calibration: the softmax temperature fitted for each TTA mode (a missing mode uses 1)."""
+
+    def temperature(self, tta: str) -> float:
+        return float(self.temperatures.get(tta, 1.0))
 
     def to_dict(self) -> dict:
         return {"architecture": "EmotionCNN", **asdict(self)}
@@ -42,6 +59,7 @@ class FERConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "FERConfig":
         def build(kind, values):
+            values = {k: v for k, v in values.items() if k not in RETIRED_KEYS}
             known = {f.name for f in fields(kind)}
             unknown = set(values) - known
             if unknown:
@@ -52,4 +70,5 @@ class FERConfig:
             model=build(ModelConfig, data.get("model", {})),
             preprocessing=build(PreprocessConfig, data.get("preprocessing", {})),
             labels=tuple(data.get("labels", EMOTIONS)),
+            temperatures={str(k): float(v) for k, v in data.get("temperatures", {}).items()},
         )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from .config import FERConfig
 from .errors import ModelLoadError
@@ -21,7 +21,7 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 
 
 def build_model(config: FERConfig) -> EmotionCNN:
-    return EmotionCNN(config.model, num_classes=len(config.labels), image_size=config.preprocessing.image_size)
+    return EmotionCNN(config.model, num_classes=len(config.labels), image_size=config.preprocessing.input_size)
 
 
 def save_pretrained(model: torch.nn.Module, config: FERConfig, folder: str | os.PathLike,
@@ -31,7 +31,7 @@ def save_pretrained(model: torch.nn.Module, config: FERConfig, folder: str | os.
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().cpu().contiguous()
              for k, v in model.state_dict().items()}
-    save_file(state, folder / WEIGHTS_NAME, metadata={"format": "pt"})
+    (folder / WEIGHTS_NAME).write_bytes(save(state, metadata={"format": "pt"}))  # usual file mode, unlike save_file
     (folder / CONFIG_NAME).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     return folder
 
@@ -43,8 +43,10 @@ def resolve(source: str | os.PathLike | None = None, revision: str | None = None
     path = Path(source)
     if path.is_dir():
         return path
-    if path.exists() or str(source).startswith((".", "/")) or str(source).count("/") > 1:
-        raise ModelLoadError(f"{source} is neither a model folder nor a Hub repo id (user/name)")
+    if path.exists():
+        raise ModelLoadError(f"{source} is a file; a model is a folder with {CONFIG_NAME} and {WEIGHTS_NAME}")
+    if path.is_absolute() or str(source).startswith((".", "~")) or str(source).count("/") != 1:
+        raise ModelLoadError(f"no such model folder: {source} (a Hub repo id looks like user/name)")
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
 
@@ -52,10 +54,11 @@ def resolve(source: str | os.PathLike | None = None, revision: str | None = None
         return Path(snapshot_download(repo_id=str(source), revision=revision,
                                       allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, "*.md", "*.png"]))
     except LocalEntryNotFoundError as err:
-        raise ModelLoadError(f"{source} is not in the local Hub cache and the Hub cannot be reached "
-                             f"(offline or no network): {err}") from err
+        raise ModelLoadError(f"no such model folder: {source}, and the Hub repo {source} is not in the local cache "
+                             "while the Hub cannot be reached (offline or no network)") from err
     except (RepositoryNotFoundError, HfHubHTTPError) as err:
-        raise ModelLoadError(f"could not download {source} from the Hub: {err}") from err
+        raise ModelLoadError(f"no such model folder: {source}, and the Hub could not give {source}: "
+                             f"{str(err).splitlines()[0]}") from err
 
 
 def load_pretrained(source: str | os.PathLike | None = None, revision: str | None = None,

@@ -4,44 +4,53 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from . import hub
 from .config import FERConfig
-from .faces import Box, FaceDetector
+from .detection import Box, FaceDetector, create_detector
 from .image_io import load_image
 from .model import EmotionCNN
 from .preprocess import crop_face, looks_like_face_crop, normalize, to_face_array
+from .tta import average_probabilities, tta_logits
 
 
 @dataclass(frozen=True)
 class FacePrediction:
-    """One face: its box (x, y, w, h in original pixels), top label and the probability of every label."""
+    """One face: its box (x, y, w, h in original pixels), top label, the probability of every label and
+    the detector's score (None for an image classified whole)."""
 
     box: Box
     label: str
     scores: dict[str, float]
+    detection_score: float | None = None
 
     @property
     def confidence(self) -> float:
         return self.scores[self.label]
 
     def to_dict(self) -> dict:
-        return {"box": list(self.box), "label": self.label, "confidence": self.confidence, "scores": self.scores}
+        return {"box": list(self.box), "label": self.label, "confidence": self.confidence, "scores": self.scores,
+                "detection_score": self.detection_score}
 
 
 class EmotionRecognizer:
-    """Face detection + emotion CNN. Load with `from_pretrained()`; call `predict(image)`."""
+    """Face detection + emotion CNN. Load with `from_pretrained()`; call `predict(image)`.
+
+    `detector` is a detector name from `fer_model.detection.DETECTORS` (default: the best installed)
+    or any object with the `FaceDetector` interface; `tta` is a mode of `fer_model.tta.TTA_MODES`.
+    """
 
     def __init__(self, model: EmotionCNN, config: FERConfig, device: str | torch.device | None = None,
-                 detector: FaceDetector | None = None, tta: bool = False):
+                 detector: FaceDetector | str | None = None, tta: str = "none"):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = model.to(self.device).eval()
         self.config = config
         self.labels = config.labels
-        self.detector = detector or FaceDetector()
+        self.detector = detector if detector is not None and not isinstance(detector, str) else create_detector(detector)
         self.tta = tta
 
     @classmethod
@@ -61,26 +70,35 @@ class EmotionRecognizer:
             self.save_pretrained(folder)
             return hub.push_to_hub(folder, repo_id, **kwargs)
 
-    def predict(self, image, tta: bool | None = None) -> list[FacePrediction]:
+    def predict(self, image, tta: str | None = None) -> list[FacePrediction]:
         """Every face in `image` (path, bytes, PIL image or array), largest first; [] when there is none.
 
         An image with no detected face that is small and near-square (a face crop like FER-2013's)
         is classified whole. Raises `InvalidImageError` for inputs that are not usable images.
         """
-        rgb = load_image(image)
-        gray = np.asarray(rgb.convert("L"))
-        boxes = self.detector.detect(gray)
-        if boxes:
-            faces = [crop_face(gray, box, self.config.preprocessing) for box in boxes]
-        elif looks_like_face_crop(rgb.size):
-            boxes, faces = [(0, 0, rgb.width, rgb.height)], [to_face_array(gray, self.config.preprocessing.image_size)]
-        else:
-            return []
-        return [FacePrediction(box, max(scores, key=scores.get), scores)
-                for box, scores in zip(boxes, self.predict_faces(faces, tta))]
+        return self.predict_frames([np.asarray(load_image(image))], tta)[0]
+
+    def predict_frames(self, frames: list[np.ndarray], tta: str | None = None) -> list[list[FacePrediction]]:
+        """`predict` for RGB uint8 arrays (H, W, 3), e.g. video frames: the faces of all frames in one batch."""
+        size = self.config.preprocessing.image_size
+        found, crops = [], []
+        for frame in frames:
+            faces = self.detector.detect(frame)
+            gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+            if faces:
+                crops += [crop_face(gray, face.box, self.detector.framing, size) for face in faces]
+                found.append([(face.box, face.score) for face in faces])
+            elif looks_like_face_crop((frame.shape[1], frame.shape[0])):
+                crops.append(to_face_array(gray, size))
+                found.append([((0, 0, frame.shape[1], frame.shape[0]), None)])
+            else:
+                found.append([])
+        scores = iter(self.predict_faces(crops, tta))
+        return [[FacePrediction(box, max(s := next(scores), key=s.get), s, score) for box, score in faces]
+                for faces in found]
 
     @torch.inference_mode()
-    def predict_faces(self, faces, tta: bool | None = None) -> list[dict[str, float]]:
+    def predict_faces(self, faces, tta: str | None = None) -> list[dict[str, float]]:
         """Label probabilities for already-cropped faces (arrays or PIL images, or a uint8 (N, H, W) tensor), batched."""
         size = self.config.preprocessing.image_size
         if not isinstance(faces, torch.Tensor):
@@ -93,12 +111,10 @@ class EmotionRecognizer:
         return [dict(zip(self.labels, map(float, row))) for row in probabilities.cpu().numpy()]
 
     @torch.inference_mode()
-    def probabilities(self, inputs: torch.Tensor, tta: bool = False) -> torch.Tensor:
-        """Softmax over labels for normalized inputs (N, 1, H, W); with `tta`, averaged with the mirrored faces."""
-        probabilities = self.model(inputs).float().softmax(dim=1)
-        if tta:
-            probabilities = (probabilities + self.model(inputs.flip(-1)).float().softmax(dim=1)) / 2
-        return probabilities
+    def probabilities(self, inputs: torch.Tensor, tta: str = "none") -> torch.Tensor:
+        """Calibrated label probabilities for normalized faces (N, 1, H, W), averaged over the `tta` views."""
+        logits = tta_logits(self.model, inputs, tta, self.config.preprocessing.input_size)
+        return average_probabilities(logits, self.config.temperature(tta))
 
     def annotate(self, image, predictions: list[FacePrediction] | None = None) -> Image.Image:
         """A copy of `image` with every face's box and top label drawn on it."""

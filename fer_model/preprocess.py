@@ -1,15 +1,16 @@
 """The one path from pixels to model tensors, shared by training and inference.
 
-image -> grayscale -> face crop with margin -> `image_size` square uint8 -> normalized float tensor.
+image -> grayscale -> FER-style square crop around the detected face -> `image_size` uint8 -> normalized float tensor.
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import torch
 from PIL import Image
 
 from .config import PreprocessConfig
-from .faces import Box
+from .detection import Box, Framing
 
 
 def to_face_array(face, size: int = 48) -> np.ndarray:
@@ -22,14 +23,18 @@ def to_face_array(face, size: int = 48) -> np.ndarray:
     return np.asarray(image, dtype=np.uint8)
 
 
-def crop_face(gray: np.ndarray, box: Box, config: PreprocessConfig) -> np.ndarray:
-    """Square crop around `box` widened by the margin FER-2013's framing has, clamped to the image."""
-    x, y, w, h = box
-    side = max(w, h) * (1 + 2 * config.face_margin)
-    cx, cy = x + w / 2, y + h / 2
-    x0, y0 = max(0, int(round(cx - side / 2))), max(0, int(round(cy - side / 2)))
-    x1, y1 = min(gray.shape[1], int(round(cx + side / 2))), min(gray.shape[0], int(round(cy + side / 2)))
-    return to_face_array(gray[y0:y1, x0:x1], config.image_size)
+def crop_face(gray: np.ndarray, box: Box, framing: Framing, size: int = 48) -> np.ndarray:
+    """The `size` x `size` crop that frames the face in `box` as FER-2013 does; parts outside the image are
+    filled by repeating the border, so a face cut by the edge stays where it is in the crop."""
+    height, width = gray.shape
+    cx, cy, side = framing.square(box)
+    side = max(1, int(round(side)))
+    x0 = min(max(int(round(cx - side / 2)), 1 - side), width - 1)  # keep at least one pixel inside
+    y0 = min(max(int(round(cy - side / 2)), 1 - side), height - 1)
+    inside = gray[max(0, y0):min(height, y0 + side), max(0, x0):min(width, x0 + side)]
+    square = cv2.copyMakeBorder(inside, max(0, -y0), max(0, y0 + side - height), max(0, -x0),
+                                max(0, x0 + side - width), cv2.BORDER_REPLICATE)
+    return cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA if side > size else cv2.INTER_LINEAR)
 
 
 def normalize(faces: torch.Tensor, config: PreprocessConfig) -> torch.Tensor:

@@ -35,17 +35,56 @@ def astronaut_jpeg(astronaut) -> bytes:
 
 @pytest.fixture(scope="session")
 def fer_dataset():
+    """The real FER-2013, for the few tests that measure something on its faces."""
     if not (FER2013 / "data").is_dir():
-        pytest.skip(f"FER-2013 copy not found at {FER2013}")
+        pytest.skip(f"needs the real FER-2013 faces, and no copy is at {FER2013}")
     from datasets import load_dataset
 
     return load_dataset(str(FER2013))
 
 
 @pytest.fixture(scope="session")
-def fer_crop(fer_dataset) -> Image.Image:
-    """A 48x48 grayscale FER-2013 validation face."""
-    return fer_dataset["validation"][0]["image"]
+def fer_crop(astronaut) -> Image.Image:
+    """A 48x48 grayscale face framed like FER-2013's: the astronaut's, cropped as the predictor crops."""
+    from fer_model.detection import create_detector
+    from fer_model.preprocess import crop_face
+
+    detector = create_detector()
+    rgb = np.asarray(astronaut)
+    face = detector.detect(rgb)[0]
+    return Image.fromarray(crop_face(np.asarray(astronaut.convert("L")), face.box, detector.framing, 48))
+
+
+def synthetic_faces(count: int, seed: int = 0) -> np.ndarray:
+    """`count` different 48x48 uint8 faces: the astronaut's crop shifted, scaled, mirrored and re-lit."""
+    from skimage import data
+
+    rng = np.random.default_rng(seed)
+    gray = np.asarray(Image.fromarray(data.astronaut()).convert("L"))
+    faces = []
+    for _ in range(count):
+        side = int(rng.integers(110, 150))
+        x, y = int(rng.integers(155, 185)), int(rng.integers(45, 75))
+        face = np.asarray(Image.fromarray(gray[y:y + side, x:x + side]).resize((48, 48)), dtype=float)
+        face = face[:, ::-1] if rng.random() < 0.5 else face
+        faces.append(np.clip(face * rng.uniform(0.6, 1.2) + rng.normal(0, 8, face.shape), 0, 255).astype(np.uint8))
+    return np.stack(faces)
+
+
+@pytest.fixture(scope="session")
+def tiny_fer(tmp_path_factory) -> Path:
+    """A FER-2013-shaped dataset folder (parquet, `train` 1,024 and `validation` 140 faces, 7 labels) made here."""
+    from datasets import ClassLabel, Dataset, Features, Image as ImageFeature
+
+    from fer_model import EMOTIONS
+
+    folder = tmp_path_factory.mktemp("tiny_fer")
+    features = Features({"image": ImageFeature(), "label": ClassLabel(names=list(EMOTIONS))})
+    for split, count, seed in (("train", 1024, 1), ("validation", 140, 2)):
+        faces = [Image.fromarray(f) for f in synthetic_faces(count, seed)]
+        Dataset.from_dict({"image": faces, "label": [i % 7 for i in range(count)]}, features=features).to_parquet(
+            folder / "data" / f"{split}-00000-of-00001.parquet")
+    return folder
 
 
 @pytest.fixture(scope="session")

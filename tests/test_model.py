@@ -2,6 +2,7 @@
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
 
@@ -99,7 +100,7 @@ def test_refuses_missing_keys(tmp_path):
 def test_missing_folder_and_bad_source(tmp_path):
     with pytest.raises(ModelLoadError, match="no model.safetensors"):
         load_pretrained(tmp_path)
-    with pytest.raises(ModelLoadError, match="neither a model folder"):
+    with pytest.raises(ModelLoadError, match="no such model folder"):
         load_pretrained(str(tmp_path / "does" / "not" / "exist"))
 
 
@@ -154,7 +155,30 @@ def test_hub_repo_missing_from_cache_offline_is_clear(tmp_path):
     result = subprocess.run([sys.executable, "-c", HUB_LOAD, "someone/not-cached"], env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
-    assert "ModelLoadError" in result.stderr and "not in the local Hub cache" in result.stderr
+    assert "ModelLoadError" in result.stderr and "not in the local cache" in result.stderr
+
+
+@pytest.mark.parametrize("source", ["runs/fer-that-does-not-exist", "./runs/fer", "/no/such/model", "a/b/c"])
+def test_a_missing_model_folder_says_so(source, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError, match=f"no such model folder: {re.escape(source)}"):
+        EmotionRecognizer.from_pretrained(source)
+
+
+def test_saved_weights_get_the_usual_file_mode(tmp_path):
+    save_pretrained(build_model(_small_config()), _small_config(), tmp_path)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    assert modes["model.safetensors"] == modes["config.json"]
+
+
+def test_old_configs_without_temperature_or_with_face_margin_load(tmp_path):
+    save_pretrained(build_model(_small_config()), _small_config(), tmp_path)
+    data = json.loads((tmp_path / "config.json").read_text())
+    data.pop("temperatures")
+    data["preprocessing"]["face_margin"] = 0.1
+    (tmp_path / "config.json").write_text(json.dumps(data))
+    config = EmotionRecognizer.from_pretrained(tmp_path).config
+    assert config.temperature("flip") == 1.0 and config.preprocessing.crop_size is None
 
 
 def test_push_to_hub_uploads_weights_and_config(monkeypatch, tmp_path):

@@ -1,4 +1,4 @@
-"""Every input kind and mode, EXIF orientation, face detection and cropping, and the documented errors."""
+"""Every input kind and mode, EXIF orientation, face arrays and normalization, and the documented errors."""
 import io
 
 import numpy as np
@@ -7,8 +7,7 @@ import torch
 from PIL import Image
 
 from fer_model import InvalidImageError, MAX_PIXELS, PreprocessConfig, load_image
-from fer_model.faces import FaceDetector, merge_overlapping
-from fer_model.preprocess import crop_face, looks_like_face_crop, normalize, to_face_array
+from fer_model.preprocess import looks_like_face_crop, normalize, to_face_array
 
 
 def _encode(image: Image.Image, fmt: str, **kw) -> bytes:
@@ -121,54 +120,6 @@ def test_bad_inputs_raise_invalid_image_error(name, astronaut_jpeg):
     with pytest.raises(InvalidImageError) as error:
         load_image(source)
     assert str(error.value)  # a message a user can read
-
-
-def test_detector_finds_exactly_one_face_on_the_astronaut(astronaut):
-    gray = np.asarray(astronaut.convert("L"))
-    boxes = FaceDetector().detect(gray)
-    assert len(boxes) == 1
-    x, y, w, h = boxes[0]
-    assert 150 < x + w / 2 < 300 and 50 < y + h / 2 < 200  # her face, in the upper middle of the picture
-
-
-def test_detector_maps_boxes_back_from_the_downscaled_copy(astronaut):
-    gray = np.asarray(astronaut.convert("L"))
-    big = np.asarray(Image.fromarray(gray).resize((2048, 2048)))
-    (x, y, w, h), = FaceDetector().detect(gray)
-    (bx, by, bw, bh), = FaceDetector().detect(big)
-    assert abs(bx / 4 - x) < 12 and abs(by / 4 - y) < 12 and abs(bw / 4 - w) < 16
-
-
-def test_detector_finds_nothing_in_a_blank_photo(blank_photo):
-    assert FaceDetector().detect(blank_photo) == []
-
-
-@pytest.mark.parametrize("name", ["coins", "moon", "camera", "chelsea", "coffee", "rocket", "horse", "retina"])
-def test_no_false_faces_in_scikit_image_photos(name):
-    from skimage import data
-
-    image = getattr(data, name)()
-    gray = np.asarray(Image.fromarray(image).convert("L")) if image.dtype == np.uint8 else (image * 255).astype(np.uint8)
-    assert FaceDetector().detect(gray) == []
-
-
-def test_eye_check_removes_what_the_face_cascade_alone_accepts():
-    from skimage import data
-
-    assert len(FaceDetector(require_eye=False).detect(data.coins())) > 0
-    assert FaceDetector().detect(data.coins()) == []
-
-
-def test_merge_overlapping_keeps_the_largest():
-    boxes = [(10, 10, 50, 50), (15, 15, 40, 40), (200, 200, 30, 30)]
-    assert merge_overlapping(boxes, 0.3) == [(10, 10, 50, 50), (200, 200, 30, 30)]
-
-
-def test_crop_face_is_square_gray_and_clamped():
-    gray = np.random.default_rng(0).integers(0, 255, (100, 120), dtype=np.uint8)
-    config = PreprocessConfig()
-    assert crop_face(gray, (40, 30, 30, 30), config).shape == (48, 48)
-    assert crop_face(gray, (0, 0, 100, 100), config).dtype == np.uint8  # box beyond the border
 
 
 def test_to_face_array_and_normalize():

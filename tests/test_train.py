@@ -16,26 +16,32 @@ from fer_model import EMOTIONS, EmotionRecognizer
 from train.data import DatasetFormatError, load_fer_dataset, map_label_names, to_canonical, to_tensors
 from train.train import Progress
 
-from .conftest import FER2013, ROOT
+from .conftest import ROOT
 
-TINY = ["--widths", "8,16,32,64", "--hidden", "32", "--batch-size", "32", "--limit-train", "256",
-        "--limit-val", "128", "--dataset", str(FER2013)]
+SMALL_MODEL = ["--widths", "8,16,32,64", "--hidden", "32", "--batch-size", "32", "--limit-train", "256",
+               "--limit-val", "128"]
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, fer_dataset):
-    """One epoch on 256 FER-2013 images."""
+def tiny(tiny_fer):
+    """Arguments of a small model on the small dataset made by the tests."""
+    return [*SMALL_MODEL, "--dataset", str(tiny_fer)]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny):
+    """One epoch on 256 faces."""
     from train.train import main
 
     out = tmp_path_factory.mktemp("run")
-    results = main([*TINY, "--epochs", "1", "--output-dir", str(out)])
+    results = main([*tiny, "--epochs", "1", "--output-dir", str(out)])
     return out, results
 
 
 def test_one_epoch_writes_a_loadable_model_card_and_metrics(trained):
     out, results = trained
-    for name in ["config.json", "model.safetensors", "README.md", "metrics.json", "metrics.jsonl",
-                 "confusion_matrix.png", "learning_curves.png", "classification_report.txt"]:
+    for name in ["config.json", "model.safetensors", "README.md", "metrics.json", "metrics.jsonl", "command.txt",
+                 "confusion_matrix.png", "learning_curves.png", "reliability.png", "classification_report.txt"]:
         assert (out / name).is_file(), name
     recognizer = EmotionRecognizer.from_pretrained(out)
     assert recognizer.config.model.widths == (8, 16, 32, 64)
@@ -49,20 +55,20 @@ def test_one_epoch_writes_a_loadable_model_card_and_metrics(trained):
     assert (out / "checkpoint").is_dir()
 
 
-def test_early_stopping_on_a_metric_that_does_not_improve(tmp_path, fer_dataset, capsys):
+def test_early_stopping_on_a_metric_that_does_not_improve(tmp_path, tiny, capsys):
     from train.train import main
 
-    main([*TINY, "--epochs", "10", "--patience", "2", "--min-delta", "100", "--output-dir", str(tmp_path)])
+    main([*tiny, "--epochs", "10", "--patience", "2", "--min-delta", "100", "--output-dir", str(tmp_path)])
     history = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [1, 2, 3]
     assert "early stop" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("balance", ["loss", "sampler"])
-def test_class_balancing_runs(tmp_path, fer_dataset, balance):
+def test_class_balancing_runs(tmp_path, tiny, balance):
     from train.train import main
 
-    results = main([*TINY, "--epochs", "1", "--balance", balance, "--output-dir", str(tmp_path)])
+    results = main([*tiny, "--epochs", "1", "--balance", balance, "--output-dir", str(tmp_path)])
     assert results["num_examples"] == 128
 
 
@@ -73,11 +79,11 @@ def test_class_weights_favour_rare_classes():
     assert weights[1] / weights[0] == pytest.approx(3.0)
 
 
-def test_same_seed_same_weights(trained, tmp_path, fer_dataset):
+def test_same_seed_same_weights(trained, tmp_path, tiny):
     from train.train import main
 
     out, _ = trained
-    main([*TINY, "--epochs", "1", "--output-dir", str(tmp_path)])
+    main([*tiny, "--epochs", "1", "--output-dir", str(tmp_path)])
     assert (tmp_path / "model.safetensors").read_bytes() == (out / "model.safetensors").read_bytes()
 
 
@@ -89,15 +95,15 @@ def test_progress_tracks_the_best_score():
     assert [accuracy.update(s, lower_is_better=False, min_delta=0.01) for s in (0.5, 0.505, 0.52)] == [True, False, True]
 
 
-def _training(out, *extra):
+def _training(out, tiny, *extra):
     """The command and environment of a 6-epoch run on 1,024 images, in a process of its own."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
-    return [sys.executable, "-m", "train.train", *TINY, "--limit-train", "1024", "--epochs", "6",
+    return [sys.executable, "-m", "train.train", *tiny, "--limit-train", "1024", "--epochs", "6",
             "--output-dir", str(out), *extra], env
 
 
-def _start(out):
-    command, env = _training(out)
+def _start(out, tiny):
+    command, env = _training(out, tiny)
     log = open(out / "train.log", "w")  # a file, not a pipe: a full pipe would block the run
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
 
@@ -113,13 +119,13 @@ def _interrupt_after_first_epoch(process, out, sig):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
-def test_killed_run_resumes_with_every_epoch_accounted_for(tmp_path, fer_dataset, sig):
-    code, output = _interrupt_after_first_epoch(_start(tmp_path), tmp_path, sig)
+def test_killed_run_resumes_with_every_epoch_accounted_for(tmp_path, tiny, sig):
+    code, output = _interrupt_after_first_epoch(_start(tmp_path, tiny), tmp_path, sig)
     if sig == signal.SIGTERM:
         assert code == 143 and "SIGTERM: stopped at epoch" in output, output
     else:
         assert code == -signal.SIGKILL
-    resumed = _start_resume(tmp_path)
+    resumed = _start_resume(tmp_path, tiny)
     assert "resumed from" in resumed
     if sig == signal.SIGTERM:
         assert ", step 0" not in resumed.split("resumed from")[1].splitlines()[0]  # mid-epoch, not a restart
@@ -128,8 +134,8 @@ def test_killed_run_resumes_with_every_epoch_accounted_for(tmp_path, fer_dataset
     assert (tmp_path / "README.md").is_file()
 
 
-def _start_resume(out):
-    command, env = _training(out, "--resume")
+def _start_resume(out, tiny):
+    command, env = _training(out, tiny, "--resume")
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
@@ -196,19 +202,19 @@ def test_prepare_writes_the_canonical_parquet_layout(tmp_path):
     assert reloaded["train"].features["label"].names == list(EMOTIONS)
 
 
-def test_evaluate_cli_prints_json(trained, tmp_path):
+def test_evaluate_cli_prints_json(trained, tiny_fer, tmp_path):
     out, _ = trained
-    result = subprocess.run([sys.executable, "-m", "train.evaluate", "--model", str(out), "--dataset", str(FER2013),
-                             "--limit", "64", "--tta", "--out", str(tmp_path)], cwd=ROOT, capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "train.evaluate", "--model", str(out), "--dataset", str(tiny_fer),
+                             "--limit", "64", "--tta", "flip", "--out", str(tmp_path)], cwd=ROOT, capture_output=True,
                             text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["num_examples"] == 64 and report["tta"] is True and report["split"] == "validation"
+    assert report["num_examples"] == 64 and report["tta"] == "flip" and report["split"] == "validation"
     assert set(report["per_class"]) == set(EMOTIONS) and len(report["confusion_matrix"]) == 7
     assert (tmp_path / "confusion_matrix_validation.png").is_file()
 
 
-def test_push_to_hub_sends_the_model_files(tmp_path, fer_dataset, monkeypatch):
+def test_push_to_hub_sends_the_model_files(tmp_path, tiny, monkeypatch):
     import huggingface_hub
     from huggingface_hub.utils import filter_repo_objects
 
@@ -223,7 +229,7 @@ def test_push_to_hub_sends_the_model_files(tmp_path, fer_dataset, monkeypatch):
         return "https://huggingface.co/someone/fer/commit/1"
 
     monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload_folder)
-    main([*TINY, "--epochs", "1", "--output-dir", str(tmp_path), "--push-to-hub", "--hub-model-id", "someone/fer"])
+    main([*tiny, "--epochs", "1", "--output-dir", str(tmp_path), "--push-to-hub", "--hub-model-id", "someone/fer"])
     assert sent["repo"] == "someone/fer"
-    assert sent["files"] == ["README.md", "config.json", "confusion_matrix.png", "learning_curves.png",
-                             "metrics.json", "model.safetensors"]
+    assert sent["files"] == ["README.md", "command.txt", "config.json", "confusion_matrix.png", "learning_curves.png",
+                             "metrics.json", "model.safetensors", "reliability.png"]

@@ -41,3 +41,15 @@ def augment(faces: torch.Tensor, max_rotation: float = 15.0, max_scale: float = 
     erase = box & (rand(n) < erase_prob).view(n, 1, 1)
     x = torch.where(erase.unsqueeze(1), rand(n, 1, h, w) * 255, x)
     return x.squeeze(1)
+
+
+def random_crop(faces: torch.Tensor, size: int) -> torch.Tensor:
+    """A random `size` x `size` crop of each face in (N, H, W), on the faces' device."""
+    n, h, w = faces.shape
+    if (h, w) == (size, size):
+        return faces
+    top = torch.randint(0, h - size + 1, (n, 1, 1), device=faces.device)
+    left = torch.randint(0, w - size + 1, (n, 1, 1), device=faces.device)
+    offsets = torch.arange(size, device=faces.device)
+    rows, cols = (top + offsets.view(1, size, 1)), (left + offsets.view(1, 1, size))
+    return faces[torch.arange(n, device=faces.device).view(n, 1, 1), rows, cols]

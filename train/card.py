@@ -6,19 +6,30 @@ from pathlib import Path
 
 from .report import classification_report
 
+TTA_NAMES = {"none": "centre crop", "flip": "flip TTA", "ten_crop": "ten-crop TTA"}
 
-def write_model_card(folder: str | Path, metrics: dict, command: str, dataset: str, split_sizes: dict,
-                     config: dict, model_name: str = "fer-cnn", tta_metrics: dict | None = None) -> Path:
-    """Write `folder/README.md` describing the model, how it was trained and how it scores on validation."""
+
+def write_model_card(folder: str | Path, results: dict, command: str, dataset: str, split_sizes: dict,
+                     config: dict, model_name: str = "fer-cnn") -> Path:
+    """Write `folder/README.md`: the model, how it was trained and its validation scores for every TTA mode
+    (`results` maps a mode to its metrics, with `temperature` and `calibration_before`)."""
     folder = Path(folder)
-    results = [("accuracy", "Accuracy", metrics["accuracy"]), ("f1", "Macro F1", metrics["macro_f1"])]
-    if tta_metrics:
-        results.append(("accuracy", "Accuracy (flip TTA)", tta_metrics["accuracy"]))
-    metric_yaml = "\n".join(f"          - type: {kind}\n            name: {name}\n            value: {value:.4f}"
-                            for kind, name, value in results)
+    plain = results["none"]
+    metric_yaml = "\n".join(
+        f"          - type: {kind}\n            name: {name}\n            value: {value:.4f}"
+        for mode, r in results.items()
+        for kind, name, value in (("accuracy", f"Accuracy ({TTA_NAMES[mode]})", r["accuracy"]),
+                                  ("f1", f"Macro F1 ({TTA_NAMES[mode]})", r["macro_f1"])))
     splits = ", ".join(f"{name}: {size:,}" for name, size in split_sizes.items())
-    tta_line = f"\nWith horizontal-flip test-time augmentation: accuracy {tta_metrics['accuracy']:.2%}, " \
-               f"macro F1 {tta_metrics['macro_f1']:.4f}.\n" if tta_metrics else ""
+    rows = "\n".join(f"| {TTA_NAMES[mode]} | {r['accuracy']:.2%} | {r['macro_f1']:.4f} | {r['temperature']:g} "
+                     f"| {r['calibration_before']['ece']:.4f} → {r['calibration']['ece']:.4f} "
+                     f"| {r['calibration_before']['nll']:.4f} → {r['calibration']['nll']:.4f} "
+                     f"| {r['calibration_before']['brier']:.4f} → {r['calibration']['brier']:.4f} |"
+                     for mode, r in results.items())
+    pre = config["preprocessing"]
+    crop = (f"trained on random {pre['crop_size']}x{pre['crop_size']} crops of the {pre['image_size']}x{pre['image_size']} "
+            f"face, evaluated on the centre crop or ten crops" if pre.get("crop_size") else
+            f"{pre['image_size']}x{pre['image_size']}")
     card = f"""---
 license: mit
 library_name: fer-model
@@ -46,7 +57,7 @@ A VGG-style CNN (`fer_model.EmotionCNN`) trained from scratch on 48x48 grayscale
 
 ```python
 from fer_model import EmotionRecognizer
-recognizer = EmotionRecognizer.from_pretrained("<this folder or Hub repo id>")
+recognizer = EmotionRecognizer.from_pretrained("path/to/this/folder")   # or its Hub repo id
 print(recognizer.predict("photo.jpg"))   # one entry per face: box, label, scores
 ```
 
@@ -54,31 +65,39 @@ print(recognizer.predict("photo.jpg"))   # one entry per face: box, label, score
 ```json
 {json.dumps(config["model"], indent=2)}
 ```
-Preprocessing: face detection (OpenCV Haar cascade), square crop with a margin of
-{config["preprocessing"]["face_margin"]:.0%} per side, grayscale, {config["preprocessing"]["image_size"]}x{config["preprocessing"]["image_size"]}, normalized with mean {config["preprocessing"]["mean"]} and std {config["preprocessing"]["std"]}.
+Input: a face found by the package's detector, cropped square to FER-2013's framing, grayscale,
+{crop}, normalized with mean {pre["mean"]} and std {pre["std"]}.
 
 ## Training
-Data: `{dataset}` ({splits}). Model selection used the validation split (FER-2013 PublicTest) only.
+Data: `{dataset}` ({splits}). Model selection and calibration used the validation split
+(FER-2013 PublicTest) only.
 
 ```bash
 {command}
 ```
 
 ## Validation results
-Accuracy {metrics["accuracy"]:.2%}, macro F1 {metrics["macro_f1"]:.4f} on {metrics["num_examples"]:,} images.
-{tta_line}
+On {plain["num_examples"]:,} validation images. Probabilities are calibrated by temperature scaling,
+one temperature per test-time augmentation mode, fitted on validation (stored in `config.json`);
+ECE uses 15 equal-width bins. Scaling does not change any prediction.
+
+| mode | accuracy | macro F1 | temperature | ECE | NLL | Brier |
+| --- | --- | --- | --- | --- | --- | --- |
+{rows}
+
 ```
-{classification_report(metrics)}
+{classification_report(plain)}
 ```
 
 ![confusion matrix](confusion_matrix.png)
+![reliability](reliability.png)
 ![learning curves](learning_curves.png)
 
 ## Limitations
 - FER-2013 was gathered by web image search: mostly posed or staged expressions, skewed in age and
   ethnicity, with noisy labels (human agreement is about 65%). Expect lower accuracy on spontaneous faces.
 - 48x48 grayscale input: colour and fine detail are lost; small or blurred faces lose more.
-- The face detector is frontal: profile and strongly tilted faces are often missed.
+- Profile and strongly tilted faces are harder for the detector and far from FER-2013's mostly frontal faces.
 - `disgust` has 1.5% of the training images and is the least reliable class.
 - Not for decisions about people (hiring, policing, health): an expression is not an emotion.
 """

@@ -1,16 +1,19 @@
 """FER-2013 in any layout users have -> a canonical `DatasetDict` -> uint8 tensors.
 
-Layouts: a Hub dataset id or a local `datasets` folder (parquet), Kaggle's `fer2013.csv`
-(emotion, pixels, Usage), and image folders (`train/<class>/*.jpg`, `test/<class>/*.jpg`).
+Layouts: Kaggle's `fer2013.csv` (emotion, pixels, Usage: the original release), a Hub dataset id
+or a local `datasets` folder (parquet), and image folders (`train/<class>/*.jpg`, `test/<class>/*.jpg`).
 Labels are mapped by name onto FER-2013's order; splits are `train`, `validation` and, when present, `test`.
 """
 from __future__ import annotations
 
+import logging
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, load_dataset
+from datasets.exceptions import DatasetNotFoundError
 
 from fer_model.config import EMOTIONS
 from fer_model.preprocess import to_face_array
@@ -23,28 +26,69 @@ LABEL_ALIASES = {"anger": "angry", "disgusted": "disgust", "fearful": "fear", "h
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
+DEFAULT_DATASET = "fer2013.csv"
+"""Kaggle's FER-2013 file ("Challenges in Representation Learning: Facial Expression Recognition Challenge")."""
+
+
 class DatasetFormatError(ValueError):
-    """The dataset cannot be read as FER-2013 (unknown labels, missing columns or splits)."""
+    """The dataset cannot be found or read as FER-2013 (no such path, unknown labels, missing columns or splits)."""
 
 
 def load_fer_dataset(source: str, validation_fraction: float = 0.1, seed: int = 0) -> DatasetDict:
-    """Read `source` (Hub id, parquet folder, fer2013.csv or image folder) as train/validation[/test]."""
-    path = Path(source)
-    csv = path if path.suffix == ".csv" else next(iter(sorted(path.glob("*.csv"))), None) if path.is_dir() else None
-    if csv is not None:
-        dataset = _from_kaggle_csv(csv)
-    elif path.is_dir() and _is_image_folder(path):
-        dataset = load_dataset("imagefolder", data_dir=str(path))
-    else:
-        dataset = load_dataset(str(source))
-    dataset = DatasetDict({SPLIT_ALIASES.get(name.lower(), name): split for name, split in dataset.items()})
-    dataset = DatasetDict({name: to_canonical(split) for name, split in dataset.items()})
+    """Read `source` (Hub id, parquet folder, fer2013.csv or image folder) as train/validation[/test];
+    without a validation split, a stratified `validation_fraction` of train becomes one."""
+    dataset = read_splits(source)
     if "train" not in dataset:
-        raise DatasetFormatError(f"{source} has no train split (splits: {sorted(dataset)})")
+        raise DatasetFormatError(f"{source} has no train split to train on (splits: {sorted(dataset)})")
     if "validation" not in dataset:
         parts = dataset["train"].train_test_split(test_size=validation_fraction, stratify_by_column="label", seed=seed)
         dataset["train"], dataset["validation"] = parts["train"], parts["test"]
     return dataset
+
+
+def load_split(source: str, split: str) -> Dataset:
+    """One split of `source` (train, validation, test or an alias such as PublicTest), with no other split needed."""
+    dataset = read_splits(source)
+    name = SPLIT_ALIASES.get(split.lower(), split)
+    if name not in dataset:
+        raise DatasetFormatError(f"split {split!r} not in {source} (splits: {sorted(dataset)})")
+    return dataset[name]
+
+
+def read_splits(source: str) -> DatasetDict:
+    """Every split of `source` as it is, canonical names and labels."""
+    path = Path(source)
+    if not path.exists() and (path.is_absolute() or source.startswith((".", "~")) or source.count("/") != 1
+                              or path.suffix == ".csv"):
+        raise DatasetFormatError(f"no such dataset folder or file: {source} (a Hub dataset id looks like user/name)")
+    csv = path if path.suffix == ".csv" else next(iter(sorted(path.glob("*.csv"))), None) if path.is_dir() else None
+    with _quiet_dataset_cards():
+        if csv is not None:
+            dataset = _from_kaggle_csv(csv)
+        elif path.is_dir() and _is_image_folder(path):
+            dataset = load_dataset("imagefolder", data_dir=str(path))
+        elif path.is_dir():
+            dataset = load_dataset(str(path))
+        else:
+            try:
+                dataset = load_dataset(source)
+            except (ConnectionError, FileNotFoundError, DatasetNotFoundError) as err:
+                raise DatasetFormatError(f"no such dataset folder: {source}, and no Hub dataset {source} could be "
+                                         f"loaded ({type(err).__name__})") from err
+    dataset = DatasetDict({SPLIT_ALIASES.get(name.lower(), name): split for name, split in dataset.items()})
+    return DatasetDict({name: to_canonical(split) for name, split in dataset.items()})
+
+
+@contextmanager
+def _quiet_dataset_cards():
+    """A dataset folder whose README.md has no YAML block makes huggingface_hub warn on every load."""
+    logger = logging.getLogger("huggingface_hub.repocard")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def to_canonical(split: Dataset) -> Dataset:

