@@ -49,6 +49,9 @@ class FERConfig:
     labels: tuple[str, ...] = EMOTIONS
     temperatures: dict[str, float] = field(default_factory=dict)
     """Calibration: the softmax temperature fitted for each TTA mode (a missing mode uses 1)."""
+    uncertainty: dict[str, float] = field(default_factory=dict)
+    """When a prediction is flagged uncertain: `min_confidence` (top probability below it) or `min_margin`
+    (top two closer than it), measured on validation; absent keys never flag."""
 
     def temperature(self, tta: str) -> float:
         return float(self.temperatures.get(tta, 1.0))
@@ -71,4 +74,5 @@ class FERConfig:
             preprocessing=build(PreprocessConfig, data.get("preprocessing", {})),
             labels=tuple(data.get("labels", EMOTIONS)),
             temperatures={str(k): float(v) for k, v in data.get("temperatures", {}).items()},
+            uncertainty={str(k): float(v) for k, v in data.get("uncertainty", {}).items()},
         )

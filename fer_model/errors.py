@@ -11,3 +11,7 @@ class InvalidImageError(FERError, ValueError):
 
 class ModelLoadError(FERError):
     """Weights or config could not be loaded: missing files, pickle weights, or weights that do not fit the config."""
+
+
+class InvalidVideoError(FERError, ValueError):
+    """The input is not a readable video: missing, not a video, corrupt, empty or too long to analyse."""

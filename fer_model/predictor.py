@@ -14,27 +14,51 @@ from .config import FERConfig
 from .detection import Box, FaceDetector, create_detector
 from .image_io import load_image
 from .model import EmotionCNN
+from .explain import class_activation_map, overlay
 from .preprocess import crop_face, looks_like_face_crop, normalize, to_face_array
-from .tta import average_probabilities, tta_logits
+from .tta import average_probabilities, center_crop, tta_logits
 
 
 @dataclass(frozen=True)
 class FacePrediction:
-    """One face: its box (x, y, w, h in original pixels), top label, the probability of every label and
-    the detector's score (None for an image classified whole)."""
+    """One face: its box (x, y, w, h in original pixels), top label, the calibrated probability of every
+    label, the detector's score (None for an image classified whole) and whether the model is unsure
+    (top probability low or top two close, by thresholds measured on validation)."""
 
     box: Box
     label: str
     scores: dict[str, float]
     detection_score: float | None = None
+    uncertain: bool = False
 
     @property
     def confidence(self) -> float:
         return self.scores[self.label]
 
+    @property
+    def runner_up(self) -> str:
+        return sorted(self.scores, key=self.scores.get)[-2]
+
+    def describe(self) -> str:
+        """'happy 79%', or 'uncertain: happy 41% / neutral 38%'."""
+        if self.uncertain:
+            second = self.runner_up
+            return f"uncertain: {self.label} {self.confidence:.0%} / {second} {self.scores[second]:.0%}"
+        return f"{self.label} {self.confidence:.0%}"
+
     def to_dict(self) -> dict:
         return {"box": list(self.box), "label": self.label, "confidence": self.confidence, "scores": self.scores,
-                "detection_score": self.detection_score}
+                "uncertain": self.uncertain, "detection_score": self.detection_score}
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """`EmotionRecognizer.explain`'s result: the faces, a 0..1 saliency heatmap per face on its
+    `image_size` crop, and the photo with every heatmap laid over its face."""
+
+    faces: list[FacePrediction]
+    heatmaps: list[np.ndarray]
+    overlay: Image.Image
 
 
 class EmotionRecognizer:
@@ -80,35 +104,73 @@ class EmotionRecognizer:
 
     def predict_frames(self, frames: list[np.ndarray], tta: str | None = None) -> list[list[FacePrediction]]:
         """`predict` for RGB uint8 arrays (H, W, 3), e.g. video frames: the faces of all frames in one batch."""
-        size = self.config.preprocessing.image_size
-        found, crops = [], []
-        for frame in frames:
-            faces = self.detector.detect(frame)
-            gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-            if faces:
-                crops += [crop_face(gray, face.box, self.detector.framing, size) for face in faces]
-                found.append([(face.box, face.score) for face in faces])
-            elif looks_like_face_crop((frame.shape[1], frame.shape[0])):
-                crops.append(to_face_array(gray, size))
-                found.append([((0, 0, frame.shape[1], frame.shape[0]), None)])
-            else:
-                found.append([])
-        scores = iter(self.predict_faces(crops, tta))
-        return [[FacePrediction(box, max(s := next(scores), key=s.get), s, score) for box, score in faces]
+        found = [self.find_faces(frame) for frame in frames]
+        scores = iter(self.predict_faces([crop for faces in found for _, _, crop in faces], tta))
+        return [[self.prediction(box, next(scores), detection_score) for box, detection_score, _ in faces]
                 for faces in found]
+
+    def predict_video(self, path: str | os.PathLike, **options):
+        """Per-frame results of a video file, faces tracked across frames: see `fer_model.video.predict_video`."""
+        from .video import predict_video
+
+        return predict_video(self, path, **options)
+
+    def find_faces(self, frame: np.ndarray) -> list[tuple[Box, float | None, np.ndarray]]:
+        """(box, detection score, `image_size` grayscale crop) for each face of an RGB array, largest first."""
+        size = self.config.preprocessing.image_size
+        gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        faces = self.detector.detect(frame)
+        if faces:
+            return [(f.box, f.score, crop_face(gray, f.box, self.detector.framing, size)) for f in faces]
+        if looks_like_face_crop((frame.shape[1], frame.shape[0])):
+            return [((0, 0, frame.shape[1], frame.shape[0]), None, to_face_array(gray, size))]
+        return []
+
+    def prediction(self, box: Box, scores: dict[str, float], detection_score: float | None = None) -> FacePrediction:
+        """A `FacePrediction` from calibrated scores, flagged when the config's uncertainty thresholds say so."""
+        ranked = sorted(scores.values(), reverse=True)
+        limits = self.config.uncertainty
+        uncertain = ranked[0] < limits.get("min_confidence", 0.0) or ranked[0] - ranked[1] < limits.get("min_margin", 0.0)
+        return FacePrediction(box, max(scores, key=scores.get), scores, detection_score, uncertain)
+
+    def explain(self, image, method: str = "hirescam") -> Explanation:
+        """`predict` plus a saliency heatmap for each face's predicted label (`fer_model.explain`)."""
+        rgb = load_image(image)
+        found = self.find_faces(np.asarray(rgb))
+        crops = [crop for _, _, crop in found]
+        faces = [self.prediction(box, scores, score) for (box, score, _), scores in zip(found, self.predict_faces(crops))]
+        heatmaps = list(self.explain_faces(crops, method=method)) if crops else []
+        squares = [self.detector.framing.square(face.box) if face.detection_score is not None
+                   else (rgb.width / 2, rgb.height / 2, max(rgb.size)) for face in faces]
+        return Explanation(faces, heatmaps, overlay(rgb, heatmaps, squares))
+
+    def explain_faces(self, faces, targets: list[str] | None = None, method: str = "hirescam") -> np.ndarray:
+        """Saliency heatmaps (N, image_size, image_size), 0..1, of face crops for `targets` (default: the
+        predicted labels); the centre crop a cropped model sees is placed in the middle of the face."""
+        pre = self.config.preprocessing
+        inputs = center_crop(normalize(self._as_tensor(faces).to(self.device), pre), pre.input_size)
+        target_ids = None if targets is None else torch.tensor([self.labels.index(t) for t in targets], device=self.device)
+        cams = class_activation_map(self.model, inputs, target_ids, method).cpu().numpy()
+        before = (pre.image_size - pre.input_size) // 2
+        after = pre.image_size - pre.input_size - before
+        return np.pad(cams, ((0, 0), (before, after), (before, after)))
 
     @torch.inference_mode()
     def predict_faces(self, faces, tta: str | None = None) -> list[dict[str, float]]:
         """Label probabilities for already-cropped faces (arrays or PIL images, or a uint8 (N, H, W) tensor), batched."""
-        size = self.config.preprocessing.image_size
-        if not isinstance(faces, torch.Tensor):
-            arrays = [to_face_array(f, size) for f in faces]
-            if not arrays:
-                return []
-            faces = torch.from_numpy(np.stack(arrays))
+        if len(faces) == 0:
+            return []
+        faces = self._as_tensor(faces)
         probabilities = self.probabilities(normalize(faces.to(self.device), self.config.preprocessing),
                                            self.tta if tta is None else tta)
         return [dict(zip(self.labels, map(float, row))) for row in probabilities.cpu().numpy()]
+
+    def _as_tensor(self, faces) -> torch.Tensor:
+        """Face crops (arrays or PIL images, any size and mode, or a uint8 tensor) as uint8 (N, size, size)."""
+        if isinstance(faces, torch.Tensor):
+            return faces
+        size = self.config.preprocessing.image_size
+        return torch.from_numpy(np.stack([to_face_array(f, size) for f in faces]))
 
     @torch.inference_mode()
     def probabilities(self, inputs: torch.Tensor, tta: str = "none") -> torch.Tensor:
@@ -126,7 +188,7 @@ class EmotionRecognizer:
         for face in predictions:
             x, y, w, h = face.box
             draw.rectangle((x, y, x + w, y + h), outline=(255, 200, 0), width=line)
-            text = f"{face.label} {face.confidence:.0%}"
+            text = (f"#{face.track_id} " if hasattr(face, "track_id") else "") + face.describe()
             left, top, right, bottom = draw.textbbox((x, y), text, font=font)
             ty = y - (bottom - top) - 2 * line if y - (bottom - top) - 2 * line >= 0 else y + h
             draw.rectangle((x, ty, x + right - left + 2 * line, ty + bottom - top + 2 * line), fill=(255, 200, 0))

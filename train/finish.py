@@ -13,9 +13,9 @@ from pathlib import Path
 
 from fer_model import EmotionRecognizer
 from fer_model.hub import CONFIG_NAME
-from fer_model.tta import TTA_MODES
+from fer_model.tta import TTA_MODES, average_probabilities
 
-from .calibration import fit_temperature
+from .calibration import fit_temperature, fit_uncertainty
 from .card import write_model_card
 from .evaluate import collect_logits, score
 from .report import COMMAND_FILE, classification_report, plot_confusion_matrix, plot_learning_curves, plot_reliability
@@ -23,8 +23,8 @@ from .report import COMMAND_FILE, classification_report, plot_confusion_matrix, 
 
 def finish_run(folder: str | Path, split, history: list | None = None, command: str | None = None,
                dataset: str = "", split_sizes: dict | None = None, limit: int | None = None) -> dict:
-    """Fit a temperature per TTA mode on `split` (validation), store them in config.json, score every mode
-    before and after, write metrics.json, the plots, the classification report and the card.
+    """Fit a temperature per TTA mode and the uncertainty thresholds on `split` (validation), store them in
+    config.json, score every mode before and after, write metrics.json, the plots, the report and the card.
 
     Returns the metrics of the plain (no TTA) mode."""
     from .data import to_tensors
@@ -41,9 +41,12 @@ def finish_run(folder: str | Path, split, history: list | None = None, command: 
         uncalibrated = score(logits, labels, config.labels)
         results[mode] = {**score(logits, labels, config.labels, temperatures[mode]),
                          "temperature": temperatures[mode], "calibration_before": uncalibrated["calibration"]}
-    config = replace(config, temperatures=temperatures)
+    uncertainty = fit_uncertainty(average_probabilities(collect_logits(recognizer, faces), temperatures["none"]), labels)
+    config = replace(config, temperatures=temperatures,
+                     uncertainty={k: uncertainty[k] for k in ("min_confidence", "min_margin")})
     (folder / CONFIG_NAME).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-    metrics = {"validation": results["none"], **{f"validation_{mode}": results[mode] for mode in modes[1:]}}
+    metrics = {"validation": results["none"], **{f"validation_{mode}": results[mode] for mode in modes[1:]},
+               "uncertainty": uncertainty}
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     best = max(modes, key=lambda mode: results[mode]["accuracy"])
     (folder / "classification_report.txt").write_text(
@@ -57,6 +60,8 @@ def finish_run(folder: str | Path, split, history: list | None = None, command: 
         plot_learning_curves(history, folder / "learning_curves.png")
     if command:
         write_model_card(folder, results, command, dataset, split_sizes or {}, config.to_dict())
+    print(f"uncertain when confidence < {uncertainty['min_confidence']} or margin < {uncertainty['min_margin']}: "
+          f"{uncertainty['flagged_fraction']:.1%} of validation faces flagged")
     for mode in modes:
         r = results[mode]
         print(f"validation, TTA {mode:8}: accuracy {r['accuracy']:.4f}, macro F1 {r['macro_f1']:.4f}, "

@@ -1,0 +1,161 @@
+"""The `fer-model` command: emotions of the faces in photos, folders of photos and videos.
+
+    fer-model predict photo.jpg holiday/ --csv faces.csv --annotate annotated/
+    fer-model video clip.mp4 --csv clip.csv --out clip_annotated.mp4 --plot timeline.png --fps 5
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+from .detection import DETECTORS
+from .errors import FERError
+from .tta import TTA_MODES
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="fer-model", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=None, help="model folder or Hub repo id (default: the embedded model)")
+    parser.add_argument("--detector", choices=list(DETECTORS), default=None, help="face detector (default: the best installed)")
+    parser.add_argument("--tta", choices=TTA_MODES, default="none", help="test-time augmentation")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    predict = commands.add_parser("predict", help="faces and emotions in images or folders of images",
+                                  description="Faces and emotions in images; folders are searched recursively. "
+                                              "Files that are not images are reported and skipped.")
+    predict.add_argument("paths", nargs="+", type=Path, help="image files or folders")
+    predict.add_argument("--json", action="store_true", help="print one JSON object per image instead of a table")
+    predict.add_argument("--csv", type=Path, help="also write one row per face to this CSV file")
+    predict.add_argument("--annotate", type=Path, metavar="DIR", help="write annotated copies of the images here")
+
+    video = commands.add_parser("video", help="per-frame emotions of a video, faces tracked across frames",
+                                description="Per-frame emotions of a video: a CSV with one row per face per frame, "
+                                            "an annotated video and a timeline plot.")
+    video.add_argument("video", type=Path)
+    video.add_argument("--csv", type=Path, required=True, help="per-frame CSV (one row per face per frame)")
+    video.add_argument("--out", type=Path, help="annotated video (.mp4, .webm or .avi)")
+    video.add_argument("--plot", type=Path, help="timeline plot (PNG): each emotion over time, one panel per face")
+    sampling = video.add_mutually_exclusive_group()
+    sampling.add_argument("--every", type=int, help="analyse every N-th frame")
+    sampling.add_argument("--fps", type=float, help="analyse about this many frames a second")
+    video.add_argument("--smoothing", type=float, default=0.0, help="weight of the past in each face's scores (0..1)")
+    video.add_argument("--max-frames", type=int, default=None, help="stop after this many analysed frames")
+
+    args = parser.parse_args(argv)
+    try:
+        from .predictor import EmotionRecognizer
+
+        recognizer = EmotionRecognizer.from_pretrained(args.model, detector=args.detector, tta=args.tta)
+        return (run_predict if args.command == "predict" else run_video)(recognizer, args)
+    except (FERError, ValueError, RuntimeError, OSError) as err:
+        print(f"fer-model: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fer-model: interrupted; what was done so far is saved", file=sys.stderr)
+        return 130
+
+
+def image_files(paths: list[Path]) -> list[Path]:
+    """The given files, and every file in the given folders (recursively, hidden ones left out), in order."""
+    files = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+        elif path.exists():
+            files.append(path)
+        else:
+            raise FileNotFoundError(f"no such file or folder: {path}")
+    return files
+
+
+def run_predict(recognizer, args) -> int:
+    from tqdm.auto import tqdm
+
+    files = image_files(args.paths)
+    if not files:
+        raise ValueError("no image files found")
+    rows, skipped = [], 0
+    table = open(args.csv, "w", newline="") if args.csv else None
+    writer = csv.writer(table) if table else None
+    if writer:
+        writer.writerow(["file", "face", "x", "y", "width", "height", "label", "confidence", "uncertain",
+                         *recognizer.labels])
+    if args.annotate:
+        args.annotate.mkdir(parents=True, exist_ok=True)
+    try:
+        for path in tqdm(files, desc="images", unit="img", disable=len(files) < 3 or args.json, file=sys.stderr):
+            try:
+                faces = recognizer.predict(path)
+            except FERError as err:
+                skipped += 1
+                tqdm.write(f"skipped {path}: {err}", file=sys.stderr)
+                continue
+            if args.json:
+                print(json.dumps({"file": str(path), "count": len(faces), "faces": [f.to_dict() for f in faces]}))
+            rows += [(str(path), i + 1, face) for i, face in enumerate(faces)] or [(str(path), 0, None)]
+            if writer:
+                writer.writerows([str(path), i + 1, *f.box, f.label, f"{f.confidence:.4f}", int(f.uncertain),
+                                  *(f"{f.scores[k]:.4f}" for k in recognizer.labels)] for i, f in enumerate(faces))
+                table.flush()
+            if args.annotate:
+                recognizer.annotate(path, faces).save(args.annotate / f"{path.stem}_annotated.png")
+    finally:
+        if table:
+            table.close()
+    if not args.json:
+        print(format_table(rows))
+    print(f"{len(files) - skipped} image(s) read, {sum(1 for r in rows if r[2])} face(s), {skipped} skipped",
+          file=sys.stderr)
+    return 0 if skipped < len(files) else 1
+
+
+def format_table(rows) -> str:
+    lines = [f"{'file':<40} {'face':>4}  {'box (x, y, w, h)':<22} {'emotion'}"]
+    for path, number, face in rows:
+        name = path if len(path) <= 40 else "…" + path[-39:]
+        lines.append(f"{name:<40} {number:>4}  {str(face.box) if face else '-':<22} "
+                     f"{face.describe() if face else 'no face found'}")
+    return "\n".join(lines)
+
+
+def run_video(recognizer, args) -> int:
+    from tqdm.auto import tqdm
+
+    from .video import AnnotatedVideoWriter, CsvWriter, plot_timeline, predict_video, summarize, video_info
+
+    info = video_info(args.video)
+    step = args.every or (max(1, round((info.fps or 25) / args.fps)) if args.fps else 1)
+    total = -(-info.frames // step) if info.frames > 0 else None
+    if args.max_frames:
+        total = min(total or args.max_frames, args.max_frames)
+    analysed_fps = (info.fps or 25) / step
+    results = []
+    with ExitStack() as outputs:
+        table = outputs.enter_context(CsvWriter(args.csv, recognizer.labels))
+        video = outputs.enter_context(AnnotatedVideoWriter(args.out, recognizer, analysed_fps)) if args.out else None
+        try:
+            for result in tqdm(predict_video(recognizer, args.video, every=step, smoothing=args.smoothing,
+                                             max_frames=args.max_frames),
+                               total=total, desc="frames", unit="frame", file=sys.stderr):
+                table.write(result)
+                if video:
+                    video.write(result)
+                result.image = None
+                results.append(result)
+        finally:
+            if args.plot and results:
+                plot_timeline(results, args.plot, recognizer.labels)
+    for track, s in summarize(results, 1 / analysed_fps).items():
+        print(f"face {track}: mostly {s['dominant']} ({s['mean_scores'][s['dominant']]:.0%} on average), "
+              f"on screen {s['seconds_on_screen']:.1f} s from {s['first_seen']:.1f} s")
+    if not any(r.faces for r in results):
+        print("no face found in the analysed frames", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

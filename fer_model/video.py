@@ -1,0 +1,271 @@
+"""Videos: frames in, faces tracked across frames, per-frame emotions out; CSV, timeline plot, annotated video.
+
+    for frame in recognizer.predict_video("clip.mp4", fps=5):
+        print(frame.time, [(f.track_id, f.label) for f in frame.faces])
+"""
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .detection.base import iou
+from .errors import InvalidVideoError
+from .predictor import EmotionRecognizer, FacePrediction
+
+
+@dataclass(frozen=True)
+class TrackedFace(FacePrediction):
+    """A face in one video frame, with the id it keeps across frames."""
+
+    track_id: int = 0
+
+    def to_dict(self) -> dict:
+        return {"track_id": self.track_id, **super().to_dict()}
+
+
+@dataclass
+class FrameResult:
+    """The faces of one analysed frame; `image` is the RGB frame itself (for drawing)."""
+
+    index: int
+    time: float
+    faces: list[TrackedFace]
+    image: np.ndarray | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        return {"frame": self.index, "time": round(self.time, 3), "faces": [f.to_dict() for f in self.faces]}
+
+
+@dataclass
+class VideoInfo:
+    frames: int
+    fps: float
+    width: int
+    height: int
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.fps if self.fps else 0.0
+
+
+def video_info(path: str | Path) -> VideoInfo:
+    """Frame count, frame rate and size of a video; `InvalidVideoError` if it cannot be read as one."""
+    capture = _open(path)
+    try:
+        ok, frame = capture.read()
+        if not ok or frame is None:
+            raise InvalidVideoError(f"{Path(path).name}: no frame could be decoded (empty, corrupt or not a video)")
+        fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
+        return VideoInfo(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), fps if math.isfinite(fps) else 0.0,
+                         frame.shape[1], frame.shape[0])
+    finally:
+        capture.release()
+
+
+def read_frames(path: str | Path, every: int | None = None, fps: float | None = None,
+                max_frames: int | None = None) -> Iterator[tuple[int, float, np.ndarray]]:
+    """(frame index, time in s, upright RGB frame) for every `every`-th frame, or about `fps` frames a second,
+    at most `max_frames` of them. Rotation metadata is applied; audio is ignored."""
+    if every is not None and fps is not None:
+        raise ValueError("give `every` or `fps`, not both")
+    if (every is not None and every < 1) or (fps is not None and fps <= 0):
+        raise ValueError("`every` must be at least 1 and `fps` positive")
+    info = video_info(path)
+    rate = info.fps or 25.0
+    step = every or (max(1, round(rate / fps)) if fps else 1)
+    capture = _open(path)
+    taken, index = 0, 0
+    try:
+        while max_frames is None or taken < max_frames:
+            if not capture.grab():
+                break
+            if index % step == 0:
+                ok, frame = capture.retrieve()
+                if not ok:
+                    break
+                yield index, index / rate, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                taken += 1
+            index += 1
+    finally:
+        capture.release()
+    if taken == 0:
+        raise InvalidVideoError(f"{Path(path).name}: no frame could be decoded")
+
+
+class IoUTracker:
+    """Gives each face the id of the face it overlaps most (IoU above `min_iou`) in the last frames,
+    greedily by overlap; a track not seen for `max_missed` analysed frames is dropped."""
+
+    def __init__(self, min_iou: float = 0.3, max_missed: int = 5):
+        self.min_iou = min_iou
+        self.max_missed = max_missed
+        self.tracks: dict[int, tuple[np.ndarray, int]] = {}  # id -> (corner box, frames missed)
+        self.next_id = 1
+
+    def assign(self, boxes: list[tuple[int, int, int, int]]) -> list[int]:
+        corners = [np.array([x, y, x + w, y + h], float) for x, y, w, h in boxes]
+        ids = list(self.tracks)
+        pairs = sorted(((float(iou(c, self.tracks[t][0][None])[0]), i, t) for i, c in enumerate(corners) for t in ids),
+                       reverse=True)
+        assigned: dict[int, int] = {}
+        for overlap, i, track in pairs:
+            if overlap >= self.min_iou and i not in assigned and track not in assigned.values():
+                assigned[i] = track
+        for i in range(len(corners)):
+            if i not in assigned:
+                assigned[i], self.next_id = self.next_id, self.next_id + 1
+        seen = set(assigned.values())
+        self.tracks = {t: (box, missed + 1) for t, (box, missed) in self.tracks.items()
+                       if t not in seen and missed + 1 <= self.max_missed}
+        self.tracks.update({assigned[i]: (corners[i], 0) for i in range(len(corners))})
+        return [assigned[i] for i in range(len(corners))]
+
+
+def predict_video(recognizer: EmotionRecognizer, path: str | Path, every: int | None = None, fps: float | None = None,
+                  smoothing: float = 0.0, max_frames: int | None = None, batch_frames: int = 8,
+                  tta: str | None = None) -> Iterator[FrameResult]:
+    """Per-frame results of a video: faces tracked by IoU, scores optionally smoothed per track by an
+    exponential moving average (`smoothing` is the weight of the past, 0..1), the faces of `batch_frames`
+    frames classified in one forward pass."""
+    if not 0 <= smoothing < 1:
+        raise ValueError("smoothing must be in [0, 1)")
+    tracker, history = IoUTracker(), {}
+    frames = read_frames(path, every, fps, max_frames)
+    while batch := [frame for _, frame in zip(range(batch_frames), frames)]:
+        for (index, time, image), faces in zip(batch, recognizer.predict_frames([f[2] for f in batch], tta)):
+            tracked = []
+            for face, track in zip(faces, tracker.assign([f.box for f in faces])):
+                scores = face.scores
+                if smoothing and track in history:
+                    scores = {k: smoothing * history[track][k] + (1 - smoothing) * v for k, v in scores.items()}
+                history[track] = scores
+                face = recognizer.prediction(face.box, scores, face.detection_score)
+                tracked.append(TrackedFace(**vars(face), track_id=track))
+            yield FrameResult(index, time, tracked, image)
+
+
+def summarize(results: Iterable[FrameResult], frame_interval: float | None = None) -> dict[int, dict]:
+    """Per track: dominant emotion (highest mean score), mean scores, frames seen, first and last time
+    and the time on screen (frames seen x the interval between analysed frames)."""
+    results = list(results)
+    if frame_interval is None:
+        times = [r.time for r in results]
+        frame_interval = float(np.median(np.diff(times))) if len(times) > 1 else 0.0
+    tracks: dict[int, list[TrackedFace]] = {}
+    times: dict[int, list[float]] = {}
+    for result in results:
+        for face in result.faces:
+            tracks.setdefault(face.track_id, []).append(face)
+            times.setdefault(face.track_id, []).append(result.time)
+    summary = {}
+    for track, faces in sorted(tracks.items()):
+        mean = {label: float(np.mean([f.scores[label] for f in faces])) for label in faces[0].scores}
+        summary[track] = {"dominant": max(mean, key=mean.get), "mean_scores": mean, "frames": len(faces),
+                          "first_seen": times[track][0], "last_seen": times[track][-1],
+                          "seconds_on_screen": round(len(faces) * frame_interval, 3)}
+    return summary
+
+
+CSV_FIELDS = ["frame", "time_s", "track_id", "x", "y", "width", "height", "label", "confidence", "uncertain"]
+
+
+class CsvWriter:
+    """One row per face per frame, flushed after every frame so an interrupted run leaves a valid file."""
+
+    def __init__(self, path: str | Path, labels: Iterable[str]):
+        self.file = open(path, "w", newline="")
+        self.labels = list(labels)
+        self.writer = csv.writer(self.file)
+        self.writer.writerow(CSV_FIELDS + self.labels)
+
+    def write(self, result: FrameResult) -> None:
+        for f in result.faces:
+            self.writer.writerow([result.index, f"{result.time:.3f}", f.track_id, *f.box, f.label,
+                                  f"{f.confidence:.4f}", int(f.uncertain), *(f"{f.scores[k]:.4f}" for k in self.labels)])
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+FOURCC = {".mp4": "mp4v", ".webm": "VP80", ".avi": "MJPG"}
+
+
+class AnnotatedVideoWriter:
+    """Writes frames with their faces drawn; the container follows the suffix (.webm plays in browsers)."""
+
+    def __init__(self, path: str | Path, recognizer: EmotionRecognizer, fps: float):
+        suffix = Path(path).suffix.lower()
+        if suffix not in FOURCC:
+            raise ValueError(f"annotated video must end in {', '.join(FOURCC)}, not {suffix or 'nothing'}")
+        self.path, self.recognizer, self.fps, self.writer = Path(path), recognizer, fps, None
+
+    def write(self, result: FrameResult) -> None:
+        frame = np.asarray(self.recognizer.annotate(result.image, result.faces))
+        if self.writer is None:
+            self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*FOURCC[self.path.suffix.lower()]),
+                                          self.fps, (frame.shape[1], frame.shape[0]))
+            if not self.writer.isOpened():
+                raise InvalidVideoError(f"OpenCV cannot write {self.path.suffix} video here")
+        self.writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def plot_timeline(results: Iterable[FrameResult], path: str | Path, labels: Iterable[str]) -> Path:
+    """Probability of each emotion over time, one panel per track."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = list(labels)
+    series: dict[int, list[tuple[float, dict]]] = {}
+    for result in results:
+        for face in result.faces:
+            series.setdefault(face.track_id, []).append((result.time, face.scores))
+    tracks = sorted(series) or [None]
+    fig, axes = plt.subplots(len(tracks), 1, figsize=(10, 2.4 * len(tracks) + 0.6), sharex=True, squeeze=False)
+    for ax, track in zip(axes[:, 0], tracks):
+        points = series.get(track, [])
+        for label in labels:
+            ax.plot([t for t, _ in points], [s[label] for _, s in points], label=label, marker="." if len(points) < 3 else None)
+        ax.set(ylabel="probability", ylim=(0, 1), title=f"face {track}" if track is not None else "no face found")
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(ncol=len(labels), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 1.45))
+    axes[-1, 0].set_xlabel("time (s)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def _open(path: str | Path) -> cv2.VideoCapture:
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidVideoError(f"no such video file: {path}")
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise InvalidVideoError(f"{path.name} is not a video OpenCV can read")
+    capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)  # honour rotation metadata (phone videos)
+    return capture
