@@ -1,9 +1,11 @@
-"""Gradio app for Hugging Face Spaces: upload or webcam in, per-face emotions out.
+"""Gradio app for Hugging Face Spaces: photos, webcam and videos in, per-face emotions out; also an MCP server.
 
     python app.py                                   # embedded default model, offline
     FER_MODEL_ID=user/fer-cnn python app.py         # weights from the Hub (FER_MODEL_REVISION pins them)
+    FER_DETECTOR=blazeface python app.py            # another face detector (default: the best installed)
 """
 import os
+import tempfile
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -12,8 +14,9 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 from skimage import data as skimage_data  # noqa: E402
 
-from fer_model import EmotionRecognizer, InvalidImageError, load_image  # noqa: E402
+from fer_model import EmotionRecognizer, FERError, load_image  # noqa: E402
 from fer_model.results import TABLE_HEADERS, face_table, faces_json, main_face_scores, summary  # noqa: E402
+from fer_model.video import analyze_video  # noqa: E402
 
 try:  # ZeroGPU Spaces need at least one @spaces.GPU function; elsewhere the decorator is a no-op
     import spaces
@@ -23,49 +26,117 @@ except ImportError:
     def gpu(fn):
         return fn
 
-MAX_FILE_SIZE = "10mb"
+MAX_FILE_SIZE = "50mb"
 CONCURRENCY = 2
+VIDEO_FPS = 5
+VIDEO_MAX_FRAMES = 300  # 60 s at 5 frames a second: one request cannot hold the server for long
 # Parallelism comes from the queue's concurrent requests, one core each: more torch threads per
 # request would oversubscribe the cores (measured on 2 cores: 4 ms per face alone, 320 ms oversubscribed).
 torch.set_num_threads(int(os.environ.get("FER_TORCH_THREADS", "1")))
 recognizer = EmotionRecognizer.from_pretrained(os.environ.get("FER_MODEL_ID") or None,
-                                               revision=os.environ.get("FER_MODEL_REVISION") or None)
+                                               revision=os.environ.get("FER_MODEL_REVISION") or None,
+                                               detector=os.environ.get("FER_DETECTOR") or None)
 
 
 @gpu
-def analyze_image(image):
-    """Faces in the image: the image as loaded and one prediction per face, largest first."""
+def read_faces(image):
+    """The image as loaded and its faces; `gr.Error` with a readable message for anything unusable."""
     if image is None:
         raise gr.Error("Upload an image or take a webcam snapshot first.")
     try:
         rgb = load_image(image)
         return rgb, recognizer.predict(rgb)
-    except InvalidImageError as err:
-        raise gr.Error(str(err)) from err
+    except FERError as err:
+        raise gr.Error(str(err)) from None
 
 
-def analyze(image):
-    rgb, faces = analyze_image(image)
-    return main_face_scores(faces), recognizer.annotate(rgb, faces), face_table(faces), summary(faces)
+def analyze(image, explain=False):
+    """The Photo tab: main face's scores, the annotated photo (or saliency overlay), the table, a summary."""
+    try:
+        rgb, faces = read_faces(image)
+    except gr.Error as err:
+        return {}, None, [], f"⚠️ {err.message}"
+    shown = recognizer.explain(rgb).overlay if explain and faces else recognizer.annotate(rgb, faces)
+    return main_face_scores(faces), shown, face_table(faces), summary(faces)
 
 
 def predict(image):
-    """Label confidences of the main (largest) face, as a gr.Label payload."""
-    rgb, faces = analyze_image(image)
-    return main_face_scores(faces) or "no face found"
+    """Emotion of the main (largest) face in a photo.
+
+    Args:
+        image: a photo (JPEG, PNG, WebP, ...), as a file.
+
+    Returns:
+        The main face's label and the probability of each of the 7 emotions (angry, disgust, fear, happy,
+        sad, surprise, neutral); an empty object when no face is found.
+    """
+    return main_face_scores(read_faces(image)[1])
 
 
 def faces(image):
-    """Every face with its box (x, y, width, height), top label and the probability of each emotion."""
-    rgb, found = analyze_image(image)
+    """Every face in a photo with its emotion.
+
+    Args:
+        image: a photo (JPEG, PNG, WebP, ...), as a file.
+
+    Returns:
+        JSON with the image size, `count` (0 and a `message` when no face is found) and, per face from the
+        largest: `box` [x, y, width, height] in pixels, `label`, `confidence`, `scores` (the calibrated
+        probability of each emotion), `uncertain` (true when the model is unsure) and `detection_score`.
+    """
+    rgb, found = read_faces(image)
     return faces_json(found, rgb.size)
 
 
+def analyse_clip(clip, progress):
+    """Run the video analysis into a fresh folder: the analysis and its CSV, annotated video and timeline."""
+    if clip is None:
+        raise gr.Error("Upload a video first.")
+    folder = tempfile.mkdtemp(prefix="fer_video_")
+    stem = os.path.splitext(os.path.basename(clip))[0]
+    paths = [os.path.join(folder, f"{stem}{suffix}") for suffix in ("_emotions.csv", "_annotated.webm", "_timeline.png")]
+    try:
+        analysis = analyze_video(recognizer, clip, *paths, fps=VIDEO_FPS, max_frames=VIDEO_MAX_FRAMES,
+                                 progress=lambda frames, total: progress.tqdm(frames, total=total, desc="frames"))
+    except (FERError, ValueError) as err:
+        raise gr.Error(str(err)) from None
+    return analysis, paths
+
+
+def video(clip, progress=gr.Progress()):
+    """Emotions over time in a video: each face tracked across frames.
+
+    Args:
+        clip: a video file (MP4, WebM, MOV, ...); about 5 frames a second are analysed, at most 300 (60 s).
+
+    Returns:
+        JSON: `frames`, each with `frame` (index), `time` (seconds) and `faces` (as in /faces, plus a
+        `track_id` that stays the same for the same person); `tracks`, a summary per face (dominant
+        emotion, mean scores, time on screen); `truncated`, true when the video was longer than the limit.
+    """
+    analysis, _ = analyse_clip(clip, progress)
+    return {"frames": analysis.frames, "tracks": {str(k): v for k, v in analysis.tracks.items()},
+            "truncated": analysis.truncated}
+
+
+def video_tab(clip, progress=gr.Progress()):
+    """The Video tab: timeline plot, annotated video, CSV and a summary."""
+    try:
+        analysis, (csv, annotated, timeline) = analyse_clip(clip, progress)
+    except gr.Error as err:
+        return None, None, None, f"⚠️ {err.message}"
+    return timeline, annotated, csv, analysis.describe()
+
+
 def live(frame):
+    """One webcam frame: the annotated frame and the main face's scores."""
     if frame is None:
-        return None, None
-    rgb, found = analyze_image(frame)
-    return recognizer.annotate(rgb, found), main_face_scores(found) or "no face found"
+        return None, {}
+    try:
+        rgb, found = read_faces(frame)
+    except gr.Error:
+        return None, {}
+    return recognizer.annotate(rgb, found), main_face_scores(found)
 
 
 def example_images(folder: str) -> list[str]:
@@ -85,20 +156,37 @@ theme = gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"],
 
 with gr.Blocks(title="Facial expression recognition", analytics_enabled=False) as demo:
     gr.Markdown("# Facial expression recognition\nFinds every face and reads one of 7 emotions: "
-                "angry, disgust, fear, happy, sad, surprise, neutral. A CNN trained on FER-2013.")
+                "angry, disgust, fear, happy, sad, surprise, neutral. A small CNN trained on FER-2013; "
+                "confidences are calibrated, and unsure readings say so.")
     with gr.Tab("Photo"):
         with gr.Row():
             with gr.Column():
                 image = gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"], label="Photo")
+                explain = gr.Checkbox(label="Show what the model looked at (saliency map on each face)")
                 button = gr.Button("Read expressions", variant="primary")
-                gr.Examples(example_images(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".examples")),
-                            inputs=image)
             with gr.Column():
                 message = gr.Markdown()
                 label = gr.Label(num_top_classes=7, label="Main face")
                 annotated = gr.Image(label="Faces", interactive=False)
         table = gr.Dataframe(headers=TABLE_HEADERS, label="Every face", interactive=False)
+        photo_outputs = [label, annotated, table, message]
+        gr.Examples(example_images(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".examples")),
+                    inputs=image, outputs=photo_outputs, fn=analyze, run_on_click=True, cache_examples=False)
+    with gr.Tab("Video"):
+        gr.Markdown(f"Upload a clip: about {VIDEO_FPS} frames a second are analysed, at most "
+                    f"{VIDEO_MAX_FRAMES} frames ({VIDEO_MAX_FRAMES // VIDEO_FPS} s); each face keeps one number.")
+        with gr.Row():
+            with gr.Column():
+                clip = gr.Video(label="Video", sources=["upload"])
+                video_button = gr.Button("Analyse video", variant="primary")
+                video_summary = gr.Markdown()
+                video_csv = gr.File(label="Per-frame CSV")
+            with gr.Column():
+                timeline = gr.Image(label="Emotions over time", interactive=False)
+                video_out = gr.Video(label="Annotated video", interactive=False)
     with gr.Tab("Live webcam"):
+        gr.Markdown("Allow the camera, then press the record button under the webcam view: "
+                    "faces are read about 5 times a second.")
         with gr.Row():
             webcam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam")
             with gr.Column():
@@ -106,15 +194,21 @@ with gr.Blocks(title="Facial expression recognition", analytics_enabled=False) a
                 live_label = gr.Label(num_top_classes=3, label="Main face")
 
     for trigger in (button.click, image.upload):
-        trigger(analyze, image, [label, annotated, table, message], api_visibility="private")
-    with gr.Row(visible=False):  # API-only endpoints, documented on the app's "Use via API" page
-        json_out = gr.JSON()
-        gr.Button().click(predict, image, label, api_name="predict")
-        gr.Button().click(faces, image, json_out, api_name="faces")
+        trigger(analyze, [image, explain], photo_outputs, api_visibility="private")
+    video_button.click(video_tab, clip, [timeline, video_out, video_csv, video_summary], api_visibility="private")
     webcam.stream(live, webcam, [live_view, live_label], stream_every=0.2, time_limit=120,
                   concurrency_limit=CONCURRENCY, api_visibility="private")
+    with gr.Row(visible=False):  # API and MCP endpoints, documented on the app's "Use via API" page
+        api_photo = gr.File(label="Photo")
+        api_clip = gr.File(label="Video")
+        api_label = gr.Label(label="Main face emotion")
+        api_faces = gr.JSON(label="Faces")
+        api_frames = gr.JSON(label="Frames")
+        gr.Button().click(predict, api_photo, api_label, api_name="predict")
+        gr.Button().click(faces, api_photo, api_faces, api_name="faces")
+        gr.Button().click(video, api_clip, api_frames, api_name="video", concurrency_limit=1)
 
 demo.queue(max_size=64, default_concurrency_limit=CONCURRENCY)
 
 if __name__ == "__main__":
-    demo.launch(theme=theme, max_file_size=MAX_FILE_SIZE, show_error=True)
+    demo.launch(theme=theme, max_file_size=MAX_FILE_SIZE, show_error=True, mcp_server=True)

@@ -9,7 +9,6 @@ import argparse
 import csv
 import json
 import sys
-from contextlib import ExitStack
 from pathlib import Path
 
 from .detection import DETECTORS
@@ -123,37 +122,16 @@ def format_table(rows) -> str:
 
 
 def run_video(recognizer, args) -> int:
+    from functools import partial
+
     from tqdm.auto import tqdm
 
-    from .video import AnnotatedVideoWriter, CsvWriter, plot_timeline, predict_video, summarize, video_info
+    from .video import analyze_video
 
-    info = video_info(args.video)
-    step = args.every or (max(1, round((info.fps or 25) / args.fps)) if args.fps else 1)
-    total = -(-info.frames // step) if info.frames > 0 else None
-    if args.max_frames:
-        total = min(total or args.max_frames, args.max_frames)
-    analysed_fps = (info.fps or 25) / step
-    results = []
-    with ExitStack() as outputs:
-        table = outputs.enter_context(CsvWriter(args.csv, recognizer.labels))
-        video = outputs.enter_context(AnnotatedVideoWriter(args.out, recognizer, analysed_fps)) if args.out else None
-        try:
-            for result in tqdm(predict_video(recognizer, args.video, every=step, smoothing=args.smoothing,
-                                             max_frames=args.max_frames),
-                               total=total, desc="frames", unit="frame", file=sys.stderr):
-                table.write(result)
-                if video:
-                    video.write(result)
-                result.image = None
-                results.append(result)
-        finally:
-            if args.plot and results:
-                plot_timeline(results, args.plot, recognizer.labels)
-    for track, s in summarize(results, 1 / analysed_fps).items():
-        print(f"face {track}: mostly {s['dominant']} ({s['mean_scores'][s['dominant']]:.0%} on average), "
-              f"on screen {s['seconds_on_screen']:.1f} s from {s['first_seen']:.1f} s")
-    if not any(r.faces for r in results):
-        print("no face found in the analysed frames", file=sys.stderr)
+    analysis = analyze_video(recognizer, args.video, args.csv, args.out, args.plot, every=args.every, fps=args.fps,
+                             smoothing=args.smoothing, max_frames=args.max_frames,
+                             progress=partial(tqdm, desc="frames", unit="frame", file=sys.stderr))
+    print(analysis.describe().replace("**", ""))
     return 0
 
 

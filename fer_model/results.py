@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from .predictor import FacePrediction
 
-NO_FACE = "No face found. Try a brighter, frontal photo where the face is at least ~50 pixels wide."
-TABLE_HEADERS = ["face", "label", "confidence", "x", "y", "width", "height"]
+NO_FACE = "No face found. Try a brighter photo where the face is at least ~20 pixels wide."
+TABLE_HEADERS = ["face", "emotion", "confidence", "x", "y", "width", "height"]
 
 
 def main_face_scores(faces: list[FacePrediction]) -> dict[str, float]:
@@ -13,8 +13,8 @@ def main_face_scores(faces: list[FacePrediction]) -> dict[str, float]:
 
 
 def face_table(faces: list[FacePrediction]) -> list[list]:
-    """One row per face, largest first, with the columns of `TABLE_HEADERS`."""
-    return [[i + 1, f.label, round(f.confidence, 4), *f.box] for i, f in enumerate(faces)]
+    """One row per face, largest first, with the columns of `TABLE_HEADERS` (confidence as a percentage)."""
+    return [[i + 1, f.describe(), f"{f.confidence:.0%}", *f.box] for i, f in enumerate(faces)]
 
 
 def faces_json(faces: list[FacePrediction], image_size: tuple[int, int]) -> dict:
@@ -25,8 +25,8 @@ def faces_json(faces: list[FacePrediction], image_size: tuple[int, int]) -> dict
 
 
 def summary(faces: list[FacePrediction]) -> str:
+    """'Main face: **happy 79%** and 2 more faces.' (Markdown)."""
     if not faces:
         return NO_FACE
-    main = faces[0]
     others = f" and {len(faces) - 1} more face{'s' if len(faces) > 2 else ''}" if len(faces) > 1 else ""
-    return f"Main face: **{main.label}** ({main.confidence:.0%}){others}."
+    return f"Main face: **{faces[0].describe()}**{others}."

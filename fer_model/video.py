@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -269,3 +270,53 @@ def _open(path: str | Path) -> cv2.VideoCapture:
         raise InvalidVideoError(f"{path.name} is not a video OpenCV can read")
     capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)  # honour rotation metadata (phone videos)
     return capture
+
+
+@dataclass
+class VideoAnalysis:
+    """What `analyze_video` made: per-frame results, a summary per face and whether the length limit cut it."""
+
+    frames: list[dict]
+    tracks: dict[int, dict]
+    truncated: bool
+
+    def describe(self) -> str:
+        """A Markdown summary for people."""
+        lines = [f"- face {t}: mostly **{s['dominant']}** ({s['mean_scores'][s['dominant']]:.0%} on average), "
+                 f"on screen {s['seconds_on_screen']:.1f} s from {s['first_seen']:.1f} s" for t, s in self.tracks.items()]
+        text = "\n".join(lines) or "No face found in the analysed frames."
+        return text + ("\n\nOnly the beginning of the video was analysed (length limit)." if self.truncated else "")
+
+
+def analyze_video(recognizer: EmotionRecognizer, path: str | Path, csv_path: str | Path,
+                  video_path: str | Path | None = None, timeline_path: str | Path | None = None,
+                  every: int | None = None, fps: float | None = None, smoothing: float = 0.0,
+                  max_frames: int | None = None, progress=None) -> VideoAnalysis:
+    """Analyse a video into a per-frame CSV and, when asked, an annotated video and a timeline plot.
+
+    Frames: every `every`-th, or about `fps` a second, at most `max_frames`. `progress` wraps the
+    result iterator (tqdm-like, called with `total=`). An interruption (Ctrl-C) leaves a valid CSV and
+    the plot of what was done."""
+    info = video_info(path)
+    rate = info.fps or 25.0
+    step = every or (max(1, round(rate / fps)) if fps else 1)
+    expected = -(-info.frames // step) if info.frames > 0 else None
+    results = predict_video(recognizer, path, every=step, smoothing=smoothing, max_frames=max_frames)
+    if progress is not None:
+        results = progress(results, total=min((n for n in (expected, max_frames) if n), default=None))
+    kept = []
+    with ExitStack() as outputs:
+        table = outputs.enter_context(CsvWriter(csv_path, recognizer.labels))
+        video = outputs.enter_context(AnnotatedVideoWriter(video_path, recognizer, rate / step)) if video_path else None
+        try:
+            for result in results:
+                table.write(result)
+                if video:
+                    video.write(result)
+                result.image = None
+                kept.append(result)
+        finally:
+            if timeline_path and kept:
+                plot_timeline(kept, timeline_path, recognizer.labels)
+    truncated = bool(max_frames and expected and expected > max_frames)
+    return VideoAnalysis([r.to_dict() for r in kept], summarize(kept, step / rate), truncated)

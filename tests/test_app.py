@@ -8,7 +8,7 @@ from PIL import Image
 
 from fer_model import EMOTIONS, MAX_PIXELS
 
-from .conftest import hostile_corpus
+from .conftest import hostile_corpus, write_clip
 
 gradio_client = pytest.importorskip("gradio_client")
 
@@ -25,7 +25,7 @@ def server():
 
     port = _free_port()
     app.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                    show_error=True, theme=app.theme, max_file_size=app.MAX_FILE_SIZE)
+                    show_error=True, theme=app.theme, max_file_size=app.MAX_FILE_SIZE, mcp_server=True)
     yield f"http://127.0.0.1:{port}/"
     app.demo.close()
 
@@ -45,6 +45,8 @@ def photos(tmp_path_factory, astronaut, fer_crop):
     data = (folder / "astronaut.jpg").read_bytes()
     (folder / "truncated.jpg").write_bytes(data[: len(data) // 3])
     Image.new("1", (8000, MAX_PIXELS // 8000 + 1)).save(folder / "huge.png")
+    write_clip(folder / "clip.mp4", astronaut)
+    (folder / "truncated.mp4").write_bytes((folder / "clip.mp4").read_bytes()[:300])
     return folder
 
 
@@ -55,9 +57,23 @@ def _label_payload_ok(payload):
     assert sum(confidences.values()) == pytest.approx(1.0, abs=1e-4)
 
 
-def test_api_lists_both_endpoints(client):
+def test_api_lists_the_endpoints_with_labelled_components(client):
     endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
-    assert {"/predict", "/faces"} <= set(endpoints)
+    assert set(endpoints) == {"/predict", "/faces", "/video"}
+    for endpoint in endpoints.values():
+        for component in endpoint["parameters"] + endpoint["returns"]:
+            assert not component["label"].startswith("value_"), component
+
+
+def test_mcp_schema_lists_the_tools_with_their_docstrings(server):
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(f"{server}gradio_api/mcp/schema", timeout=30) as response:
+        tools = {tool["name"]: tool for tool in json.load(response)}
+    assert set(tools) == {"predict", "faces", "video"}
+    assert tools["faces"]["description"].startswith("Every face in a photo with its emotion.")
+    assert "image" in tools["faces"]["inputSchema"]["properties"]
 
 
 @pytest.mark.parametrize("name", ["astronaut.jpg", "fer.png"])
@@ -75,19 +91,20 @@ def test_faces_endpoint(client, photos, name, size):
     assert set(face["scores"]) == set(EMOTIONS) and sum(face["scores"].values()) == pytest.approx(1.0, abs=1e-4)
 
 
-def test_no_face_is_a_message(client, photos):
+def test_no_face_is_machine_readable(client, photos):
     payload = client.predict(gradio_client.handle_file(str(photos / "blank.png")), api_name="/predict")
-    assert payload["label"] == "no face found"
+    assert not payload.get("label") and not payload.get("confidences")
     result = client.predict(gradio_client.handle_file(str(photos / "blank.png")), api_name="/faces")
     assert result["count"] == 0 and "No face found" in result["message"]
 
 
-@pytest.mark.parametrize("name, says", [("notes.txt", "cannot identify image"),
+@pytest.mark.parametrize("name, says", [("notes.txt", "not an image"),
                                         ("truncated.jpg", "could not decode"),
                                         ("huge.png", "pixel limit")])
 def test_bad_inputs_get_a_clear_error_and_the_server_keeps_serving(client, photos, name, says):
-    with pytest.raises(Exception, match=says):
+    with pytest.raises(Exception, match=says) as error:
         client.predict(gradio_client.handle_file(str(photos / name)), api_name="/faces")
+    assert "/tmp" not in str(error.value) and "gradio" not in str(error.value).lower()  # no server paths
     _label_payload_ok(client.predict(gradio_client.handle_file(str(photos / "astronaut.jpg")), api_name="/predict"))
 
 
@@ -126,6 +143,12 @@ def test_browser_upload_shows_the_label(server, photos, tmp_path):
         requests = []
         page.on("request", lambda r: requests.append(r.url))
         page.goto(server, wait_until="load")
+        page.get_by_role("button", name="Read expressions").click()  # no image yet: a message, no error badges
+        page.get_by_text("Upload an image or take a webcam snapshot first.").first.wait_for(timeout=30_000)
+        assert page.get_by_text("Error", exact=True).count() == 0
+        page.locator(".gallery-item, [data-testid='examples'] button, .example").first.click()  # an example runs
+        page.get_by_text("Main face:").wait_for(timeout=60_000)
+        page.reload(wait_until="load")
         page.locator("input[type=file]").first.set_input_files(str(photos / "astronaut.jpg"))
         page.get_by_text("Main face:").wait_for(timeout=60_000)
         summary = page.get_by_text("Main face:").inner_text()
@@ -142,6 +165,29 @@ def test_live_frame_and_ui_handlers(astronaut, blank_photo):
 
     annotated, label = app.live(np.asarray(astronaut))  # a webcam frame arrives as an RGB array
     assert annotated.size == astronaut.size and set(label) == set(EMOTIONS)
-    assert app.live(blank_photo)[1] == "no face found"
+    assert app.live(blank_photo)[1] == {}
     scores, annotated, rows, message = app.analyze(np.asarray(astronaut))
-    assert len(rows) == 1 and rows[0][1] in EMOTIONS and "Main face" in message
+    assert len(rows) == 1 and rows[0][1].split()[-2] in EMOTIONS and "Main face" in message
+    assert rows[0][2] == f"{max(scores.values()):.0%}"  # the table says what the label panel says
+    overlay = app.analyze(np.asarray(astronaut), explain=True)[1]
+    assert overlay.size == astronaut.size and np.asarray(overlay).tobytes() != np.asarray(annotated).tobytes()
+
+
+def test_the_button_with_no_image_shows_only_a_message():
+    import app
+
+    scores, annotated, rows, message = app.analyze(None)
+    assert scores == {} and annotated is None and rows == [] and "Upload an image" in message
+
+
+def test_video_endpoint_tracks_one_face(client, photos):
+    result = client.predict(gradio_client.handle_file(str(photos / "clip.mp4")), api_name="/video")
+    assert len(result["frames"]) == 10 and not result["truncated"]  # 20 frames at 10 fps, 5 analysed a second
+    assert {face["track_id"] for frame in result["frames"] for face in frame["faces"]} == {1}
+    assert list(result["tracks"]) == ["1"] and result["tracks"]["1"]["dominant"] in EMOTIONS
+
+
+def test_video_endpoint_refuses_broken_videos(client, photos):
+    for name in ("truncated.mp4", "notes.txt"):
+        with pytest.raises(Exception, match="video|frame"):
+            client.predict(gradio_client.handle_file(str(photos / name)), api_name="/video")
