@@ -125,3 +125,20 @@ def summary(times: list[float]) -> dict:
     ordered = sorted(times)
     return {"median_ms": round(statistics.median(ordered), 3), "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))], 3),
             "min_ms": round(ordered[0], 3), "runs": len(ordered)}
+
+
+def write_clip(path, face, frames: int = 20, fps: float = 10.0):
+    """A 640x480 video of the RGB image `face` (resized to 320 px) moving 10 px a frame left to right,
+    written with OpenCV's mp4v codec."""
+    import cv2
+    from PIL import Image
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (640, 480))
+    small = np.asarray(Image.fromarray(np.asarray(face)).convert("RGB").resize((320, 320)))
+    for i in range(frames):
+        x = 10 * i % 310
+        canvas = np.full((480, 640, 3), 90, np.uint8)
+        canvas[80:400, x:x + 320] = small
+        writer.write(cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path

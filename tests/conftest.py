@@ -152,17 +152,3 @@ def _sixteen_bit_png() -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(np.random.default_rng(0).integers(0, 65535, (64, 64), dtype=np.uint16)).save(buffer, "PNG")
     return buffer.getvalue()
-
-
-def write_clip(path: Path, face: Image.Image, frames: int = 20, fps: float = 10.0) -> Path:
-    """A 640x480 video of `face` (320 px) moving left to right, written with OpenCV."""
-    import cv2
-
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (640, 480))
-    small = np.asarray(face.convert("RGB").resize((320, 320)))
-    for i in range(frames):
-        canvas = np.full((480, 640, 3), 90, np.uint8)
-        canvas[80:400, 10 + 10 * i:330 + 10 * i] = small
-        writer.write(cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
-    writer.release()
-    return path

@@ -8,7 +8,9 @@ from PIL import Image
 
 from fer_model import EMOTIONS, MAX_PIXELS
 
-from .conftest import hostile_corpus, write_clip
+from benchmarks.common import write_clip
+
+from .conftest import hostile_corpus
 
 gradio_client = pytest.importorskip("gradio_client")
 

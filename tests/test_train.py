@@ -233,3 +233,96 @@ def test_push_to_hub_sends_the_model_files(tmp_path, tiny, monkeypatch):
     assert sent["repo"] == "someone/fer"
     assert sent["files"] == ["README.md", "command.txt", "config.json", "confusion_matrix.png", "learning_curves.png",
                              "metrics.json", "model.safetensors", "reliability.png"]
+
+
+def test_bf16_is_the_default_on_a_cpu_that_has_it():
+    from train.train import default_mixed_precision
+
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert default_mixed_precision() == ("bf16" if native and not torch.cuda.is_available() else
+                                         default_mixed_precision())
+    assert default_mixed_precision() in ("bf16", "no")
+
+
+def test_bf16_on_cpu_trains_a_step_and_saves_loadable_weights(tmp_path, tiny):
+    from train.train import main
+
+    results = main([*tiny, "--epochs", "1", "--mixed-precision", "bf16", "--output-dir", str(tmp_path)])
+    assert 0 <= results["accuracy"] <= 1
+    recognizer = EmotionRecognizer.from_pretrained(tmp_path)
+    assert len(recognizer.predict_faces([np.zeros((48, 48), np.uint8)])) == 1
+
+
+def test_crop_training_and_ten_crop_tta(tmp_path, tiny, monkeypatch):
+    from train.train import main
+
+    main([*tiny, "--epochs", "1", "--crop-size", "40", "--output-dir", str(tmp_path)])
+    recognizer = EmotionRecognizer.from_pretrained(tmp_path)
+    assert recognizer.config.preprocessing.crop_size == 40 and recognizer.config.preprocessing.input_size == 40
+    shapes = []
+    forward = recognizer.model.forward
+    monkeypatch.setattr(recognizer.model, "forward", lambda x: shapes.append(tuple(x.shape)) or forward(x))
+    faces = [np.full((48, 48), v, np.uint8) for v in (10, 200, 90)]
+    for mode, views in (("none", 1), ("flip", 2), ("ten_crop", 10)):
+        scores = recognizer.predict_faces(faces, tta=mode)
+        assert shapes[-1] == (3 * views, 1, 40, 40) and len(scores) == 3
+        assert all(sum(s.values()) == pytest.approx(1, abs=1e-5) for s in scores)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert {"validation", "validation_flip", "validation_ten_crop"} <= set(metrics)
+    assert set(recognizer.config.temperatures) == {"none", "flip", "ten_crop"}
+
+
+def test_distillation_moves_the_student_toward_the_teacher(tmp_path, tiny, tiny_fer):
+    """A student distilled from a (random) teacher ends closer to the teacher's outputs than one trained on labels."""
+    from fer_model import FERConfig, ModelConfig
+    from fer_model.hub import build_model, load_pretrained, save_pretrained
+    from fer_model.preprocess import normalize
+    from train.train import main
+
+    torch.manual_seed(1)
+    teacher_config = FERConfig(model=ModelConfig(widths=(8, 8, 8, 8), hidden=16))
+    teacher = build_model(teacher_config)
+    with torch.no_grad():
+        teacher.head[-1].bias.copy_(torch.tensor([3.0, -2, 0, 1, -1, 0.5, 2]))  # a strong, odd preference
+    save_pretrained(teacher, teacher_config, tmp_path / "teacher")
+    common = [*tiny, "--epochs", "5", "--label-smoothing", "0", "--warmup-epochs", "0", "--ema-decay", "0",
+              "--monitor", "val_accuracy", "--min-delta", "-1", "--patience", "9"]  # keep the last epoch
+    main([*common, "--output-dir", str(tmp_path / "plain")])
+    main([*common, "--teacher", str(tmp_path / "teacher"), "--kd-weight", "1.0", "--kd-temperature", "2",
+          "--output-dir", str(tmp_path / "student")])
+    faces, _ = to_tensors(load_fer_dataset(str(tiny_fer))["validation"])
+
+    def probabilities(folder):  # the network's own outputs, before the calibration the run fits at its end
+        model, config = load_pretrained(folder)
+        with torch.no_grad():
+            return model(normalize(faces, config.preprocessing)).softmax(1)
+
+    target = probabilities(tmp_path / "teacher")
+
+    def distance(folder):
+        return torch.nn.functional.kl_div(probabilities(folder).log(), target, reduction="batchmean").item()
+
+    assert distance(tmp_path / "student") < distance(tmp_path / "plain") * 0.7
+
+
+def test_a_wrong_dataset_path_is_one_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "train.train", "--dataset", "no/such/folder", "--output-dir",
+                             str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: no such dataset folder or file: no/such/folder (a Hub dataset id looks like user/name)")
+
+
+def test_evaluate_needs_only_the_split_it_evaluates(tmp_path, trained):
+    from train.evaluate import main
+
+    only_test = tmp_path / "only_test"
+    faces = [Image.fromarray(np.full((48, 48), 30 * i, np.uint8)) for i in range(7)]
+    Dataset.from_dict({"image": faces, "label": list(range(7))},
+                      features=Features({"image": ImageFeature(), "label": ClassLabel(names=list(EMOTIONS))})
+                      ).to_parquet(only_test / "data" / "test-00000-of-00001.parquet")
+    out, _ = trained
+    result = main(["--model", str(out), "--dataset", str(only_test), "--split", "test", "--out", str(tmp_path / "eval")])
+    assert result["num_examples"] == 7 and (tmp_path / "eval" / "confusion_matrix_test.png").is_file()
+    assert not (out / "confusion_matrix_test.png").exists()  # nothing written beside the model

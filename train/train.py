@@ -184,11 +184,15 @@ def main(argv=None) -> dict:
     if args.resume and (out / CHECKPOINT).is_dir():
         accelerator.load_state(str(out / CHECKPOINT))
         accelerator.print(f"resumed from {out / CHECKPOINT} at epoch {progress.epoch + 1}, step {progress.step}")
+        if scheduler.t_initial != args.epochs * steps_per_epoch:  # a new --epochs: the cosine goes on to the new end
+            accelerator.print(f"schedule now ends at epoch {args.epochs}")
+            scheduler.t_initial = args.epochs * steps_per_epoch
     elif args.resume:
         accelerator.print(f"--resume: no checkpoint in {out}, starting fresh")
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
-        (out / COMMAND_FILE).write_text(command + "\n")
+        with open(out / COMMAND_FILE, "a" if args.resume else "w") as file:  # a resumed run adds its command
+            file.write(command + "\n")
     accelerator.init_trackers("fer", config={k: str(v) if isinstance(v, (list, tuple)) or v is None else v
                                              for k, v in vars(args).items()})
     metric = load_metric()

@@ -1,0 +1,93 @@
+"""Temperature scaling, calibration metrics, the uncertainty flag and saliency maps."""
+import numpy as np
+import pytest
+import torch
+
+from fer_model import EMOTIONS, FacePrediction
+from train.calibration import fit_temperature, fit_uncertainty, nll
+from train.evaluate import load_metric
+
+from .conftest import synthetic_faces
+
+
+def _sample(n: int, sharpness: float, seed: int = 0):
+    """Labels drawn from softmax(true logits); the model reports softmax(sharpness x true logits)."""
+    generator = torch.Generator().manual_seed(seed)
+    true_logits = torch.randn(n, 7, generator=generator) * 2
+    labels = torch.multinomial(true_logits.softmax(1), 1, generator=generator).squeeze(1)
+    return (true_logits * sharpness)[None], labels, true_logits.softmax(1)
+
+
+def test_fitted_temperature_lowers_nll_and_undoes_over_confidence():
+    logits, labels, _ = _sample(4000, sharpness=2.5)
+    temperature = fit_temperature(logits[:, :2000], labels[:2000])  # fitted on one half
+    assert temperature == pytest.approx(2.5, rel=0.2)
+    held_out = logits[:, 2000:], labels[2000:]
+    assert nll(*held_out, temperature) < nll(*held_out, 1.0) - 0.05  # and better on the other half
+
+
+def test_ece_is_near_zero_when_calibrated_and_large_when_over_confident():
+    calibration = load_metric("calibration")
+    _, labels, true_probabilities = _sample(20000, 1.0, seed=1)
+    calibrated = calibration.compute(probabilities=true_probabilities.tolist(), references=labels.tolist())
+    assert calibrated["ece"] < 0.02
+    over, _, _ = _sample(20000, 4.0, seed=1)
+    confident = calibration.compute(probabilities=over[0].softmax(1).tolist(), references=labels.tolist())
+    assert confident["ece"] > 0.15 and confident["mean_confidence"] > confident["accuracy"]
+    assert sum(b["count"] for b in confident["bins"]) == 20000 and len(confident["bins"]) == 15
+    assert confident["nll"] > calibrated["nll"] and confident["brier"] > calibrated["brier"]
+
+
+def test_uncertainty_thresholds_flag_mostly_wrong_predictions():
+    logits, labels, _ = _sample(20000, 1.0, seed=2)
+    limits = fit_uncertainty(logits[0].softmax(1), labels)
+    assert 0.3 < limits["min_confidence"] < 0.7  # calibrated: a top probability near 1/2 is a coin flip
+    assert limits["accuracy_flagged"] < 0.5 < limits["accuracy_not_flagged"]
+
+
+def test_uncertain_prediction_says_so():
+    scores = dict(zip(EMOTIONS, [0.05, 0.01, 0.05, 0.41, 0.05, 0.05, 0.38]))
+    face = FacePrediction((0, 0, 10, 10), "happy", scores, uncertain=True)
+    assert face.describe() == "uncertain: happy 41% / neutral 38%" and face.to_dict()["uncertain"] is True
+    assert FacePrediction((0, 0, 10, 10), "happy", scores).describe() == "happy 41%"
+
+
+def test_recognizer_flags_by_the_config_thresholds(recognizer):
+    unsure = dict(zip(EMOTIONS, [0.05, 0.01, 0.05, 0.41, 0.05, 0.05, 0.38]))
+    sure = dict(zip(EMOTIONS, [0.01, 0.01, 0.01, 0.93, 0.01, 0.02, 0.01]))
+    assert recognizer.config.uncertainty, "the embedded model ships measured thresholds"
+    assert recognizer.prediction((0, 0, 1, 1), unsure).uncertain
+    assert not recognizer.prediction((0, 0, 1, 1), sure).uncertain
+
+
+def test_temperature_changes_confidence_but_not_the_label(recognizer, fer_crop):
+    plain = recognizer.predict_faces([fer_crop])[0]
+    config = recognizer.config
+    saved = dict(config.temperatures)
+    try:
+        config.temperatures["none"] = 5.0
+        softened = recognizer.predict_faces([fer_crop])[0]
+    finally:
+        config.temperatures.clear()
+        config.temperatures.update(saved)
+    assert max(softened, key=softened.get) == max(plain, key=plain.get)
+    assert max(softened.values()) < max(plain.values())
+
+
+@pytest.mark.parametrize("method", ["hirescam", "gradcam"])
+def test_saliency_map_shape_range_and_target(recognizer, method):
+    faces = list(synthetic_faces(3, seed=5))
+    size = recognizer.config.preprocessing.image_size
+    maps = recognizer.explain_faces(faces, method=method)
+    assert maps.shape == (3, size, size) and np.isfinite(maps).all() and maps.min() >= 0 and maps.max() <= 1
+    predicted = [max(s, key=s.get) for s in recognizer.predict_faces(faces)]
+    other = [EMOTIONS[(EMOTIONS.index(p) + 3) % 7] for p in predicted]
+    assert not np.allclose(maps, recognizer.explain_faces(faces, targets=other, method=method))
+
+
+def test_explain_gives_one_heatmap_per_face_and_an_overlay(recognizer, astronaut):
+    explanation = recognizer.explain(astronaut)
+    assert len(explanation.faces) == len(explanation.heatmaps) == 1
+    assert explanation.overlay.size == astronaut.size
+    assert np.asarray(explanation.overlay).tobytes() != np.asarray(astronaut).tobytes()
+    assert [f.label for f in explanation.faces] == [f.label for f in recognizer.predict(astronaut)]

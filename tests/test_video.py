@@ -1,0 +1,121 @@
+"""Videos and the command line: tracking, sampling, CSV, annotated video, timeline, folders, exit codes."""
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fer_model import EMOTIONS, InvalidVideoError
+from fer_model.cli import main
+from fer_model.video import IoUTracker, read_frames, summarize
+
+from benchmarks.common import write_clip
+
+from .conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory, astronaut):
+    return write_clip(tmp_path_factory.mktemp("video") / "clip.mp4", astronaut, frames=20, fps=10)
+
+
+def test_predict_video_tracks_one_face_with_one_id(recognizer, clip):
+    results = list(recognizer.predict_video(clip))
+    assert [r.index for r in results] == list(range(20))
+    assert [r.time for r in results] == pytest.approx([i / 10 for i in range(20)])
+    assert all(len(r.faces) == 1 for r in results)
+    assert {f.track_id for r in results for f in r.faces} == {1}
+    summary = summarize(results)
+    assert list(summary) == [1] and summary[1]["frames"] == 20 and summary[1]["dominant"] in EMOTIONS
+    assert summary[1]["seconds_on_screen"] == pytest.approx(2.0)
+
+
+def test_faces_of_several_frames_are_one_batch(recognizer, clip, monkeypatch):
+    calls = []
+    forward = recognizer.model.forward
+    monkeypatch.setattr(recognizer.model, "forward", lambda x: calls.append(x.shape[0]) or forward(x))
+    list(recognizer.predict_video(clip, batch_frames=8))
+    assert calls == [8, 8, 4]
+
+
+def test_smoothing_averages_the_past(recognizer, clip):
+    plain = [r.faces[0].scores for r in recognizer.predict_video(clip)]
+    smooth = [r.faces[0].scores for r in recognizer.predict_video(clip, smoothing=0.5)]
+    assert smooth[0] == pytest.approx(plain[0])
+    assert smooth[1]["happy"] == pytest.approx(0.5 * plain[0]["happy"] + 0.5 * plain[1]["happy"], abs=1e-6)
+
+
+@pytest.mark.parametrize("options, indices", [({"every": 5}, [0, 5, 10, 15]), ({"fps": 2.5}, [0, 4, 8, 12, 16]),
+                                              ({"every": 3, "max_frames": 2}, [0, 3])])
+def test_sampling(clip, options, indices):
+    assert [index for index, _, _ in read_frames(clip, **options)] == indices
+
+
+def test_tracker_keeps_ids_and_gives_new_faces_new_ones():
+    tracker = IoUTracker()
+    assert tracker.assign([(0, 0, 50, 50), (200, 0, 50, 50)]) == [1, 2]
+    assert tracker.assign([(205, 2, 50, 50), (4, 1, 50, 50)]) == [2, 1]
+    assert tracker.assign([(400, 400, 50, 50)]) == [3]
+
+
+def test_cli_video_writes_csv_video_and_plot(clip, tmp_path, capsys):
+    out = tmp_path / "annotated.webm"
+    assert main(["video", str(clip), "--csv", str(tmp_path / "f.csv"), "--out", str(out),
+                 "--plot", str(tmp_path / "t.png"), "--fps", "5"]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "f.csv")))
+    assert len(rows) == 10 and {r["track_id"] for r in rows} == {"1"}
+    assert [r["frame"] for r in rows] == [str(i) for i in range(0, 20, 2)]
+    assert set(EMOTIONS) <= set(rows[0]) and float(rows[0]["confidence"]) == max(float(rows[0][k]) for k in EMOTIONS)
+    assert out.stat().st_size > 1000 and (tmp_path / "t.png").stat().st_size > 1000
+    assert "face 1: mostly" in capsys.readouterr().out
+
+
+def test_cli_predict_folder_skips_what_is_not_an_image(tmp_path, astronaut, capsys):
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    astronaut.save(folder / "astronaut.jpg")
+    (folder / "notes.txt").write_text("not an image")
+    data = (folder / "astronaut.jpg").read_bytes()
+    (folder / "sub" / "broken.jpg").write_bytes(data[: len(data) // 3])
+    code = main(["predict", str(folder), "--csv", str(tmp_path / "faces.csv"), "--annotate", str(tmp_path / "ann")])
+    output = capsys.readouterr()
+    assert code == 0
+    assert "skipped" in output.err and "notes.txt" in output.err and "broken.jpg" in output.err
+    assert "1 image(s) read, 1 face(s), 2 skipped" in output.err
+    rows = list(csv.DictReader(open(tmp_path / "faces.csv")))
+    assert len(rows) == 1 and rows[0]["label"] in EMOTIONS
+    assert (tmp_path / "ann" / "astronaut_annotated.png").is_file()
+
+
+def test_cli_predict_json(tmp_path, astronaut, capsys):
+    astronaut.save(tmp_path / "a.png")
+    assert main(["predict", str(tmp_path / "a.png"), "--json"]) == 0
+    line = json.loads(capsys.readouterr().out.strip())
+    assert line["count"] == 1 and line["faces"][0]["label"] in EMOTIONS
+
+
+def test_cli_exit_codes_and_one_line_errors(tmp_path, clip):
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(clip.read_bytes()[:300])
+    (tmp_path / "notes.txt").write_text("hello")
+    for args in (["video", str(truncated), "--csv", str(tmp_path / "x.csv")],
+                 ["video", str(tmp_path / "notes.txt"), "--csv", str(tmp_path / "x.csv")],
+                 ["predict", str(tmp_path / "missing.jpg")],
+                 ["predict", str(tmp_path / "notes.txt")]):
+        result = subprocess.run([sys.executable, "-m", "fer_model.cli", *args], cwd=ROOT, capture_output=True,
+                                text=True, timeout=120)
+        assert result.returncode != 0, args
+        assert "Traceback" not in result.stderr and result.stderr.strip(), args
+    help_text = subprocess.run([sys.executable, "-m", "fer_model.cli", "video", "--help"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=60)
+    assert help_text.returncode == 0 and "--every" in help_text.stdout
+
+
+def test_broken_videos_raise_the_documented_error(tmp_path, clip):
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    for path in (empty, tmp_path / "missing.mp4"):
+        with pytest.raises(InvalidVideoError):
+            list(read_frames(path))
