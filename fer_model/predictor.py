@@ -71,7 +71,7 @@ class EmotionRecognizer:
     def __init__(self, model: EmotionCNN, config: FERConfig, device: str | torch.device | None = None,
                  detector: FaceDetector | str | None = None, tta: str = "none"):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model = model.to(self.device).eval()
+        self.model = model.to(self.device, memory_format=torch.channels_last).eval()
         self.config = config
         self.labels = config.labels
         self.detector = detector if detector is not None and not isinstance(detector, str) else create_detector(detector)
@@ -133,7 +133,7 @@ class EmotionRecognizer:
         uncertain = ranked[0] < limits.get("min_confidence", 0.0) or ranked[0] - ranked[1] < limits.get("min_margin", 0.0)
         return FacePrediction(box, max(scores, key=scores.get), scores, detection_score, uncertain)
 
-    def explain(self, image, method: str = "hirescam") -> Explanation:
+    def explain(self, image, method: str = "gradcam") -> Explanation:
         """`predict` plus a saliency heatmap for each face's predicted label (`fer_model.explain`)."""
         rgb = load_image(image)
         found = self.find_faces(np.asarray(rgb))
@@ -144,7 +144,7 @@ class EmotionRecognizer:
                    else (rgb.width / 2, rgb.height / 2, max(rgb.size)) for face in faces]
         return Explanation(faces, heatmaps, overlay(rgb, heatmaps, squares))
 
-    def explain_faces(self, faces, targets: list[str] | None = None, method: str = "hirescam") -> np.ndarray:
+    def explain_faces(self, faces, targets: list[str] | None = None, method: str = "gradcam") -> np.ndarray:
         """Saliency heatmaps (N, image_size, image_size), 0..1, of face crops for `targets` (default: the
         predicted labels); the centre crop a cropped model sees is placed in the middle of the face."""
         pre = self.config.preprocessing

@@ -34,7 +34,8 @@ def views(inputs: torch.Tensor, mode: str, size: int) -> list[torch.Tensor]:
 def tta_logits(model: torch.nn.Module, inputs: torch.Tensor, mode: str, size: int) -> torch.Tensor:
     """Logits of every view in one forward pass, shape (views, N, classes)."""
     crops = views(inputs, mode, size)
-    return model(torch.cat(crops)).float().view(len(crops), len(inputs), -1)
+    batch = torch.cat(crops).contiguous(memory_format=torch.channels_last)  # oneDNN's fast path on CPUs
+    return model(batch).float().view(len(crops), len(inputs), -1)
 
 
 def average_probabilities(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:

@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
 from fer_model.config import FERConfig, ModelConfig, PreprocessConfig
+from fer_model.errors import FERError
 from fer_model.hub import build_model, load_pretrained, push_to_hub, save_pretrained
 from fer_model.preprocess import normalize
 from fer_model.tta import center_crop
@@ -162,7 +163,10 @@ def main(argv=None) -> dict:
     val_x, val_y = (t.to(device) for t in to_tensors(data["validation"], pre.image_size, args.limit_val))
     num_classes = len(config.labels)
     weights = class_weights(train_y, num_classes)
-    teachers = [Teacher.load(source, device) for source in args.teacher]
+    try:
+        teachers = [Teacher.load(source, device) for source in args.teacher]
+    except FERError as err:
+        raise SystemExit(f"error: --teacher: {err}") from None
 
     model = build_model(config).to(memory_format=torch.channels_last)
     optimizer = create_optimizer_v2(model, opt="adamw" if args.optimizer == "adamw" else "sgd", lr=args.lr,

@@ -28,7 +28,7 @@ class BlazeFaceDetector:
     """
 
     name = "blazeface"
-    framing = Framing(scale=1.21, shift_y=-0.054)  # benchmarks/fit_framing.py
+    framing = Framing(scale=1.241, shift_y=-0.056)  # benchmarks/fit_framing.py
 
     def __init__(self, score_threshold: float = 0.65, min_face: float = 16, tile_above: int = 480,
                  padding: float = 0.25, nms_iou: float = 0.3):
