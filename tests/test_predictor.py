@@ -58,7 +58,8 @@ def test_predict_faces_is_one_batch(recognizer, monkeypatch):
     forward = recognizer.model.forward
     monkeypatch.setattr(recognizer.model, "forward", lambda x: calls.append(x.shape) or forward(x))
     scores = recognizer.predict_faces(crops)
-    assert len(scores) == 6 and calls == [(6, 1, 48, 48)]
+    side = recognizer.config.preprocessing.input_size
+    assert len(scores) == 6 and calls == [(6, 1, side, side)]
     for s in scores:
         _check_scores(s)
     as_tensor = recognizer.predict_faces(torch.from_numpy(np.stack(crops)))
@@ -70,7 +71,8 @@ def test_predict_faces_of_nothing(recognizer):
     assert recognizer.predict_faces([]) == []
 
 
-def test_flip_tta_averages_the_mirrored_face(recognizer, fer_crop):
+def test_flip_tta_averages_the_mirrored_face(recognizer, fer_crop, monkeypatch):
+    monkeypatch.setattr(recognizer.config, "temperatures", {})  # one temperature for every mode
     plain = recognizer.predict_faces([fer_crop])[0]
     mirrored = recognizer.predict_faces([np.asarray(fer_crop)[:, ::-1]])[0]
     tta = recognizer.predict_faces([fer_crop], tta="flip")[0]
