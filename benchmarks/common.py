@@ -1,6 +1,7 @@
 """What every benchmark reports beside its figures: the machine, the software and the exact command."""
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import os
@@ -142,3 +143,12 @@ def write_clip(path, face, frames: int = 20, fps: float = 10.0):
         writer.write(cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
     writer.release()
     return path
+
+
+def validation_parser(doc: str, limit: int) -> argparse.ArgumentParser:
+    """The options of the benchmarks that score FER-2013 validation faces: --dataset, --model, --limit."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--dataset", default="../shared/fer2013", help="FER-2013 in any layout train.data reads")
+    parser.add_argument("--model", default=None, help="model folder or Hub id (default: the embedded default)")
+    parser.add_argument("--limit", type=int, default=limit, help="validation faces to use")
+    return parser

@@ -6,7 +6,6 @@ square crop as it is, and the same crop rotated so that the eye keypoints are le
 """
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import paste_face, report  # noqa: E402
+from benchmarks.common import paste_face, report, validation_parser  # noqa: E402
 from fer_model import EmotionRecognizer  # noqa: E402
 from fer_model.preprocess import crop_face  # noqa: E402
 from train.data import load_split, to_tensors  # noqa: E402
@@ -31,11 +30,7 @@ def levelled_crop(gray: np.ndarray, face, framing, size: int = 48) -> np.ndarray
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--dataset", default="../shared/fer2013")
-    p.add_argument("--model", default=None)
-    p.add_argument("--limit", type=int, default=1000)
-    args = p.parse_args()
+    args = validation_parser(__doc__, 1000).parse_args()
     recognizer = EmotionRecognizer.from_pretrained(args.model)
     detector = recognizer.detector
     faces, labels = to_tensors(load_split(args.dataset, "validation"), 48, args.limit)

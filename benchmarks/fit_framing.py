@@ -9,7 +9,6 @@ crop -> classify is scored beside the model's accuracy on the original crops.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import paste_face, report  # noqa: E402
+from benchmarks.common import paste_face, report, validation_parser  # noqa: E402
 from fer_model import EmotionRecognizer  # noqa: E402
 from fer_model.detection import Framing, available_detectors, create_detector  # noqa: E402
 from fer_model.preprocess import crop_face  # noqa: E402
@@ -27,10 +26,7 @@ CANVAS = (640, 480)
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--dataset", default="../shared/fer2013")
-    p.add_argument("--model", default=None, help="model folder or Hub id (default: the embedded default)")
-    p.add_argument("--limit", type=int, default=1000, help="validation faces to paste")
+    p = validation_parser(__doc__, 1000)
     p.add_argument("--detectors", nargs="+", default=None, help="default: every available detector")
     p.add_argument("--tta", default="none")
     args = p.parse_args()

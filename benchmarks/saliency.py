@@ -7,7 +7,6 @@ brightness; a faithful map makes the predicted class's probability drop more tha
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -15,18 +14,14 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import report  # noqa: E402
+from benchmarks.common import report, validation_parser  # noqa: E402
 from fer_model import EmotionRecognizer  # noqa: E402
 from fer_model.explain import SALIENCY_METHODS  # noqa: E402
 from train.data import load_split, to_tensors  # noqa: E402
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--dataset", default="../shared/fer2013")
-    p.add_argument("--model", default=None)
-    p.add_argument("--limit", type=int, default=500)
-    args = p.parse_args()
+    args = validation_parser(__doc__, 500).parse_args()
     recognizer = EmotionRecognizer.from_pretrained(args.model)
     faces, _ = to_tensors(load_split(args.dataset, "validation"), recognizer.config.preprocessing.image_size, args.limit)
     faces = faces.numpy()
