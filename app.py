@@ -39,13 +39,17 @@ recognizer = EmotionRecognizer.from_pretrained(os.environ.get("FER_MODEL_ID") or
 
 
 @gpu
-def read_faces(image):
-    """The image as loaded and its faces; `gr.Error` with a readable message for anything unusable."""
+def read_faces(image, explain=False):
+    """The image as loaded, its faces and, with `explain`, the saliency overlay (else None);
+    `gr.Error` with a readable message for anything unusable."""
     if image is None:
         raise gr.Error("Upload an image or take a webcam snapshot first.")
     try:
         rgb = load_image(image)
-        return rgb, recognizer.predict(rgb)
+        if explain:
+            explanation = recognizer.explain(rgb)
+            return rgb, explanation.faces, explanation.overlay
+        return rgb, recognizer.predict(rgb), None
     except FERError as err:
         raise gr.Error(str(err)) from None
 
@@ -53,10 +57,10 @@ def read_faces(image):
 def analyze(image, explain=False):
     """The Photo tab: main face's scores, the annotated photo (or saliency overlay), the table, a summary."""
     try:
-        rgb, faces = read_faces(image)
+        rgb, faces, overlay = read_faces(image, explain)
     except gr.Error as err:
         return {}, None, [], f"⚠️ {err.message}"
-    shown = recognizer.explain(rgb).overlay if explain and faces else recognizer.annotate(rgb, faces)
+    shown = overlay if overlay is not None and faces else recognizer.annotate(rgb, faces)
     return main_face_scores(faces), shown, face_table(faces), summary(faces)
 
 
@@ -84,7 +88,7 @@ def faces(image):
         largest: `box` [x, y, width, height] in pixels, `label`, `confidence`, `scores` (the calibrated
         probability of each emotion), `uncertain` (true when the model is unsure) and `detection_score`.
     """
-    rgb, found = read_faces(image)
+    rgb, found, _ = read_faces(image)
     return faces_json(found, rgb.size)
 
 
@@ -133,7 +137,7 @@ def live(frame):
     if frame is None:
         return None, {}
     try:
-        rgb, found = read_faces(frame)
+        rgb, found, _ = read_faces(frame)
     except gr.Error:
         return None, {}
     return recognizer.annotate(rgb, found), main_face_scores(found)
