@@ -69,6 +69,12 @@ def video_info(path: str | Path) -> VideoInfo:
         capture.release()
 
 
+def sampling(info: VideoInfo, every: int | None = None, fps: float | None = None) -> tuple[float, int]:
+    """The video's frame rate (25 when it does not say) and the step between analysed frames."""
+    rate = info.fps or 25.0
+    return rate, every or (max(1, round(rate / fps)) if fps else 1)
+
+
 def read_frames(path: str | Path, every: int | None = None, fps: float | None = None,
                 max_frames: int | None = None) -> Iterator[tuple[int, float, np.ndarray]]:
     """(frame index, time in s, upright RGB frame) for every `every`-th frame, or about `fps` frames a second,
@@ -78,8 +84,7 @@ def read_frames(path: str | Path, every: int | None = None, fps: float | None = 
     if (every is not None and every < 1) or (fps is not None and fps <= 0):
         raise ValueError("`every` must be at least 1 and `fps` positive")
     info = video_info(path)
-    rate = info.fps or 25.0
-    step = every or (max(1, round(rate / fps)) if fps else 1)
+    rate, step = sampling(info, every, fps)
     capture = _open(path)
     taken, index = 0, 0
     try:
@@ -298,8 +303,7 @@ def analyze_video(recognizer: EmotionRecognizer, path: str | Path, csv_path: str
     result iterator (tqdm-like, called with `total=`). An interruption (Ctrl-C) leaves a valid CSV and
     the plot of what was done."""
     info = video_info(path)
-    rate = info.fps or 25.0
-    step = every or (max(1, round(rate / fps)) if fps else 1)
+    rate, step = sampling(info, every, fps)
     expected = -(-info.frames // step) if info.frames > 0 else None
     results = predict_video(recognizer, path, every=step, smoothing=smoothing, max_frames=max_frames)
     if progress is not None:

@@ -34,14 +34,14 @@ def finish_run(folder: str | Path, split, history: list | None = None, command: 
     config = recognizer.config
     faces, labels = to_tensors(split, config.preprocessing.image_size, limit)
     modes = TTA_MODES if config.preprocessing.crop_size else ("none", "flip")
-    results, temperatures = {}, {}
+    results, temperatures, logits_of = {}, {}, {}
     for mode in modes:
-        logits = collect_logits(recognizer, faces, mode)
+        logits = logits_of[mode] = collect_logits(recognizer, faces, mode)
         temperatures[mode] = fit_temperature(logits, labels)
         uncalibrated = score(logits, labels, config.labels)
         results[mode] = {**score(logits, labels, config.labels, temperatures[mode]),
                          "temperature": temperatures[mode], "calibration_before": uncalibrated["calibration"]}
-    uncertainty = fit_uncertainty(average_probabilities(collect_logits(recognizer, faces), temperatures["none"]), labels)
+    uncertainty = fit_uncertainty(average_probabilities(logits_of["none"], temperatures["none"]), labels)
     config = replace(config, temperatures=temperatures,
                      uncertainty={k: uncertainty[k] for k in ("min_confidence", "min_margin")})
     (folder / CONFIG_NAME).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
