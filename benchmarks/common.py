@@ -16,14 +16,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from train.report import device_name
+
 RESULTS = Path(__file__).parent / "results"
 
 
 def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+    return {"cpu": device_name("cpu"), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "gpu": device_name("cuda") if torch.cuda.is_available() else None,
             "python": platform.python_version(), "torch": torch.__version__,
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 

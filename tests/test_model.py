@@ -1,6 +1,5 @@
 """The CNN, its config, and weights I/O (local folders, Hub cache offline, refusal of unsafe or mismatched files)."""
 import json
-import os
 import pickle
 import re
 import subprocess
@@ -13,7 +12,7 @@ from safetensors.torch import save_file
 from fer_model import EMOTIONS, EmotionCNN, EmotionRecognizer, FERConfig, ModelConfig, ModelLoadError
 from fer_model.hub import build_model, load_pretrained, save_pretrained
 
-from .conftest import ROOT
+from .conftest import subprocess_env
 
 
 def test_output_shape_and_probabilities():
@@ -135,7 +134,7 @@ def test_hub_repo_id_loads_from_cache_offline_and_pins_revision(tmp_path):
     first, second = build_model(config).eval(), build_model(config).eval()
     old, new = "a" * 40, "b" * 40
     _hub_cache(tmp_path, "someone/fer-cnn", {old: (first, config), new: (second, config)}, {"main": new})
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    env = subprocess_env(HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(tmp_path))
 
     def load(*args):
         result = subprocess.run([sys.executable, "-c", HUB_LOAD, "someone/fer-cnn", *args],
@@ -151,7 +150,7 @@ def test_hub_repo_id_loads_from_cache_offline_and_pins_revision(tmp_path):
 
 
 def test_hub_repo_missing_from_cache_offline_is_clear(tmp_path):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    env = subprocess_env(HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(tmp_path))
     result = subprocess.run([sys.executable, "-c", HUB_LOAD, "someone/not-cached"], env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode != 0

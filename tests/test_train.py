@@ -1,6 +1,5 @@
 """Training end to end on small data: outputs, early stopping, resume after SIGTERM/SIGKILL, loaders, evaluate, Hub push."""
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -9,14 +8,15 @@ import time
 import numpy as np
 import pytest
 import torch
-from datasets import ClassLabel, Dataset, Features, Image as ImageFeature, load_dataset
+from datasets import ClassLabel, Dataset, Features, load_dataset
+from datasets import Image as ImageFeature
 from PIL import Image
 
 from fer_model import EMOTIONS, EmotionRecognizer
 from train.data import DatasetFormatError, load_fer_dataset, map_label_names, to_canonical, to_tensors
 from train.train import Progress
 
-from .conftest import ROOT
+from .conftest import ROOT, subprocess_env
 
 SMALL_MODEL = ["--widths", "8,16,32,64", "--hidden", "32", "--batch-size", "32", "--limit-train", "256",
                "--limit-val", "128"]
@@ -52,6 +52,7 @@ def test_one_epoch_writes_a_loadable_model_card_and_metrics(trained):
     card = (out / "README.md").read_text()
     assert "model-index" in card and "python -m train.train" in card and "--limit-train 256" in card
     assert f"{metrics['accuracy']:.4f}" in card
+    assert "Trained for 1 epoch in" in card and json.loads((out / "metrics.jsonl").read_text())["device"] in card
     assert (out / "checkpoint").is_dir()
 
 
@@ -70,6 +71,37 @@ def test_class_balancing_runs(tmp_path, tiny, balance):
 
     results = main([*tiny, "--epochs", "1", "--balance", balance, "--output-dir", str(tmp_path)])
     assert results["num_examples"] == 128
+
+
+def test_mixup_cutmix_and_sparse_checkpoints(tmp_path, tiny):
+    from train.train import main
+
+    main([*tiny, "--epochs", "3", "--mixup", "0.2", "--cutmix", "1.0", "--checkpoint-every", "2",
+          "--patience", "10", "--output-dir", str(tmp_path)])
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 3
+    main([*tiny, "--epochs", "3", "--resume", "--output-dir", str(tmp_path)])  # the last epoch was saved: nothing left
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 3
+    with pytest.raises(SystemExit):
+        main([*tiny, "--batch-size", "31", "--mixup", "0.2", "--output-dir", str(tmp_path)])
+
+
+def test_time_budget_fits_the_schedule_to_the_minutes_left(monkeypatch):
+    from types import SimpleNamespace
+
+    from train import train
+
+    clock = [0.0]
+    monkeypatch.setattr(train.time, "monotonic", lambda: clock[0])
+    budget, scheduler = train.TimeBudget(minutes=1, max_epochs=400), SimpleNamespace(t_initial=400 * 10)
+    clock[0] = 5.0  # the first epoch pays for warm-up and is not counted
+    assert not budget.fit(scheduler, 1, steps_per_epoch=10)
+    clock[0] = 7.0  # 2 s an epoch, 53 s left: 26 more epochs
+    assert budget.fit(scheduler, 2, steps_per_epoch=10) and train.epochs(scheduler, 10) == 28
+    clock[0] = 8.0  # faster now (1.5 s an epoch on average): the end moves out, never past --epochs
+    assert budget.fit(scheduler, 3, steps_per_epoch=10) and train.epochs(scheduler, 10) == 3 + 34
+    clock[0] = 100.0  # over budget: stop after this epoch
+    budget.fit(scheduler, 4, steps_per_epoch=10)
+    assert train.epochs(scheduler, 10) == 4
 
 
 def test_class_weights_favour_rare_classes():
@@ -97,7 +129,7 @@ def test_progress_tracks_the_best_score():
 
 def _training(out, tiny, *extra):
     """The command and environment of a 6-epoch run on 1,024 images, in a process of its own."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
+    env = subprocess_env(PYTHONUNBUFFERED="1")
     return [sys.executable, "-m", "train.train", *tiny, "--limit-train", "1024", "--epochs", "6",
             "--output-dir", str(out), *extra], env
 
@@ -206,7 +238,7 @@ def test_evaluate_cli_prints_json(trained, tiny_fer, tmp_path):
     out, _ = trained
     result = subprocess.run([sys.executable, "-m", "train.evaluate", "--model", str(out), "--dataset", str(tiny_fer),
                              "--limit", "64", "--tta", "flip", "--out", str(tmp_path)], cwd=ROOT, capture_output=True,
-                            text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                            text=True, timeout=300, env=subprocess_env())
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["num_examples"] == 64 and report["tta"] == "flip" and report["split"] == "validation"
@@ -308,7 +340,7 @@ def test_distillation_moves_the_student_toward_the_teacher(tmp_path, tiny, tiny_
 def test_a_wrong_dataset_path_is_one_line(tmp_path):
     result = subprocess.run([sys.executable, "-m", "train.train", "--dataset", "no/such/folder", "--output-dir",
                              str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+                            env=subprocess_env())
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1] == (
         "error: no such dataset folder or file: no/such/folder (a Hub dataset id looks like user/name)")

@@ -10,7 +10,7 @@ TTA_NAMES = {"none": "centre crop", "flip": "flip TTA", "ten_crop": "ten-crop TT
 
 
 def write_model_card(folder: str | Path, results: dict, command: str, dataset: str, split_sizes: dict,
-                     config: dict, model_name: str = "fer-cnn") -> Path:
+                     config: dict, history: list | None = None, model_name: str = "fer-cnn") -> Path:
     """Write `folder/README.md`: the model, how it was trained and its validation scores for every TTA mode
     (`results` maps a mode to its metrics, with `temperature` and `calibration_before`)."""
     folder = Path(folder)
@@ -27,6 +27,10 @@ def write_model_card(folder: str | Path, results: dict, command: str, dataset: s
                      f"| {r['calibration_before']['brier']:.4f} → {r['calibration']['brier']:.4f} |"
                      for mode, r in results.items())
     pre = config["preprocessing"]
+    devices = sorted({h["device"] for h in history or [] if "device" in h})
+    hardware = (f"\nTrained for {len(history)} epoch{'s' * (len(history) != 1)} in "
+                f"{sum(h['seconds'] for h in history) / 60:.1f} minutes on "
+                f"{' and '.join(devices)}." if devices else "")
     crop = (f"trained on random {pre['crop_size']}x{pre['crop_size']} crops of the {pre['image_size']}x{pre['image_size']} "
             f"face, evaluated on the centre crop or ten crops" if pre.get("crop_size") else
             f"{pre['image_size']}x{pre['image_size']}")
@@ -70,7 +74,7 @@ Input: a face found by the package's detector, cropped square to FER-2013's fram
 
 ## Training
 Data: `{dataset}` ({splits}). Model selection and calibration used the validation split
-(FER-2013 PublicTest) only.
+(FER-2013 PublicTest) only.{hardware}
 
 ```bash
 {command}

@@ -59,7 +59,7 @@ def finish_run(folder: str | Path, split, history: list | None = None, command: 
     if history:
         plot_learning_curves(history, folder / "learning_curves.png")
     if command:
-        write_model_card(folder, results, command, dataset, split_sizes or {}, config.to_dict())
+        write_model_card(folder, results, command, dataset, split_sizes or {}, config.to_dict(), history)
     print(f"uncertain when confidence < {uncertainty['min_confidence']} or margin < {uncertainty['min_margin']}: "
           f"{uncertainty['flagged_fraction']:.1%} of validation faces flagged")
     for mode in modes:

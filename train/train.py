@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import set_seed
+from timm.data import Mixup
 from timm.optim import create_optimizer_v2
 from timm.scheduler import CosineLRScheduler
 from timm.utils import ModelEmaV3
@@ -41,7 +42,7 @@ from .augment import augment, random_crop
 from .data import DEFAULT_DATASET, DatasetFormatError, load_fer_dataset, to_tensors
 from .evaluate import load_metric
 from .finish import finish_run
-from .report import COMMAND_FILE
+from .report import COMMAND_FILE, device_name
 
 CHECKPOINT = "checkpoint"
 HUB_FILES = ["config.json", "model.safetensors", "README.md", "*.png", "metrics.json", COMMAND_FILE]
@@ -53,6 +54,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="Kaggle's fer2013.csv, a Hub dataset id (user/name), a parquet folder or an image folder")
     p.add_argument("--output-dir", default="runs/fer")
     p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--time-budget", type=float, default=None, metavar="MINUTES",
+                   help="fit the schedule (at most --epochs) to end training within this budget, by the measured time per epoch")
     p.add_argument("--batch-size", type=int, default=128, help="per process")
     p.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw", help="sgd is SGD with Nesterov momentum")
     p.add_argument("--lr", type=float, default=2e-3)
@@ -69,6 +72,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--convs-per-stage", type=int, default=2)
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--dropout", type=float, default=0.4)
+    p.add_argument("--mixup", type=float, default=0.0, help="mixup alpha (0 disables)")
+    p.add_argument("--cutmix", type=float, default=0.0,
+                   help="cutmix alpha (0 disables); with --mixup too, each batch gets one of the two")
     p.add_argument("--crop-size", type=int, default=None,
                    help="train on random crops of this side (e.g. 44) of the 48 px faces; evaluate on the centre or ten crops")
     p.add_argument("--teacher", nargs="+", default=[], metavar="MODEL",
@@ -82,12 +88,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--save-dtype", choices=["float32", "float16"], default="float16", help="dtype of saved weights")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from --output-dir/checkpoint")
+    p.add_argument("--checkpoint-every", type=int, default=1, metavar="EPOCHS",
+                   help="save the resumable state every this many epochs (always on SIGINT/SIGTERM and at the end)")
     p.add_argument("--limit-train", type=int, default=None, help="use only this many training images")
     p.add_argument("--limit-val", type=int, default=None, help="use only this many validation images")
     p.add_argument("--push-to-hub", action="store_true")
     p.add_argument("--hub-model-id", default=None, help="user/name of the model repo to push to")
     p.add_argument("--hub-private", action="store_true")
     args = p.parse_args(argv)
+    if (args.mixup or args.cutmix) and args.batch_size % 2:
+        p.error("--mixup/--cutmix mix each batch with its mirror: --batch-size must be even")
     if args.push_to_hub and not args.hub_model_id:
         p.error("--push-to-hub needs --hub-model-id user/name")
     return args
@@ -136,6 +146,33 @@ class StopSignal:
         self.received = signal.Signals(signum).name
 
 
+class TimeBudget:
+    """Ends training within `minutes` of its start: after each epoch from the second on, the cosine schedule is
+    set to end at the last epoch that fits at the mean time per epoch after the first (which pays for warm-up)."""
+
+    def __init__(self, minutes: float, max_epochs: int):
+        self.seconds, self.max_epochs, self.started = minutes * 60, max_epochs, time.monotonic()
+        self.first_done: tuple[float, int] | None = None
+
+    def fit(self, scheduler, epoch: int, steps_per_epoch: int) -> bool:
+        """Called after `epoch` epochs are done; True when the schedule's end moved."""
+        now = time.monotonic()
+        if self.first_done is None:
+            self.first_done = (now, epoch)
+            return False
+        per_epoch = (now - self.first_done[0]) / (epoch - self.first_done[1])
+        fits = min(self.max_epochs, epoch + max(0, int((self.seconds - (now - self.started)) / per_epoch)))
+        if fits == epochs(scheduler, steps_per_epoch):
+            return False
+        scheduler.t_initial = fits * steps_per_epoch
+        return True
+
+
+def epochs(scheduler, steps_per_epoch: int) -> int:
+    """The epoch the cosine schedule ends at (it decides when training ends)."""
+    return scheduler.t_initial // steps_per_epoch
+
+
 def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     counts = torch.bincount(labels, minlength=num_classes).float().clamp(min=1)
     return (counts.mean() / counts) ** 0.5
@@ -150,6 +187,7 @@ def main(argv=None) -> dict:
                               log_with="tensorboard" if _has_tensorboard() else None)
     set_seed(args.seed)
     device, is_main = accelerator.device, accelerator.is_main_process
+    hardware = f"{accelerator.num_processes} x {device_name(device)}, {mixed_precision}".removeprefix("1 x ")
 
     config = FERConfig(model=ModelConfig(widths=tuple(int(w) for w in args.widths.split(",")),
                                          convs_per_stage=args.convs_per_stage, hidden=args.hidden, dropout=args.dropout),
@@ -201,6 +239,9 @@ def main(argv=None) -> dict:
                                              for k, v in vars(args).items()})
     metric = load_metric()
     loss_weights = weights if args.balance == "loss" else None
+    mix = (Mixup(mixup_alpha=args.mixup, cutmix_alpha=args.cutmix, label_smoothing=0.0, num_classes=num_classes)
+           if args.mixup or args.cutmix else None)
+    budget = TimeBudget(args.time_budget, args.epochs) if args.time_budget else None
 
     def epoch_order(epoch: int) -> torch.Tensor:
         """This process's shuffled (or class-balanced) sample order, the same for an epoch on every resume."""
@@ -220,23 +261,27 @@ def main(argv=None) -> dict:
         accelerator.wait_for_everyone()
 
     with StopSignal() as stop:
-        while progress.epoch < args.epochs and progress.bad_epochs < args.patience:
+        while progress.epoch < epochs(scheduler, steps_per_epoch) and progress.bad_epochs < args.patience:
             epoch, started = progress.epoch, time.time()
             model.train()
             order = epoch_order(epoch)
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), device=device)
             shown = 0.0
-            bar = tqdm(range(progress.step, steps_per_epoch), desc=f"epoch {epoch + 1}/{args.epochs}",
+            bar = tqdm(range(progress.step, steps_per_epoch), desc=f"epoch {epoch + 1}/{epochs(scheduler, steps_per_epoch)}",
                        disable=not is_main, leave=False)
             for step in bar:
                 idx = order[step * args.batch_size:(step + 1) * args.batch_size]
                 faces = random_crop(augment(train_x[idx]), pre.input_size)
+                targets = soft_targets = train_y[idx]
+                if mix:
+                    mixed, soft_targets = mix(faces.unsqueeze(1), targets)
+                    faces = mixed.squeeze(1)
                 inputs = normalize(faces, pre).contiguous(memory_format=torch.channels_last)
-                targets = train_y[idx]
                 with accelerator.autocast():
                     logits = model(inputs)
-                    loss = F.cross_entropy(logits.float(), targets, weight=loss_weights, label_smoothing=args.label_smoothing)
+                    loss = F.cross_entropy(logits.float(), soft_targets, weight=loss_weights,
+                                           label_smoothing=args.label_smoothing)
                     if teachers:
                         loss = (1 - args.kd_weight) * loss + args.kd_weight * distillation_loss(
                             logits, faces, teachers, args.kd_temperature)
@@ -267,7 +312,8 @@ def main(argv=None) -> dict:
             val = validate(accelerator, eval_model, val_loader, val_x, val_y, pre, metric, config.labels)
             record = {"epoch": epoch + 1, "train_loss": train_loss, "train_accuracy": train_accuracy,
                       "val_loss": val["loss"], "val_accuracy": val["accuracy"], "val_macro_f1": val["macro_f1"],
-                      "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.time() - started, 1)}
+                      "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.time() - started, 1),
+                      "device": hardware}
             improved = progress.update(record[args.monitor], args.monitor == "val_loss", args.min_delta)
             progress.history.append(record)
             progress.epoch, progress.step = epoch + 1, 0
@@ -276,10 +322,13 @@ def main(argv=None) -> dict:
                     save_pretrained(accelerator.unwrap_model(eval_model), config, out, getattr(torch, args.save_dtype))
                 (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in progress.history))
             accelerator.log(record, step=epoch + 1)
+            if budget and budget.fit(scheduler, progress.epoch, steps_per_epoch):
+                accelerator.print(f"time budget: the schedule now ends at epoch {epochs(scheduler, steps_per_epoch)}")
             accelerator.print(f"epoch {epoch + 1}: train loss {train_loss:.4f} acc {train_accuracy:.4f} | "
                               f"val loss {val['loss']:.4f} acc {val['accuracy']:.4f} F1 {val['macro_f1']:.4f}"
                               f"{' *' if improved else ''} ({record['seconds']}s)")
-            save_checkpoint()
+            if progress.epoch % args.checkpoint_every == 0 or progress.epoch >= epochs(scheduler, steps_per_epoch):
+                save_checkpoint()
     if progress.bad_epochs >= args.patience:
         accelerator.print(f"early stop: {args.monitor} did not improve for {args.patience} epochs")
     accelerator.end_training()
