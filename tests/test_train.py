@@ -104,6 +104,15 @@ def test_time_budget_fits_the_schedule_to_the_minutes_left(monkeypatch):
     assert train.epochs(scheduler, 10) == 4
 
 
+def test_finish_reads_the_split_sizes_from_the_recorded_command():
+    from train.finish import training_arguments
+
+    run = training_arguments("python -m train.train --dataset x --epochs 3\npython -m train.train --dataset x "
+                             "--limit-train 256 --resume")
+    assert run.limit_train == 256 and run.resume
+    assert training_arguments("(command not recorded)") is None and training_arguments("") is None
+
+
 def test_class_weights_favour_rare_classes():
     from train.train import class_weights
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from dataclasses import replace
 from pathlib import Path
 
@@ -84,9 +85,25 @@ def main(argv=None) -> dict:
     command_file = folder / COMMAND_FILE
     command = command_file.read_text().strip() if command_file.is_file() else "(command not recorded)"
     split = load_split(args.dataset, "validation")
-    return finish_run(folder, split, history, command, args.dataset,
-                      {"validation": len(split) if args.limit_val is None else min(args.limit_val, len(split))},
-                      args.limit_val)
+    sizes = {"validation": len(split) if args.limit_val is None else min(args.limit_val, len(split))}
+    run = training_arguments(command)
+    if run is not None:
+        train_size = len(load_split(args.dataset, "train"))
+        sizes = {"train": min(train_size, run.limit_train or train_size), **sizes}
+    return finish_run(folder, split, history, command, args.dataset, sizes, args.limit_val)
+
+
+def training_arguments(command: str):
+    """The parsed arguments of a run's last recorded `python -m train.train` command, or None."""
+    from .train import parse_args
+
+    words = shlex.split(command.strip().splitlines()[-1]) if command.strip() else []
+    if words[:3] != ["python", "-m", "train.train"]:
+        return None
+    try:
+        return parse_args(words[3:])
+    except SystemExit:
+        return None
 
 
 if __name__ == "__main__":
