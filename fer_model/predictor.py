@@ -13,7 +13,7 @@ from . import hub
 from .config import FERConfig
 from .detection import Box, FaceDetector, create_detector
 from .image_io import load_image
-from .model import EmotionCNN
+from .model import EmotionCNN, fuse_batchnorm
 from .explain import class_activation_map, overlay
 from .preprocess import crop_face, looks_like_face_crop, normalize, to_face_array
 from .tta import average_probabilities, center_crop, tta_logits
@@ -66,12 +66,15 @@ class EmotionRecognizer:
 
     `detector` is a detector name from `fer_model.detection.DETECTORS` (default: the best installed)
     or any object with the `FaceDetector` interface; `tta` is a mode of `fer_model.tta.TTA_MODES`.
+    Predictions run `inference_model`, a copy of `model` with its BatchNorms folded (`fuse_batchnorm`);
+    saliency, saving and training use `model` itself.
     """
 
     def __init__(self, model: EmotionCNN, config: FERConfig, device: str | torch.device | None = None,
                  detector: FaceDetector | str | None = None, tta: str = "none"):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = model.to(self.device, memory_format=torch.channels_last).eval()
+        self.inference_model = fuse_batchnorm(self.model)
         self.config = config
         self.labels = config.labels
         self.detector = detector if detector is not None and not isinstance(detector, str) else create_detector(detector)
@@ -175,7 +178,7 @@ class EmotionRecognizer:
     @torch.inference_mode()
     def probabilities(self, inputs: torch.Tensor, tta: str = "none") -> torch.Tensor:
         """Calibrated label probabilities for normalized faces (N, 1, H, W), averaged over the `tta` views."""
-        logits = tta_logits(self.model, inputs, tta, self.config.preprocessing.input_size)
+        logits = tta_logits(self.inference_model, inputs, tta, self.config.preprocessing.input_size)
         return average_probabilities(logits, self.config.temperature(tta))
 
     def annotate(self, image, predictions: list[FacePrediction] | None = None) -> Image.Image:

@@ -132,3 +132,20 @@ def test_four_threads_give_the_sequential_predictions(recognizer):
         parallel = list(pool.map(recognizer.predict, photos))
     assert parallel == sequential
     assert all(len(faces) == 2 for faces in sequential)
+
+
+@pytest.mark.parametrize("shape", [(480, 640), (1536, 2048), (3001, 4003), (8, 5000), (5000, 9), (300, 200)])
+def test_downscaling_keeps_the_longer_side_and_reports_its_factor(shape):
+    import cv2
+
+    from fer_model.detection.base import downscaled
+
+    y, x = np.mgrid[:shape[0], :shape[1]]
+    image = np.dstack([(127 + 100 * np.sin(x / 37.0) * np.cos(y / 23.0)).astype(np.uint8)] * 3)
+    small, factor = downscaled(image, 416)
+    assert max(small.shape[:2]) == min(416, max(shape))
+    assert factor * max(shape) == pytest.approx(max(small.shape[:2]), rel=0.01)
+    if min(small.shape[:2]) > 16:  # as smooth as OpenCV's own area averaging of the region `factor` maps
+        height, width = (round(side / factor) for side in small.shape[:2])
+        area = cv2.resize(image[:height, :width], small.shape[1::-1], interpolation=cv2.INTER_AREA)
+        assert np.abs(small.astype(int) - area).mean() < 1  # nearest-neighbour sampling gives 1.8 to 11

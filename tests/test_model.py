@@ -198,3 +198,22 @@ def test_push_to_hub_uploads_weights_and_config(monkeypatch, tmp_path):
     assert calls["create"][0] == "someone/fer-cnn" and calls["create"][1]["exist_ok"] is True
     assert calls["repo"] == "someone/fer-cnn"
     assert calls["files"] == ["config.json", "model.safetensors"]
+
+
+def test_folded_batchnorm_gives_the_same_logits_and_leaves_the_model_whole():
+    from fer_model.model import fuse_batchnorm
+
+    model = EmotionCNN(ModelConfig(widths=(8, 16), hidden=16)).eval()
+    for module in model.modules():  # BatchNorm statistics far from the identity, so folding is really tested
+        if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+            module.running_mean.uniform_(-1, 1)
+            module.running_var.uniform_(0.5, 2)
+            module.weight.data.uniform_(0.5, 2)
+            module.bias.data.uniform_(-1, 1)
+    keys = set(model.state_dict())
+    fused = fuse_batchnorm(model)
+    x = torch.randn(4, 1, 48, 48)
+    with torch.no_grad():
+        assert torch.allclose(fused(x), model(x), atol=1e-4)
+    assert not any(isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)) for m in fused.modules())
+    assert set(model.state_dict()) == keys

@@ -55,8 +55,8 @@ def test_faces_are_sorted_largest_first(recognizer, astronaut):
 def test_predict_faces_is_one_batch(recognizer, monkeypatch):
     crops = list(synthetic_faces(6))
     calls = []
-    forward = recognizer.model.forward
-    monkeypatch.setattr(recognizer.model, "forward", lambda x: calls.append(x.shape) or forward(x))
+    forward = recognizer.inference_model.forward
+    monkeypatch.setattr(recognizer.inference_model, "forward", lambda x: calls.append(x.shape) or forward(x))
     scores = recognizer.predict_faces(crops)
     side = recognizer.config.preprocessing.input_size
     assert len(scores) == 6 and calls == [(6, 1, side, side)]

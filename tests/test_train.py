@@ -301,8 +301,8 @@ def test_crop_training_and_ten_crop_tta(tmp_path, tiny, monkeypatch):
     recognizer = EmotionRecognizer.from_pretrained(tmp_path)
     assert recognizer.config.preprocessing.crop_size == 40 and recognizer.config.preprocessing.input_size == 40
     shapes = []
-    forward = recognizer.model.forward
-    monkeypatch.setattr(recognizer.model, "forward", lambda x: shapes.append(tuple(x.shape)) or forward(x))
+    forward = recognizer.inference_model.forward
+    monkeypatch.setattr(recognizer.inference_model, "forward", lambda x: shapes.append(tuple(x.shape)) or forward(x))
     faces = [np.full((48, 48), v, np.uint8) for v in (10, 200, 90)]
     for mode, views in (("none", 1), ("flip", 2), ("ten_crop", 10)):
         scores = recognizer.predict_faces(faces, tta=mode)

@@ -33,8 +33,8 @@ def test_predict_video_tracks_one_face_with_one_id(recognizer, clip):
 
 def test_faces_of_several_frames_are_one_batch(recognizer, clip, monkeypatch):
     calls = []
-    forward = recognizer.model.forward
-    monkeypatch.setattr(recognizer.model, "forward", lambda x: calls.append(x.shape[0]) or forward(x))
+    forward = recognizer.inference_model.forward
+    monkeypatch.setattr(recognizer.inference_model, "forward", lambda x: calls.append(x.shape[0]) or forward(x))
     list(recognizer.predict_video(clip, batch_frames=8))
     assert calls == [8, 8, 4]
 

@@ -47,13 +47,22 @@ class FaceDetector(Protocol):
 
 
 def downscaled(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
-    """`image` shrunk (INTER_AREA) so that its longer side is at most `max_side`, and the factor applied."""
+    """`image` shrunk so that its longer side is at most `max_side`, and the factor applied.
+
+    A box filter (INTER_AREA) by the largest whole factor, then bilinear for the rest (less than 2x):
+    antialiased like INTER_AREA alone, and 3-6x faster than it at a fractional factor.
+    """
     height, width = image.shape[:2]
     scale = min(1.0, max_side / max(height, width))
     if scale == 1.0:
         return image, 1.0
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
+    step = min(int(1 / scale), height, width)
+    if step >= 2:  # OpenCV's fast box filter needs whole multiples: drop the last step - 1 rows/columns at most
+        width, height = width - width % step, height - height % step
+        image = cv2.resize(image[:height, :width], (width // step, height // step), interpolation=cv2.INTER_AREA)
+    factor = size[0] / width if width >= height else size[1] / height  # along the longer side
+    return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR), factor
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -9,6 +9,7 @@ import ctypes
 import threading
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from .base import Face, Framing, downscaled, largest_first
@@ -57,7 +58,7 @@ class YuNetDetector:
 
     def detect(self, image: np.ndarray) -> list[Face]:
         small, scale = downscaled(image, self.max_side)
-        bgr = np.ascontiguousarray(small[:, :, ::-1])
+        bgr = cv2.cvtColor(small, cv2.COLOR_RGB2BGR)
         result = np.zeros(RESULT_BUFFER_BYTES, np.uint8)
         with self._lock:
             self._detect(result.ctypes.data, bgr.ctypes.data, bgr.shape[1], bgr.shape[0], bgr.strides[0])
