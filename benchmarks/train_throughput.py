@@ -1,7 +1,7 @@
 """Training throughput (images/s) of the training step on the current device, in fp32 and in bf16
 autocast side by side: device-resident data, on-device augmentation and cropping, AdamW, channels_last.
 
-    python benchmarks/train_throughput.py [--widths 32,64,128,256] [--crop-size 44] [--batch-size 128] [--steps 30]
+    python benchmarks/train_throughput.py [--widths 32,64,128,256] [--crop-size 44] [--batch-size 128] [--steps 30] [--compile]
 """
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--crop-size", type=int, default=44)
     p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (the warm-up steps compile it)")
     args = p.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     config = FERConfig(model=ModelConfig(widths=tuple(int(w) for w in args.widths.split(","))),
@@ -38,12 +39,13 @@ def main() -> None:
     for precision, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
         model = build_model(config).to(device, memory_format=torch.channels_last).train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
+        forward = torch.compile(model) if args.compile else model
 
         def step():
             idx = torch.randint(0, len(faces), (args.batch_size,), device=device)
             x = normalize(random_crop(augment(faces[idx]), config.preprocessing.input_size), config.preprocessing)
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                loss = F.cross_entropy(model(x.contiguous(memory_format=torch.channels_last)).float(), labels[idx])
+                loss = F.cross_entropy(forward(x.contiguous(memory_format=torch.channels_last)).float(), labels[idx])
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -61,8 +63,9 @@ def main() -> None:
         results[precision] = {"images_per_s": round(images_per_s, 1),
                               "seconds_per_fer2013_epoch": round(28709 / images_per_s, 1)}
     results["bf16_speedup"] = round(results["bf16"]["images_per_s"] / results["fp32"]["images_per_s"], 2)
-    report("train_throughput", {"device": str(device), "widths": args.widths, "crop_size": args.crop_size,
-                                "batch_size": args.batch_size, "steps": args.steps, **results})
+    report("train_throughput" + ("_compiled" if args.compile else ""), {
+        "device": str(device), "widths": args.widths, "crop_size": args.crop_size, "batch_size": args.batch_size,
+        "steps": args.steps, "compile": args.compile, **results})
 
 
 if __name__ == "__main__":

@@ -84,7 +84,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="weight of the distillation loss; the label loss gets 1 - this")
     p.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"], default=None,
                    help="default: bf16 where the GPU or CPU supports it, else no")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model (pays on GPUs)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (slower for these small CNNs on an H100, see README)")
     p.add_argument("--save-dtype", choices=["float32", "float16"], default="float16", help="dtype of saved weights")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from --output-dir/checkpoint")
