@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import broadcast_object_list, set_seed
 from timm.data import Mixup
 from timm.optim import create_optimizer_v2
 from timm.scheduler import CosineLRScheduler
@@ -55,7 +55,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--output-dir", default="runs/fer")
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--time-budget", type=float, default=None, metavar="MINUTES",
-                   help="fit the schedule (at most --epochs) to end training within this budget, by the measured time per epoch")
+                   help="fit the schedule (at most --epochs) to end training within this budget, "
+                        "by the measured time per epoch")
     p.add_argument("--batch-size", type=int, default=128, help="per process")
     p.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw", help="sgd is SGD with Nesterov momentum")
     p.add_argument("--lr", type=float, default=2e-3)
@@ -84,7 +85,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="weight of the distillation loss; the label loss gets 1 - this")
     p.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"], default=None,
                    help="default: bf16 where the GPU or CPU supports it, else no")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model (slower for these small CNNs on an H100, see README)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the model (slower for these small CNNs on an H100, see README)")
     p.add_argument("--save-dtype", choices=["float32", "float16"], default="float16", help="dtype of saved weights")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from --output-dir/checkpoint")
@@ -268,8 +270,8 @@ def main(argv=None) -> dict:
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), device=device)
             shown = 0.0
-            bar = tqdm(range(progress.step, steps_per_epoch), desc=f"epoch {epoch + 1}/{epochs(scheduler, steps_per_epoch)}",
-                       disable=not is_main, leave=False)
+            bar = tqdm(range(progress.step, steps_per_epoch), disable=not is_main, leave=False,
+                       desc=f"epoch {epoch + 1}/{epochs(scheduler, steps_per_epoch)}")
             for step in bar:
                 idx = order[step * args.batch_size:(step + 1) * args.batch_size]
                 faces = random_crop(augment(train_x[idx]), pre.input_size)
@@ -322,8 +324,12 @@ def main(argv=None) -> dict:
                     save_pretrained(accelerator.unwrap_model(eval_model), config, out, getattr(torch, args.save_dtype))
                 (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in progress.history))
             accelerator.log(record, step=epoch + 1)
-            if budget and budget.fit(scheduler, progress.epoch, steps_per_epoch):
-                accelerator.print(f"time budget: the schedule now ends at epoch {epochs(scheduler, steps_per_epoch)}")
+            if budget:
+                moved = budget.fit(scheduler, progress.epoch, steps_per_epoch)
+                if accelerator.num_processes > 1:  # every process follows the main one's clock
+                    scheduler.t_initial = broadcast_object_list([scheduler.t_initial])[0]
+                if moved:
+                    accelerator.print(f"time budget: the schedule now ends at epoch {epochs(scheduler, steps_per_epoch)}")
             accelerator.print(f"epoch {epoch + 1}: train loss {train_loss:.4f} acc {train_accuracy:.4f} | "
                               f"val loss {val['loss']:.4f} acc {val['accuracy']:.4f} F1 {val['macro_f1']:.4f}"
                               f"{' *' if improved else ''} ({record['seconds']}s)")
