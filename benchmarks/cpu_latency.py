@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import photo_640x480, report, summary, timed  # noqa: E402
 from fer_model import EmotionRecognizer  # noqa: E402
 from fer_model.hub import WEIGHTS_NAME, resolve  # noqa: E402
-from fer_model.tta import TTA_MODES  # noqa: E402
+from fer_model.tta import TTA_MODES, center_crop  # noqa: E402
 
 
 def main() -> None:
@@ -32,6 +32,10 @@ def main() -> None:
     side = recognizer.config.preprocessing.image_size
     one, batch = torch.randn(1, 1, side, side), torch.randn(64, 1, side, side)
     per_tta = {mode: summary(timed(lambda: recognizer.probabilities(one, mode), args.repeats)) for mode in TTA_MODES}
+    crop = center_crop(one, recognizer.config.preprocessing.input_size).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():  # the model with its BatchNorms kept and folded, interleaved in four rounds
+        rounds = [tuple(summary(timed(lambda: net(crop), args.repeats // 4))["median_ms"]
+                        for net in (model, recognizer.inference_model)) for _ in range(4)]
     with torch.inference_mode():
         batched = timed(lambda: recognizer.probabilities(batch), max(20, args.repeats // 10))
     jpeg = photo_640x480()
@@ -44,6 +48,7 @@ def main() -> None:
         "parameters": sum(p.numel() for p in model.parameters()),
         "weights_mb": round((resolve(args.model) / WEIGHTS_NAME).stat().st_size / 2**20, 2),
         "model_batch1_by_tta": per_tta,
+        "batchnorm_folding_rounds_ms": [{"kept": kept, "folded": folded} for kept, folded in rounds],
         "model_batch64": {**summary(batched), "faces_per_s": round(64 / batch_median * 1000, 1)},
         "end_to_end_640x480_one_face": summary(end_to_end),
     })

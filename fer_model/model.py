@@ -56,7 +56,7 @@ class EmotionCNN(nn.Module):
 
 def fuse_batchnorm(model: EmotionCNN) -> EmotionCNN:
     """An inference copy of `model` with every BatchNorm folded into the convolution or linear layer before
-    it: the same outputs (up to rounding) with 9 fewer layers to run, 5-10% less time a face on a CPU.
+    it: the same outputs (up to rounding) with 9 fewer layers to run, a few percent less time a face on a CPU.
     The original keeps its layers, so it can still be trained, saved or explained."""
     fused = copy.deepcopy(model).eval()
     for sequence in [m for m in fused.modules() if isinstance(m, nn.Sequential)]:

@@ -107,7 +107,10 @@ class EmotionRecognizer:
 
     def predict_frames(self, frames: list[np.ndarray], tta: str | None = None) -> list[list[FacePrediction]]:
         """`predict` for RGB uint8 arrays (H, W, 3), e.g. video frames: the faces of all frames in one batch."""
-        found = [self.find_faces(frame) for frame in frames]
+        return self._predict_found([self.find_faces(frame) for frame in frames], tta)
+
+    def _predict_found(self, found: list[list[tuple]], tta: str | None = None) -> list[list[FacePrediction]]:
+        """Predictions for `find_faces` results of several images, all crops in one batch."""
         scores = iter(self.predict_faces([crop for faces in found for _, _, crop in faces], tta))
         return [[self.prediction(box, next(scores), detection_score) for box, detection_score, _ in faces]
                 for faces in found]
@@ -140,8 +143,8 @@ class EmotionRecognizer:
         """`predict` plus a saliency heatmap for each face's predicted label (`fer_model.explain`)."""
         rgb = load_image(image)
         found = self.find_faces(np.asarray(rgb))
+        faces = self._predict_found([found])[0]
         crops = [crop for _, _, crop in found]
-        faces = [self.prediction(box, scores, score) for (box, score, _), scores in zip(found, self.predict_faces(crops))]
         heatmaps = list(self.explain_faces(crops, method=method)) if crops else []
         squares = [self.detector.framing.square(face.box) if face.detection_score is not None
                    else (rgb.width / 2, rgb.height / 2, max(rgb.size)) for face in faces]

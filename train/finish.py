@@ -77,19 +77,24 @@ def main(argv=None) -> dict:
     p.add_argument("--limit-val", type=int, default=None)
     args = p.parse_args(argv)
 
-    from .data import load_split
+    from .data import DatasetFormatError, read_splits
 
     folder = Path(args.folder)
     history_file = folder / "metrics.jsonl"
     history = [json.loads(line) for line in history_file.read_text().splitlines()] if history_file.is_file() else None
     command_file = folder / COMMAND_FILE
     command = command_file.read_text().strip() if command_file.is_file() else "(command not recorded)"
-    split = load_split(args.dataset, "validation")
+    try:
+        splits = read_splits(args.dataset)
+    except DatasetFormatError as err:
+        p.error(str(err))
+    if "validation" not in splits:
+        p.error(f"{args.dataset} has no validation split to calibrate on (splits: {sorted(splits)})")
+    split = splits["validation"]
     sizes = {"validation": len(split) if args.limit_val is None else min(args.limit_val, len(split))}
     run = training_arguments(command)
-    if run is not None:
-        train_size = len(load_split(args.dataset, "train"))
-        sizes = {"train": min(train_size, run.limit_train or train_size), **sizes}
+    if run is not None and "train" in splits:
+        sizes = {"train": min(len(splits["train"]), run.limit_train or len(splits["train"])), **sizes}
     return finish_run(folder, split, history, command, args.dataset, sizes, args.limit_val)
 
 

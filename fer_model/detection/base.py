@@ -50,7 +50,7 @@ def downscaled(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     """`image` shrunk so that its longer side is at most `max_side`, and the factor applied.
 
     A box filter (INTER_AREA) by the largest whole factor, then bilinear for the rest (less than 2x):
-    antialiased like INTER_AREA alone, and 3-6x faster than it at a fractional factor.
+    antialiased like INTER_AREA alone, and several times faster than it at a fractional factor.
     """
     height, width = image.shape[:2]
     scale = min(1.0, max_side / max(height, width))
