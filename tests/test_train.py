@@ -346,6 +346,25 @@ def test_distillation_moves_the_student_toward_the_teacher(tmp_path, tiny, tiny_
     assert distance(tmp_path / "student") < distance(tmp_path / "plain") * 0.7
 
 
+def test_init_from_fine_tunes_the_source_model_with_its_architecture(tmp_path, trained, tiny):
+    """With a zero learning rate, fine-tuning keeps the source's weights; its architecture overrides --widths."""
+    from fer_model.hub import load_pretrained
+    from train.train import main
+
+    source, _ = trained
+    main([*tiny, "--init-from", str(source), "--widths", "4,4,4,4", "--epochs", "1", "--lr", "0",
+          "--weight-decay", "0", "--warmup-epochs", "0", "--ema-decay", "0", "--output-dir", str(tmp_path / "tuned")])
+    before, after = load_pretrained(source)[0], load_pretrained(tmp_path / "tuned")[0]
+    assert after.config.widths == (8, 16, 32, 64)
+    commands = (tmp_path / "tuned" / "command.txt").read_text().splitlines()
+    assert commands[0] == (source / "command.txt").read_text().strip() and "--init-from" in commands[1]
+    assert f"Fine-tuned from `{source}`" in (tmp_path / "tuned" / "README.md").read_text()
+    for (name, old), new in zip(before.named_parameters(), after.parameters()):
+        assert torch.equal(old, new), name
+    with pytest.raises(SystemExit, match="error: --init-from: no such model folder"):
+        main([*tiny, "--init-from", str(tmp_path / "missing"), "--output-dir", str(tmp_path / "x")])
+
+
 def test_a_wrong_dataset_path_is_one_line(tmp_path):
     result = subprocess.run([sys.executable, "-m", "train.train", "--dataset", "no/such/folder", "--output-dir",
                              str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120,

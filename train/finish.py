@@ -23,7 +23,8 @@ from .report import COMMAND_FILE, classification_report, plot_confusion_matrix, 
 
 
 def finish_run(folder: str | Path, split, history: list | None = None, command: str | None = None,
-               dataset: str = "", split_sizes: dict | None = None, limit: int | None = None) -> dict:
+               dataset: str = "", split_sizes: dict | None = None, limit: int | None = None,
+               fine_tuned_from: str | None = None) -> dict:
     """Fit a temperature per TTA mode and the uncertainty thresholds on `split` (validation), store them in
     config.json, score every mode before and after, write metrics.json, the plots, the report and the card.
 
@@ -60,7 +61,8 @@ def finish_run(folder: str | Path, split, history: list | None = None, command: 
     if history:
         plot_learning_curves(history, folder / "learning_curves.png")
     if command:
-        write_model_card(folder, results, command, dataset, split_sizes or {}, config.to_dict(), history)
+        write_model_card(folder, results, command.strip(), dataset, split_sizes or {}, config.to_dict(), history,
+                         fine_tuned_from=fine_tuned_from)
     print(f"uncertain when confidence < {uncertainty['min_confidence']} or margin < {uncertainty['min_margin']}: "
           f"{uncertainty['flagged_fraction']:.1%} of validation faces flagged")
     for mode in modes:
@@ -95,7 +97,8 @@ def main(argv=None) -> dict:
     run = training_arguments(command)
     if run is not None and "train" in splits:
         sizes = {"train": min(len(splits["train"]), run.limit_train or len(splits["train"])), **sizes}
-    return finish_run(folder, split, history, command, args.dataset, sizes, args.limit_val)
+    return finish_run(folder, split, history, command, args.dataset, sizes, args.limit_val,
+                      fine_tuned_from=run.init_from if run is not None else None)
 
 
 def training_arguments(command: str):

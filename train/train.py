@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from fer_model.config import FERConfig, ModelConfig, PreprocessConfig
 from fer_model.errors import FERError
-from fer_model.hub import build_model, load_pretrained, push_to_hub, save_pretrained
+from fer_model.hub import build_model, load_pretrained, push_to_hub, resolve, save_pretrained
 from fer_model.preprocess import normalize
 from fer_model.tta import center_crop
 
@@ -78,6 +78,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="cutmix alpha (0 disables); with --mixup too, each batch gets one of the two")
     p.add_argument("--crop-size", type=int, default=None,
                    help="train on random crops of this side (e.g. 44) of the 48 px faces; evaluate on the centre or ten crops")
+    p.add_argument("--init-from", default=None, metavar="MODEL",
+                   help="fine-tune: start from this model folder or Hub id, its architecture and preprocessing "
+                        "(--widths, --convs-per-stage, --hidden, --dropout and --crop-size are then ignored)")
     p.add_argument("--teacher", nargs="+", default=[], metavar="MODEL",
                    help="distil from these model folders or Hub ids (their softened probabilities are averaged)")
     p.add_argument("--kd-temperature", type=float, default=4.0, help="softening temperature of distillation")
@@ -191,9 +194,18 @@ def main(argv=None) -> dict:
     device, is_main = accelerator.device, accelerator.is_main_process
     hardware = f"{accelerator.num_processes} x {device_name(device)}, {mixed_precision}".removeprefix("1 x ")
 
-    config = FERConfig(model=ModelConfig(widths=tuple(int(w) for w in args.widths.split(",")),
-                                         convs_per_stage=args.convs_per_stage, hidden=args.hidden, dropout=args.dropout),
-                       preprocessing=PreprocessConfig(crop_size=args.crop_size))
+    initial = None
+    if args.init_from:
+        try:
+            initial, source = load_pretrained(args.init_from)
+        except FERError as err:
+            raise SystemExit(f"error: --init-from: {err}") from None
+        config = FERConfig(model=source.model, preprocessing=source.preprocessing, labels=source.labels)
+    else:
+        config = FERConfig(model=ModelConfig(widths=tuple(int(w) for w in args.widths.split(",")),
+                                             convs_per_stage=args.convs_per_stage, hidden=args.hidden,
+                                             dropout=args.dropout),
+                           preprocessing=PreprocessConfig(crop_size=args.crop_size))
     pre = config.preprocessing
     try:
         data = load_fer_dataset(args.dataset, seed=args.seed)
@@ -208,7 +220,7 @@ def main(argv=None) -> dict:
     except FERError as err:
         raise SystemExit(f"error: --teacher: {err}") from None
 
-    model = build_model(config).to(memory_format=torch.channels_last)
+    model = (initial if initial is not None else build_model(config)).to(memory_format=torch.channels_last)
     optimizer = create_optimizer_v2(model, opt="adamw" if args.optimizer == "adamw" else "sgd", lr=args.lr,
                                     weight_decay=args.weight_decay, momentum=0.9)
     val_loader = DataLoader(TensorDataset(torch.arange(len(val_y))), batch_size=512)
@@ -236,7 +248,7 @@ def main(argv=None) -> dict:
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
         with open(out / COMMAND_FILE, "a" if args.resume else "w") as file:  # a resumed run adds its command
-            file.write(command + "\n")
+            file.write(source_commands(args.init_from) + command + "\n")
     accelerator.init_trackers("fer", config={k: str(v) if isinstance(v, (list, tuple)) or v is None else v
                                              for k, v in vars(args).items()})
     metric = load_metric()
@@ -341,7 +353,8 @@ def main(argv=None) -> dict:
 
     results = {}
     if is_main:
-        results = finish_run(out, data["validation"], progress.history, command=command, dataset=args.dataset,
+        results = finish_run(out, data["validation"], progress.history, command=(out / COMMAND_FILE).read_text(),
+                             dataset=args.dataset, fine_tuned_from=args.init_from,
                              split_sizes={"train": len(train_y), "validation": len(val_y)}, limit=args.limit_val)
         if args.push_to_hub:
             url = push_to_hub(out, args.hub_model_id, private=args.hub_private, allow_patterns=HUB_FILES,
@@ -364,6 +377,14 @@ def validate(accelerator, model, loader, val_x, val_y, pre, metric, labels) -> d
         metric.add_batch(predictions=predictions.cpu(), references=references.cpu())
         losses.append(loss.cpu())
     return {"loss": torch.cat(losses).mean().item(), **metric.compute(labels=list(labels))}
+
+
+def source_commands(init_from: str | None) -> str:
+    """The recorded commands that made the model a new run starts from (its card lists them first), or ""."""
+    if not init_from:
+        return ""
+    recorded = resolve(init_from) / COMMAND_FILE
+    return recorded.read_text().strip() + "\n" if recorded.is_file() else ""
 
 
 def default_mixed_precision() -> str:
