@@ -331,6 +331,7 @@ def test_distillation_moves_the_student_toward_the_teacher(tmp_path, tiny, tiny_
     main([*common, "--output-dir", str(tmp_path / "plain")])
     main([*common, "--teacher", str(tmp_path / "teacher"), "--kd-weight", "1.0", "--kd-temperature", "2",
           "--output-dir", str(tmp_path / "student")])
+    assert f"distilled from `{tmp_path / 'teacher'}`" in (tmp_path / "student" / "README.md").read_text()
     faces, _ = to_tensors(load_fer_dataset(str(tiny_fer))["validation"])
 
     def probabilities(folder):  # the network's own outputs, before the calibration the run fits at its end

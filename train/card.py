@@ -11,10 +11,11 @@ TTA_NAMES = {"none": "centre crop", "flip": "flip TTA", "ten_crop": "ten-crop TT
 
 def write_model_card(folder: str | Path, results: dict, command: str, dataset: str, split_sizes: dict,
                      config: dict, history: list | None = None, model_name: str = "fer-cnn",
-                     fine_tuned_from: str | None = None) -> Path:
+                     fine_tuned_from: str | None = None, teachers: list[str] | tuple[str, ...] = ()) -> Path:
     """Write `folder/README.md`: the model, how it was trained and its validation scores for every TTA mode
     (`results` maps a mode to its metrics, with `temperature` and `calibration_before`); `history` and the
-    hardware line are those of the last run, a fine-tuning of `fine_tuned_from` when given."""
+    hardware line are those of the last run, a fine-tuning of `fine_tuned_from` and a distillation from
+    `teachers` when given."""
     folder = Path(folder)
     plain = results["none"]
     metric_yaml = "\n".join(
@@ -31,6 +32,8 @@ def write_model_card(folder: str | Path, results: dict, command: str, dataset: s
     pre = config["preprocessing"]
     devices = sorted({h["device"] for h in history or [] if "device" in h})
     verb = f"Fine-tuned from `{fine_tuned_from}` (the commands before the last made it)" if fine_tuned_from else "Trained"
+    if teachers:
+        verb += f", distilled from {', '.join(f'`{t}`' for t in teachers)},"
     hardware = (f"\n{verb} for {len(history)} epoch{'s' * (len(history) != 1)} in "
                 f"{sum(h['seconds'] for h in history) / 60:.1f} minutes on "
                 f"{' and '.join(devices)}." if devices else "")

@@ -24,7 +24,7 @@ from .report import COMMAND_FILE, classification_report, plot_confusion_matrix, 
 
 def finish_run(folder: str | Path, split, history: list | None = None, command: str | None = None,
                dataset: str = "", split_sizes: dict | None = None, limit: int | None = None,
-               fine_tuned_from: str | None = None) -> dict:
+               fine_tuned_from: str | None = None, teachers: list[str] | tuple[str, ...] = ()) -> dict:
     """Fit a temperature per TTA mode and the uncertainty thresholds on `split` (validation), store them in
     config.json, score every mode before and after, write metrics.json, the plots, the report and the card.
 
@@ -62,7 +62,7 @@ def finish_run(folder: str | Path, split, history: list | None = None, command: 
         plot_learning_curves(history, folder / "learning_curves.png")
     if command:
         write_model_card(folder, results, command.strip(), dataset, split_sizes or {}, config.to_dict(), history,
-                         fine_tuned_from=fine_tuned_from)
+                         fine_tuned_from=fine_tuned_from, teachers=teachers)
     print(f"uncertain when confidence < {uncertainty['min_confidence']} or margin < {uncertainty['min_margin']}: "
           f"{uncertainty['flagged_fraction']:.1%} of validation faces flagged")
     for mode in modes:
@@ -98,7 +98,8 @@ def main(argv=None) -> dict:
     if run is not None and "train" in splits:
         sizes = {"train": min(len(splits["train"]), run.limit_train or len(splits["train"])), **sizes}
     return finish_run(folder, split, history, command, args.dataset, sizes, args.limit_val,
-                      fine_tuned_from=run.init_from if run is not None else None)
+                      fine_tuned_from=run.init_from if run is not None else None,
+                      teachers=run.teacher if run is not None else ())
 
 
 def training_arguments(command: str):

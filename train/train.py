@@ -354,7 +354,7 @@ def main(argv=None) -> dict:
     results = {}
     if is_main:
         results = finish_run(out, data["validation"], progress.history, command=(out / COMMAND_FILE).read_text(),
-                             dataset=args.dataset, fine_tuned_from=args.init_from,
+                             dataset=args.dataset, fine_tuned_from=args.init_from, teachers=args.teacher,
                              split_sizes={"train": len(train_y), "validation": len(val_y)}, limit=args.limit_val)
         if args.push_to_hub:
             url = push_to_hub(out, args.hub_model_id, private=args.hub_private, allow_patterns=HUB_FILES,

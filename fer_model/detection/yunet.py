@@ -47,7 +47,7 @@ class YuNetDetector:
     """
 
     name = "yunet"
-    framing = Framing(scale=1.128, shift_y=-0.021)  # benchmarks/fit_framing.py
+    framing = Framing(scale=1.126, shift_y=-0.021)  # benchmarks/fit_framing.py
 
     def __init__(self, max_side: int = 416, score_threshold: float = 0.7, min_face: float = 16):
         self._detect = load_library()
