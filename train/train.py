@@ -194,10 +194,11 @@ def main(argv=None) -> dict:
     device, is_main = accelerator.device, accelerator.is_main_process
     hardware = f"{accelerator.num_processes} x {device_name(device)}, {mixed_precision}".removeprefix("1 x ")
 
-    initial = None
+    initial, source_folder = None, None
     if args.init_from:
         try:
-            initial, source = load_pretrained(args.init_from)
+            source_folder = resolve(args.init_from)
+            initial, source = load_pretrained(source_folder)
         except FERError as err:
             raise SystemExit(f"error: --init-from: {err}") from None
         config = FERConfig(model=source.model, preprocessing=source.preprocessing, labels=source.labels)
@@ -247,8 +248,11 @@ def main(argv=None) -> dict:
         accelerator.print(f"--resume: no checkpoint in {out}, starting fresh")
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
+        recorded = ""  # a fine-tuning's card lists first the commands that made its source, once
+        if source_folder and not args.resume and (source_folder / COMMAND_FILE).is_file():
+            recorded = (source_folder / COMMAND_FILE).read_text().strip() + "\n"
         with open(out / COMMAND_FILE, "a" if args.resume else "w") as file:  # a resumed run adds its command
-            file.write(source_commands(args.init_from) + command + "\n")
+            file.write(recorded + command + "\n")
     accelerator.init_trackers("fer", config={k: str(v) if isinstance(v, (list, tuple)) or v is None else v
                                              for k, v in vars(args).items()})
     metric = load_metric()
@@ -377,14 +381,6 @@ def validate(accelerator, model, loader, val_x, val_y, pre, metric, labels) -> d
         metric.add_batch(predictions=predictions.cpu(), references=references.cpu())
         losses.append(loss.cpu())
     return {"loss": torch.cat(losses).mean().item(), **metric.compute(labels=list(labels))}
-
-
-def source_commands(init_from: str | None) -> str:
-    """The recorded commands that made the model a new run starts from (its card lists them first), or ""."""
-    if not init_from:
-        return ""
-    recorded = resolve(init_from) / COMMAND_FILE
-    return recorded.read_text().strip() + "\n" if recorded.is_file() else ""
 
 
 def default_mixed_precision() -> str:
