@@ -23,7 +23,7 @@ from train.evaluate import collect_logits, load_metric  # noqa: E402
 def drawn_labels(probabilities: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One label per row drawn from that row's probabilities: a set on which they are calibrated by construction."""
     drawn = (rng.random((len(probabilities), 1)) > probabilities.cumsum(axis=1)).sum(axis=1)
-    return drawn.clip(max=probabilities.shape[1] - 1)  # a cumulative sum a rounding short of 1
+    return drawn.clip(max=probabilities.shape[1] - 1)  # where the cumulative sum ends a rounding error short of 1
 
 
 def main() -> None:
