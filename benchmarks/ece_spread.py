@@ -33,17 +33,17 @@ def main() -> None:
     recognizer = EmotionRecognizer.from_pretrained(args.model, device="cpu")
     faces, labels = to_tensors(load_split(args.dataset, "validation"), recognizer.config.preprocessing.image_size,
                                args.limit)
+    references, every = labels.numpy(), np.arange(len(labels))
     calibration, rng, results = load_metric("calibration"), np.random.default_rng(0), {}
     for mode in TTA_MODES:
         probabilities = average_probabilities(collect_logits(recognizer, faces, mode),
                                               recognizer.config.temperature(mode)).numpy()
-        ece = lambda rows, references: calibration.compute(probabilities=probabilities[rows],  # noqa: E731
-                                                           references=references[rows])["ece"]
-        every = np.arange(len(labels))
-        spread = [ece(rng.integers(0, len(labels), len(labels)), labels.numpy()) for _ in range(args.resamples)]
+        ece = lambda rows, truth: calibration.compute(probabilities=probabilities[rows],  # noqa: E731
+                                                      references=truth[rows])["ece"]
+        spread = [ece(rng.integers(0, len(labels), len(labels)), references) for _ in range(args.resamples)]
         floor = [ece(every, drawn_labels(probabilities, rng)) for _ in range(args.resamples)]
         percentiles = lambda values: np.percentile(values, [2.5, 50, 97.5]).round(4).tolist()  # noqa: E731
-        results[mode] = {"ece": round(ece(every, labels.numpy()), 4),
+        results[mode] = {"ece": round(ece(every, references), 4),
                          "resampled_2.5_50_97.5_percent": percentiles(spread),
                          "perfectly_calibrated_2.5_50_97.5_percent": percentiles(floor)}
     report("ece_spread", {"faces": len(labels), "resamples": args.resamples, **results})
