@@ -145,8 +145,7 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 10)
 def test_yunet_reuses_its_memory_between_calls():
     """A fresh process, as a user's: unmapped buffers would cost 2,048 page faults (~4 ms) a photo."""
     result = subprocess.run([sys.executable, "-c", PAGE_FAULTS_PER_CALL], capture_output=True, text=True, check=True,
-                            timeout=120,
-                            cwd=Path(__file__).resolve().parents[1])
+                            timeout=120, cwd=Path(__file__).resolve().parents[1])
     assert float(result.stdout) < 100
 
 
