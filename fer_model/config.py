@@ -49,12 +49,18 @@ class FERConfig:
     labels: tuple[str, ...] = EMOTIONS
     temperatures: dict[str, float] = field(default_factory=dict)
     """Calibration: the softmax temperature fitted for each TTA mode (a missing mode uses 1)."""
+    class_biases: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    """Calibration: per TTA mode, one offset per label added to the logits after the temperature, fitted
+    with it (a missing mode adds none)."""
     uncertainty: dict[str, float] = field(default_factory=dict)
     """When a prediction is flagged uncertain: `min_confidence` (top probability below it) or `min_margin`
     (top two closer than it), measured on validation; absent keys never flag."""
 
     def temperature(self, tta: str) -> float:
         return float(self.temperatures.get(tta, 1.0))
+
+    def class_bias(self, tta: str) -> tuple[float, ...] | None:
+        return self.class_biases.get(tta)
 
     def to_dict(self) -> dict:
         return {"architecture": "EmotionCNN", **asdict(self)}
@@ -69,10 +75,16 @@ class FERConfig:
                 raise ValueError(f"unknown {kind.__name__} keys: {sorted(unknown)}")
             return kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
+        labels = tuple(data.get("labels", EMOTIONS))
+        class_biases = {str(k): tuple(map(float, v)) for k, v in data.get("class_biases", {}).items()}
+        for mode, bias in class_biases.items():
+            if len(bias) != len(labels):
+                raise ValueError(f"class_biases[{mode!r}] has {len(bias)} values for {len(labels)} labels")
         return cls(
             model=build(ModelConfig, data.get("model", {})),
             preprocessing=build(PreprocessConfig, data.get("preprocessing", {})),
-            labels=tuple(data.get("labels", EMOTIONS)),
+            labels=labels,
             temperatures={str(k): float(v) for k, v in data.get("temperatures", {}).items()},
+            class_biases=class_biases,
             uncertainty={str(k): float(v) for k, v in data.get("uncertainty", {}).items()},
         )

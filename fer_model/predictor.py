@@ -182,7 +182,7 @@ class EmotionRecognizer:
     def probabilities(self, inputs: torch.Tensor, tta: str = "none") -> torch.Tensor:
         """Calibrated label probabilities for normalized faces (N, 1, H, W), averaged over the `tta` views."""
         logits = tta_logits(self.inference_model, inputs, tta, self.config.preprocessing.input_size)
-        return average_probabilities(logits, self.config.temperature(tta))
+        return average_probabilities(logits, self.config.temperature(tta), self.config.class_bias(tta))
 
     def annotate(self, image, predictions: list[FacePrediction] | None = None) -> Image.Image:
         """A copy of `image` with every face's box and top label drawn on it."""

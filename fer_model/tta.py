@@ -38,6 +38,11 @@ def tta_logits(model: torch.nn.Module, inputs: torch.Tensor, mode: str, size: in
     return model(batch).float().view(len(crops), len(inputs), -1)
 
 
-def average_probabilities(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """Softmax of (views, N, classes) logits divided by `temperature`, averaged over the views."""
-    return (logits / temperature).softmax(dim=-1).mean(dim=0)
+def average_probabilities(logits: torch.Tensor, temperature: float = 1.0,
+                          class_bias: tuple[float, ...] | None = None) -> torch.Tensor:
+    """Softmax of (views, N, classes) logits divided by `temperature`, plus `class_bias` (one offset per
+    class) when given, averaged over the views."""
+    scaled = logits / temperature
+    if class_bias is not None:
+        scaled = scaled + torch.tensor(class_bias, dtype=scaled.dtype, device=scaled.device)
+    return scaled.softmax(dim=-1).mean(dim=0)

@@ -1,29 +1,40 @@
-"""Temperature scaling, calibration metrics, the uncertainty flag and saliency maps."""
+"""Calibration (temperature and class bias), calibration metrics, the uncertainty flag and saliency maps."""
 import numpy as np
 import pytest
 import torch
 
 from fer_model import EMOTIONS, FacePrediction
-from train.calibration import fit_temperature, fit_uncertainty, nll
+from train.calibration import fit_calibration, fit_uncertainty, nll
 from train.evaluate import load_metric
 
 from .conftest import synthetic_faces
 
 
-def _sample(n: int, sharpness: float, seed: int = 0):
-    """Labels drawn from softmax(true logits); the model reports softmax(sharpness x true logits)."""
+def _sample(n: int, sharpness: float, seed: int = 0, shift: torch.Tensor | float = 0.0):
+    """Labels drawn from softmax(true logits); the model reports softmax(sharpness x true logits + shift)."""
     generator = torch.Generator().manual_seed(seed)
     true_logits = torch.randn(n, 7, generator=generator) * 2
     labels = torch.multinomial(true_logits.softmax(1), 1, generator=generator).squeeze(1)
-    return (true_logits * sharpness)[None], labels, true_logits.softmax(1)
+    return (true_logits * sharpness + shift)[None], labels, true_logits.softmax(1)
 
 
 def test_fitted_temperature_lowers_nll_and_undoes_over_confidence():
     logits, labels, _ = _sample(4000, sharpness=2.5)
-    temperature = fit_temperature(logits[:, :2000], labels[:2000])  # fitted on one half
-    assert temperature == pytest.approx(2.5, rel=0.2)
+    temperature, bias = fit_calibration(logits[:, :2000], labels[:2000], class_bias=False)  # fitted on one half
+    assert temperature == pytest.approx(2.5, rel=0.2) and bias is None
     held_out = logits[:, 2000:], labels[2000:]
     assert nll(*held_out, temperature) < nll(*held_out, 1.0) - 0.05  # and better on the other half
+
+
+def test_fitted_class_bias_undoes_a_shifted_prior():
+    shift = torch.tensor([1.0, -1.0, 0.0, 0.5, 0.0, -0.5, 0.0]) * 2.5  # the model favours angry, shuns disgust
+    logits, labels, _ = _sample(6000, sharpness=2.5, shift=shift)
+    temperature, bias = fit_calibration(logits[:, :3000], labels[:3000])
+    assert temperature == pytest.approx(2.5, rel=0.2) and sum(bias) == pytest.approx(0, abs=1e-3)
+    assert torch.tensor(bias) == pytest.approx((-shift / 2.5 - (-shift / 2.5).mean()).tolist(), abs=0.25)
+    held_out = logits[:, 3000:], labels[3000:]
+    temperature_only, _ = fit_calibration(logits[:, :3000], labels[:3000], class_bias=False)
+    assert nll(*held_out, temperature, bias) < nll(*held_out, temperature_only) - 0.02
 
 
 def test_ece_is_near_zero_when_calibrated_and_large_when_over_confident():

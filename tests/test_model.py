@@ -178,6 +178,16 @@ def test_old_configs_without_temperature_or_with_face_margin_load(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(data))
     config = EmotionRecognizer.from_pretrained(tmp_path).config
     assert config.temperature("flip") == 1.0 and config.preprocessing.crop_size is None
+    assert config.class_bias("flip") is None
+
+
+def test_a_class_bias_of_the_wrong_length_is_refused(tmp_path):
+    save_pretrained(build_model(_small_config()), _small_config(), tmp_path)
+    data = json.loads((tmp_path / "config.json").read_text())
+    data["class_biases"] = {"none": [0.1, -0.1]}
+    (tmp_path / "config.json").write_text(json.dumps(data))
+    with pytest.raises(ModelLoadError, match="2 values for 7 labels"):
+        EmotionRecognizer.from_pretrained(tmp_path)
 
 
 def test_push_to_hub_uploads_weights_and_config(monkeypatch, tmp_path):

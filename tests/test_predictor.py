@@ -72,7 +72,8 @@ def test_predict_faces_of_nothing(recognizer):
 
 
 def test_flip_tta_averages_the_mirrored_face(recognizer, fer_crop, monkeypatch):
-    monkeypatch.setattr(recognizer.config, "temperatures", {})  # one temperature for every mode
+    monkeypatch.setattr(recognizer.config, "temperatures", {})  # the same calibration for every mode: none
+    monkeypatch.setattr(recognizer.config, "class_biases", {})
     plain = recognizer.predict_faces([fer_crop])[0]
     mirrored = recognizer.predict_faces([np.asarray(fer_crop)[:, ::-1]])[0]
     tta = recognizer.predict_faces([fer_crop], tta="flip")[0]

@@ -310,7 +310,7 @@ def test_crop_training_and_ten_crop_tta(tmp_path, tiny, monkeypatch):
         assert all(sum(s.values()) == pytest.approx(1, abs=1e-5) for s in scores)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert {"validation", "validation_flip", "validation_ten_crop"} <= set(metrics)
-    assert set(recognizer.config.temperatures) == {"none", "flip", "ten_crop"}
+    assert set(recognizer.config.temperatures) == set(recognizer.config.class_biases) == {"none", "flip", "ten_crop"}
 
 
 def test_distillation_moves_the_student_toward_the_teacher(tmp_path, tiny, tiny_fer):

@@ -1,7 +1,6 @@
-"""Temperature scaling (Guo et al., 2017): one softmax temperature per TTA mode, fitted on validation by NLL."""
+"""Calibration fitted on validation by NLL, per TTA mode: a softmax temperature (Guo et al., 2017) and one
+logit offset per class, for a model whose predicted class frequencies drift from the data's."""
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
@@ -9,30 +8,33 @@ import torch.nn.functional as F
 from fer_model.tta import average_probabilities
 
 
-def nll(logits: torch.Tensor, labels: torch.Tensor, temperature: float) -> float:
+def nll(logits: torch.Tensor, labels: torch.Tensor, temperature: float,
+        class_bias: tuple[float, ...] | None = None) -> float:
     """Mean negative log-likelihood of `labels` under the view-averaged probabilities of (views, N, K) logits."""
-    probabilities = average_probabilities(logits, temperature)
+    probabilities = average_probabilities(logits, temperature, class_bias)
     return F.nll_loss(probabilities.clamp_min(1e-12).log(), labels).item()
 
 
-def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, low: float = 0.05, high: float = 20.0,
-                    iterations: int = 60) -> float:
-    """The temperature in [low, high] that minimises `nll`, by golden-section search on log T (NLL is
-    unimodal in T for one view and in practice for averaged views)."""
-    ratio = (math.sqrt(5) - 1) / 2
-    a, b = math.log(low), math.log(high)
-    c, d = b - ratio * (b - a), a + ratio * (b - a)
-    fc, fd = nll(logits, labels, math.exp(c)), nll(logits, labels, math.exp(d))
-    for _ in range(iterations):
-        if fc < fd:
-            b, d, fd = d, c, fc
-            c = b - ratio * (b - a)
-            fc = nll(logits, labels, math.exp(c))
-        else:
-            a, c, fc = c, d, fd
-            d = a + ratio * (b - a)
-            fd = nll(logits, labels, math.exp(d))
-    return round(math.exp((a + b) / 2), 4)
+def fit_calibration(logits: torch.Tensor, labels: torch.Tensor,
+                    class_bias: bool = True) -> tuple[float, tuple[float, ...] | None]:
+    """The temperature, and with `class_bias` the per-class offsets (summing to 0), that minimise `nll`
+    of (views, N, K) logits; L-BFGS on log T, in float64."""
+    logits = logits.double()
+    log_temperature = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    bias = torch.zeros(logits.shape[-1], dtype=torch.float64, requires_grad=class_bias)
+    optimizer = torch.optim.LBFGS([log_temperature, bias] if class_bias else [log_temperature],
+                                  max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        probabilities = (logits / log_temperature.exp() + bias).softmax(dim=-1).mean(dim=0)
+        loss = F.nll_loss(probabilities.clamp_min(1e-12).log(), labels)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    temperature = round(log_temperature.exp().item(), 4)
+    return temperature, tuple(round(b, 4) for b in (bias - bias.mean()).tolist()) if class_bias else None
 
 
 def fit_uncertainty(probabilities: torch.Tensor, labels: torch.Tensor, band: float = 0.1, min_count: int = 30) -> dict:

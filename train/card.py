@@ -13,9 +13,9 @@ def write_model_card(folder: str | Path, results: dict, command: str, dataset: s
                      config: dict, history: list | None = None, model_name: str = "fer-cnn",
                      fine_tuned_from: str | None = None, teachers: list[str] | tuple[str, ...] = ()) -> Path:
     """Write `folder/README.md`: the model, how it was trained and its validation scores for every TTA mode
-    (`results` maps a mode to its metrics, with `temperature` and `calibration_before`); `history` and the
-    hardware line are those of the last run, a fine-tuning of `fine_tuned_from` and a distillation from
-    `teachers` when given."""
+    (`results` maps a mode to its metrics, with `temperature`, `accuracy_before` and `calibration_before`);
+    `history` and the hardware line are those of the last run, a fine-tuning of `fine_tuned_from` and a
+    distillation from `teachers` when given."""
     folder = Path(folder)
     plain = results["none"]
     metric_yaml = "\n".join(
@@ -24,7 +24,8 @@ def write_model_card(folder: str | Path, results: dict, command: str, dataset: s
         for kind, name, value in (("accuracy", f"Accuracy ({TTA_NAMES[mode]})", r["accuracy"]),
                                   ("f1", f"Macro F1 ({TTA_NAMES[mode]})", r["macro_f1"])))
     splits = ", ".join(f"{name}: {size:,}" for name, size in split_sizes.items())
-    rows = "\n".join(f"| {TTA_NAMES[mode]} | {r['accuracy']:.2%} | {r['macro_f1']:.4f} | {r['temperature']:g} "
+    rows = "\n".join(f"| {TTA_NAMES[mode]} | {r['accuracy_before']:.2%} → {r['accuracy']:.2%} | {r['macro_f1']:.4f} "
+                     f"| {r['temperature']:g} "
                      f"| {r['calibration_before']['ece']:.4f} → {r['calibration']['ece']:.4f} "
                      f"| {r['calibration_before']['nll']:.4f} → {r['calibration']['nll']:.4f} "
                      f"| {r['calibration_before']['brier']:.4f} → {r['calibration']['brier']:.4f} |"
@@ -87,9 +88,10 @@ Data: `{dataset}` ({splits}). Model selection and calibration used the validatio
 ```
 
 ## Validation results
-On {plain["num_examples"]:,} validation images. Probabilities are calibrated by temperature scaling,
-one temperature per test-time augmentation mode, fitted on validation (stored in `config.json`);
-ECE uses 15 equal-width bins. Scaling does not change any prediction.
+On {plain["num_examples"]:,} validation images. Probabilities are calibrated per test-time augmentation
+mode by a temperature and one logit offset per class, fitted together on validation by NLL (stored in
+`config.json`); ECE uses 15 equal-width bins. The offsets can change a prediction, so accuracy and the
+other columns read before → after calibration (macro F1: after).
 
 | mode | accuracy | macro F1 | temperature | ECE | NLL | Brier |
 | --- | --- | --- | --- | --- | --- | --- |

@@ -4,7 +4,7 @@
     python -m train.evaluate --dataset ../shared/fer2013            # the embedded default, validation split
 
 The confusion matrix and reliability diagram go to --out (default: evaluation/<model>/ in the
-working directory). Probabilities are calibrated with the model's temperature for the TTA mode.
+working directory). Probabilities are calibrated with the model's temperature and class bias for the TTA mode.
 """
 from __future__ import annotations
 
@@ -39,9 +39,11 @@ def collect_logits(recognizer: EmotionRecognizer, faces: torch.Tensor, tta: str 
                                  tta, pre.input_size).cpu() for i in range(0, len(faces), batch_size)], dim=1)
 
 
-def score(logits: torch.Tensor, labels: torch.Tensor, names, temperature: float = 1.0) -> dict:
-    """Accuracy, F1 and confusion matrix, plus `calibration` (ECE, NLL, Brier, bins) at `temperature`."""
-    probabilities = average_probabilities(logits, temperature)
+def score(logits: torch.Tensor, labels: torch.Tensor, names, temperature: float = 1.0,
+          class_bias: tuple[float, ...] | None = None) -> dict:
+    """Accuracy, F1 and confusion matrix, plus `calibration` (ECE, NLL, Brier, bins), of the probabilities at
+    `temperature` and `class_bias`."""
+    probabilities = average_probabilities(logits, temperature, class_bias)
     metrics = load_metric().compute(predictions=probabilities.argmax(1), references=labels, labels=list(names))
     calibration = load_metric("calibration").compute(probabilities=probabilities.tolist(), references=labels.tolist())
     return {**metrics, "calibration": calibration}
@@ -66,8 +68,8 @@ def main(argv=None) -> dict:
     except DatasetFormatError as err:
         p.error(str(err))
     faces, labels = to_tensors(split, recognizer.config.preprocessing.image_size, args.limit)
-    temperature = recognizer.config.temperature(args.tta)
-    metrics = score(collect_logits(recognizer, faces, args.tta), labels, recognizer.labels, temperature)
+    temperature, class_bias = recognizer.config.temperature(args.tta), recognizer.config.class_bias(args.tta)
+    metrics = score(collect_logits(recognizer, faces, args.tta), labels, recognizer.labels, temperature, class_bias)
     out = Path(args.out or Path("evaluation") / re.sub(r"[^\w.-]+", "_", args.model or "default").strip("_"))
     out.mkdir(parents=True, exist_ok=True)
     plot_confusion_matrix(metrics["confusion_matrix"], recognizer.labels, out / f"confusion_matrix_{args.split}.png",
@@ -75,7 +77,7 @@ def main(argv=None) -> dict:
     plot_reliability(metrics["calibration"], out / f"reliability_{args.split}.png",
                      title=f"{args.split}, TTA {args.tta}, temperature {temperature:g}")
     result = {"model": args.model or "embedded default", "dataset": args.dataset, "split": args.split,
-              "tta": args.tta, "temperature": temperature, "outputs": str(out), **metrics}
+              "tta": args.tta, "temperature": temperature, "class_bias": class_bias, "outputs": str(out), **metrics}
     print(classification_report(metrics))
     print(json.dumps(result))
     return result

@@ -16,7 +16,7 @@ from fer_model import EmotionRecognizer
 from fer_model.hub import CONFIG_NAME
 from fer_model.tta import TTA_MODES, average_probabilities
 
-from .calibration import fit_temperature, fit_uncertainty
+from .calibration import fit_calibration, fit_uncertainty
 from .card import write_model_card
 from .evaluate import collect_logits, score
 from .report import COMMAND_FILE, classification_report, plot_confusion_matrix, plot_learning_curves, plot_reliability
@@ -25,8 +25,9 @@ from .report import COMMAND_FILE, classification_report, plot_confusion_matrix, 
 def finish_run(folder: str | Path, split, history: list | None = None, command: str | None = None,
                dataset: str = "", split_sizes: dict | None = None, limit: int | None = None,
                fine_tuned_from: str | None = None, teachers: list[str] | tuple[str, ...] = ()) -> dict:
-    """Fit a temperature per TTA mode and the uncertainty thresholds on `split` (validation), store them in
-    config.json, score every mode before and after, write metrics.json, the plots, the report and the card.
+    """Fit the calibration (temperature and class bias) per TTA mode and the uncertainty thresholds on `split`
+    (validation), store them in config.json, score every mode before and after, write metrics.json, the
+    plots, the report and the card.
 
     Returns the metrics of the plain (no TTA) mode."""
     from .data import to_tensors
@@ -36,15 +37,17 @@ def finish_run(folder: str | Path, split, history: list | None = None, command: 
     config = recognizer.config
     faces, labels = to_tensors(split, config.preprocessing.image_size, limit)
     modes = TTA_MODES if config.preprocessing.crop_size else ("none", "flip")
-    results, temperatures, logits_of = {}, {}, {}
+    results, temperatures, biases, logits_of = {}, {}, {}, {}
     for mode in modes:
         logits = logits_of[mode] = collect_logits(recognizer, faces, mode)
-        temperatures[mode] = fit_temperature(logits, labels)
+        temperatures[mode], biases[mode] = fit_calibration(logits, labels)
         uncalibrated = score(logits, labels, config.labels)
-        results[mode] = {**score(logits, labels, config.labels, temperatures[mode]),
-                         "temperature": temperatures[mode], "calibration_before": uncalibrated["calibration"]}
-    uncertainty = fit_uncertainty(average_probabilities(logits_of["none"], temperatures["none"]), labels)
-    config = replace(config, temperatures=temperatures,
+        results[mode] = {**score(logits, labels, config.labels, temperatures[mode], biases[mode]),
+                         "temperature": temperatures[mode], "class_bias": biases[mode],
+                         "accuracy_before": uncalibrated["accuracy"], "calibration_before": uncalibrated["calibration"]}
+    plain = average_probabilities(logits_of["none"], temperatures["none"], biases["none"])
+    uncertainty = fit_uncertainty(plain, labels)
+    config = replace(config, temperatures=temperatures, class_biases=biases,
                      uncertainty={k: uncertainty[k] for k in ("min_confidence", "min_margin")})
     (folder / CONFIG_NAME).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     metrics = {"validation": results["none"], **{f"validation_{mode}": results[mode] for mode in modes[1:]},
@@ -57,7 +60,7 @@ def finish_run(folder: str | Path, split, history: list | None = None, command: 
                           title=f"Validation confusion matrix, TTA {best} (accuracy {results[best]['accuracy']:.1%})")
     plot_reliability(results[best]["calibration"], folder / "reliability.png",
                      before=results[best]["calibration_before"],
-                     title=f"Validation, TTA {best}: temperature {temperatures[best]:g}")
+                     title=f"Validation, TTA {best}: temperature {temperatures[best]:g} and class bias")
     if history:
         plot_learning_curves(history, folder / "learning_curves.png")
     if command:
@@ -67,8 +70,9 @@ def finish_run(folder: str | Path, split, history: list | None = None, command: 
           f"{uncertainty['flagged_fraction']:.1%} of validation faces flagged")
     for mode in modes:
         r = results[mode]
-        print(f"validation, TTA {mode:8}: accuracy {r['accuracy']:.4f}, macro F1 {r['macro_f1']:.4f}, "
-              f"ECE {r['calibration_before']['ece']:.4f} -> {r['calibration']['ece']:.4f} (T={r['temperature']:g})")
+        print(f"validation, TTA {mode:8}: accuracy {r['accuracy_before']:.4f} -> {r['accuracy']:.4f}, "
+              f"macro F1 {r['macro_f1']:.4f}, ECE {r['calibration_before']['ece']:.4f} -> "
+              f"{r['calibration']['ece']:.4f} (T={r['temperature']:g})")
     return results["none"]
 
 
