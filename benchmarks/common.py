@@ -121,6 +121,19 @@ def timed(fn, repeats: int, warmup: int = 10) -> list[float]:
     return times
 
 
+def timed_for(fn, seconds: float, warmup: int = 10) -> tuple[list[float], list[float]]:
+    """Start times (s from the first call) and milliseconds of every call of `fn` made in `seconds`, after
+    `warmup` calls: long enough to span the phases in which a shared machine runs faster or slower."""
+    for _ in range(warmup):
+        fn()
+    starts, times, begin = [], [], time.perf_counter()
+    while (start := time.perf_counter()) - begin < seconds:
+        fn()
+        starts.append(start - begin)
+        times.append((time.perf_counter() - start) * 1000)
+    return starts, times
+
+
 def summary(times: list[float]) -> dict:
     """Median, 95th percentile and minimum of timings in ms."""
     ordered = sorted(times)
