@@ -44,5 +44,5 @@ def average_probabilities(logits: torch.Tensor, temperature: float = 1.0,
     class) when given, averaged over the views."""
     scaled = logits / temperature
     if class_bias is not None:
-        scaled = scaled + torch.tensor(class_bias, dtype=scaled.dtype, device=scaled.device)
+        scaled = scaled + torch.as_tensor(class_bias, dtype=scaled.dtype, device=scaled.device)
     return scaled.softmax(dim=-1).mean(dim=0)

@@ -27,7 +27,7 @@ def fit_calibration(logits: torch.Tensor, labels: torch.Tensor,
 
     def closure():
         optimizer.zero_grad()
-        probabilities = (logits / log_temperature.exp() + bias).softmax(dim=-1).mean(dim=0)
+        probabilities = average_probabilities(logits, log_temperature.exp(), bias if class_bias else None)
         loss = F.nll_loss(probabilities.clamp_min(1e-12).log(), labels)
         loss.backward()
         return loss
