@@ -1,7 +1,8 @@
 """How much the calibration error (ECE, 15 bins) of a model itself varies with the validation faces drawn,
 and what each part of the calibration does on faces it was not fitted on. For every TTA mode:
 
-- the ECE with the model's calibration, its spread over bootstrap resamples of validation, and the ECE a
+- the ECE with the model's calibration and with a temperature alone, the share of each class in the labels
+  and in the mean probabilities of both, the ECE's spread over bootstrap resamples of validation, and the ECE a
   perfectly calibrated model with the same probabilities would read (labels drawn from them): the floor
   that sampling noise alone puts under the measurement;
 - cross-fitted: a temperature alone, and a temperature with class bias, fitted on a random half of
@@ -70,7 +71,14 @@ def main() -> None:
         spread = [ece(rng.integers(0, len(labels), len(labels)), references) for _ in range(args.resamples)]
         floor = [ece(every, drawn_labels(probabilities, rng)) for _ in range(args.resamples)]
         percentiles = lambda values: np.percentile(values, [2.5, 50, 97.5]).round(4).tolist()  # noqa: E731
+        temperature_only = average_probabilities(logits, fit_calibration(logits, labels, class_bias=False)[0]).numpy()
+        frequencies = {"validation": np.bincount(references, minlength=len(config.labels)) / len(references),
+                       "temperature_only": temperature_only.mean(0), "calibrated": probabilities.mean(0)}
         results[mode] = {"ece": round(ece(every, references), 4),
+                         "ece_temperature_only": round(calibration.compute(probabilities=temperature_only,
+                                                                           references=references)["ece"], 4),
+                         "class_frequencies": {name: dict(zip(config.labels, shares.astype(float).round(3).tolist()))
+                                               for name, shares in frequencies.items()},
                          "resampled_2.5_50_97.5_percent": percentiles(spread),
                          "perfectly_calibrated_2.5_50_97.5_percent": percentiles(floor),
                          "cross_fitted_on_halves": cross_fitted(logits, labels, args.halvings, calibration)}
