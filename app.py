@@ -9,7 +9,7 @@ import tempfile
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from fer_model import EmotionRecognizer, FERError, load_image  # noqa: E402  (first: it sets torch's OpenMP up)
+from fer_model import EmotionRecognizer, FERError, load_image  # noqa: E402  (before torch: fer_model.runtime)
 from fer_model.results import TABLE_HEADERS, face_table, faces_json, main_face_scores, summary  # noqa: E402
 from fer_model.video import analyze_video  # noqa: E402
 

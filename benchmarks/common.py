@@ -13,9 +13,10 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-import fer_model  # noqa: F401  (before torch, as in the app and the CLI: it sets torch's OpenMP up)
+import fer_model  # noqa: F401  (before torch, as in the app and the CLI: fer_model.runtime)
 import torch  # noqa: E402
 from train.report import device_name  # noqa: E402
 
@@ -24,6 +25,7 @@ RESULTS = Path(__file__).parent / "results"
 
 def machine() -> dict:
     return {"cpu": device_name("cpu"), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "opencv_threads": cv2.getNumThreads(),
             "gpu": device_name("cuda") if torch.cuda.is_available() else None,
             "python": platform.python_version(), "torch": torch.__version__,
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}

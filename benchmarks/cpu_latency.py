@@ -14,6 +14,7 @@ import statistics
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -28,13 +29,15 @@ import torch  # noqa: E402
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default=None, help="model folder or Hub id (default: the embedded default)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for torch and OpenCV, i.e. for the model and the detector (default: theirs)")
     p.add_argument("--repeats", type=int, default=200)
     p.add_argument("--seconds", type=float, default=60, help="how long to time the photo end to end")
     args = p.parse_args()
     name = "cpu_latency" + (f"_threads{args.threads}" if args.threads else "")
     if args.threads:
         torch.set_num_threads(args.threads)
+        cv2.setNumThreads(args.threads)
     recognizer = EmotionRecognizer.from_pretrained(args.model, device="cpu")
     model = recognizer.model
     side = recognizer.config.preprocessing.image_size

@@ -134,25 +134,29 @@ def test_fallback_when_opencv_cannot_run_yunet(monkeypatch):
 
 
 PAGE_FAULTS_PER_CALL = """
-import resource
-from benchmarks.common import photo_640x480
+import io, resource
+from PIL import Image
+from benchmarks.common import astronaut_canvas
 from fer_model import EmotionRecognizer
-recognizer, jpeg = EmotionRecognizer.from_pretrained(detector="yunet"), photo_640x480()
+canvas, _ = astronaut_canvas((2048, 1536), [60, 80, 100, 150, 200, 300, 60, 70], seed=8)
+buffer = io.BytesIO()
+Image.fromarray(canvas).save(buffer, "JPEG", quality=90)
+recognizer, jpeg = EmotionRecognizer.from_pretrained(), buffer.getvalue()
 recognizer.predict(jpeg)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(10):
+for _ in range(5):
     recognizer.predict(jpeg)
-print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 10)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5)
 """
 
 
-@pytest.mark.skipif("yunet" not in DETECTOR_NAMES or platform.libc_ver()[0] != "glibc", reason="YuNet on glibc")
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's allocator")
 def test_a_photo_reuses_the_memory_of_the_last():
-    """A fresh process, as a user's: buffers mapped afresh for every photo cost thousands of page faults
-    (8 MB a photo, once: 2,048 faults, ~4 ms); 66 measured."""
+    """A fresh process, as a user's: a 2048x1536 photo page-faults ~22,000 fresh pages (13 ms) when glibc
+    unmaps its buffers after each photo; `fer_model.runtime` keeps them (37 measured)."""
     result = subprocess.run([sys.executable, "-c", PAGE_FAULTS_PER_CALL], capture_output=True, text=True, check=True,
                             timeout=120, cwd=Path(__file__).resolve().parents[1])
-    assert float(result.stdout) < 100
+    assert float(result.stdout) < 1000
 
 
 def test_four_threads_give_the_sequential_predictions(recognizer):
