@@ -74,6 +74,10 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area(a) + area(b) - inter, 1e-9)
 
 
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-np.clip(x, -88, 88)))
+
+
 def largest_first(faces: list[Face], min_size: float) -> list[Face]:
     """Faces whose box is at least `min_size` pixels on its shorter side, largest first."""
     kept = [f for f in faces if min(f.box[2], f.box[3]) >= min_size]

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .base import Face, Framing, iou, largest_first
+from .base import Face, Framing, iou, largest_first, sigmoid
 
 MODEL_FILE = Path(__file__).parent / "models" / "blazeface_full_range.tflite"
 INPUT = 192
@@ -71,7 +71,7 @@ class BlazeFaceDetector:
         x0, y0 = x0 - offset / scale, y0 - offset / scale
         self._net.setInput((canvas.transpose(2, 0, 1)[None] / 127.5 - 1).astype(np.float32))
         logits, regression = self._net.forward(["reshaped_classifier_face_4", "reshaped_regressor_face_4"])
-        scores = 1 / (1 + np.exp(-np.clip(logits[0, :, 0], -100, 100)))
+        scores = sigmoid(logits[0, :, 0])
         keep = scores >= self.score_threshold
         reg, anchors = regression[0, keep] / INPUT, ANCHORS[keep]
         centre, size = anchors + reg[:, :2], reg[:, 2:4]

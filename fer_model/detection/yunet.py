@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .base import Face, Framing, downscaled, largest_first
+from .base import Face, Framing, downscaled, largest_first, sigmoid
 
 MODEL_FILE = Path(__file__).parent / "models" / "yunet.onnx"
 STRIDES = (8, 16, 32)
@@ -78,7 +78,3 @@ def decode(outputs: list[np.ndarray], threshold: float) -> tuple[np.ndarray, np.
         scores.append(score[cells])
         points.append(kps.reshape(5, 2, -1)[:, :, cells].transpose(2, 0, 1) * stride + anchors[:, None])
     return np.concatenate(boxes), np.concatenate(scores), np.concatenate(points)
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1 / (1 + np.exp(-np.clip(x, -88, 88)))
