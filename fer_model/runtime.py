@@ -4,7 +4,7 @@
   that OpenCV's threads then detect faces on: `GOMP_SPINCOUNT` 10,000 takes a 640x480 photo from 13.0
   to 10.0 ms on 2 cores (benchmarks/openmp_spin.py). OpenMP reads it once, when torch loads it: import
   fer_model before torch (the app, the command line and the benchmarks do), or set it yourself.
-- glibc hands freed blocks over 128 KB back to the OS at once, so that the next photo page-faults its
+- glibc hands freed blocks over 128 KB back to the OS, so that the next photo can page-fault its
   buffers afresh (a 2048x1536 photo: 34 ms, or 47 ms in some processes). Its thresholds are set to the
   values glibc's own adaptive ones may grow to: allocations under 32 MB come from the heap, trimmed past
   64 MB free. No-op outside glibc. Both respect a value the user has set.

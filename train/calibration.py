@@ -11,8 +11,11 @@ from fer_model.tta import average_probabilities
 def nll(logits: torch.Tensor, labels: torch.Tensor, temperature: float,
         class_bias: tuple[float, ...] | None = None) -> float:
     """Mean negative log-likelihood of `labels` under the view-averaged probabilities of (views, N, K) logits."""
-    probabilities = average_probabilities(logits, temperature, class_bias)
-    return F.nll_loss(probabilities.clamp_min(1e-12).log(), labels).item()
+    return mean_nll(average_probabilities(logits, temperature, class_bias), labels).item()
+
+
+def mean_nll(probabilities: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return F.nll_loss(probabilities.clamp_min(1e-12).log(), labels)
 
 
 def fit_calibration(logits: torch.Tensor, labels: torch.Tensor,
@@ -27,8 +30,7 @@ def fit_calibration(logits: torch.Tensor, labels: torch.Tensor,
 
     def closure():
         optimizer.zero_grad()
-        probabilities = average_probabilities(logits, log_temperature.exp(), bias if class_bias else None)
-        loss = F.nll_loss(probabilities.clamp_min(1e-12).log(), labels)
+        loss = mean_nll(average_probabilities(logits, log_temperature.exp(), bias if class_bias else None), labels)
         loss.backward()
         return loss
 
