@@ -2,23 +2,23 @@
 
     python app.py                                   # embedded default model, offline
     FER_MODEL_ID=user/fer-cnn python app.py         # weights from the Hub (FER_MODEL_REVISION pins them)
-    FER_DETECTOR=blazeface python app.py            # another face detector (default: the best installed)
+    FER_THREADS=2 python app.py                     # threads per request (default 1: two requests run at once)
 """
 import os
 import tempfile
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# Parallelism comes from the queue's concurrent requests, one core each: two 2-thread requests on 2 cores
+# oversubscribe them (benchmarks/load_test.py).
+os.environ.setdefault("FER_THREADS", "1")
 
 from fer_model import EmotionRecognizer, FERError, load_image  # noqa: E402  (before torch: fer_model.runtime)
 from fer_model.results import TABLE_HEADERS, face_table, faces_json, main_face_scores, summary  # noqa: E402
 from fer_model.video import analyze_video  # noqa: E402
 
 import gradio as gr  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
-from skimage import data as skimage_data  # noqa: E402
 
-try:  # ZeroGPU Spaces need at least one @spaces.GPU function; elsewhere the decorator is a no-op
+try:  # ZeroGPU Spaces need one @spaces.GPU function (the video endpoint); elsewhere the decorator is a no-op
     import spaces
 
     gpu = spaces.GPU
@@ -30,15 +30,12 @@ MAX_FILE_SIZE = "50mb"
 CONCURRENCY = 2
 VIDEO_FPS = 5
 VIDEO_MAX_FRAMES = 300  # 60 s at 5 frames a second: one request cannot hold the server for long
-# Parallelism comes from the queue's concurrent requests, one core each: more torch threads per
-# request would oversubscribe the cores (measured on 2 cores: 4 ms per face alone, 320 ms oversubscribed).
-torch.set_num_threads(int(os.environ.get("FER_TORCH_THREADS", "1")))
+EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "examples")
 recognizer = EmotionRecognizer.from_pretrained(os.environ.get("FER_MODEL_ID") or None,
                                                revision=os.environ.get("FER_MODEL_REVISION") or None,
                                                detector=os.environ.get("FER_DETECTOR") or None)
 
 
-@gpu
 def read_faces(image, explain=False):
     """The image as loaded, its faces and, with `explain`, the saliency overlay (else None);
     `gr.Error` with a readable message for anything unusable."""
@@ -107,6 +104,7 @@ def analyse_clip(clip, progress):
     return analysis, paths
 
 
+@gpu
 def video(clip, progress=gr.Progress()):
     """Emotions over time in a video: each face tracked across frames.
 
@@ -123,6 +121,7 @@ def video(clip, progress=gr.Progress()):
             "truncated": analysis.truncated}
 
 
+@gpu
 def video_tab(clip, progress=gr.Progress()):
     """The Video tab: timeline plot, annotated video, CSV and a summary."""
     try:
@@ -141,18 +140,6 @@ def live(frame):
     except gr.Error:
         return None, {}
     return recognizer.annotate(rgb, found), main_face_scores(found)
-
-
-def example_images(folder: str) -> list[str]:
-    """Redistributable examples from scikit-image: a portrait (one face) and a cat (no face)."""
-    os.makedirs(folder, exist_ok=True)
-    paths = []
-    for name in ("astronaut", "chelsea"):
-        path = os.path.join(folder, f"{name}.jpg")
-        if not os.path.exists(path):
-            Image.fromarray(getattr(skimage_data, name)()).save(path, quality=92)
-        paths.append(path)
-    return paths
 
 
 theme = gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"],
@@ -174,8 +161,8 @@ with gr.Blocks(title="Facial expression recognition", analytics_enabled=False) a
                 annotated = gr.Image(label="Faces", interactive=False)
         table = gr.Dataframe(headers=TABLE_HEADERS, label="Every face", interactive=False)
         photo_outputs = [label, annotated, table, message]
-        gr.Examples(example_images(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".examples")),
-                    inputs=image, outputs=photo_outputs, fn=analyze, run_on_click=True, cache_examples=False)
+        gr.Examples([os.path.join(EXAMPLES, name) for name in ("astronaut.jpg", "chelsea.jpg")], inputs=image,
+                    outputs=photo_outputs, fn=analyze, run_on_click=True, cache_examples=False)
     with gr.Tab("Video"):
         gr.Markdown(f"Upload a clip: about {VIDEO_FPS} frames a second are analysed, at most "
                     f"{VIDEO_MAX_FRAMES} frames ({VIDEO_MAX_FRAMES // VIDEO_FPS} s); each face keeps one number.")

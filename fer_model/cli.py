@@ -11,16 +11,21 @@ import json
 import sys
 from pathlib import Path
 
+from .classifier import BACKENDS
 from .detection import DETECTORS
 from .errors import FERError
+from .predictor import DEFAULT_TTA
 from .tta import TTA_MODES
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="fer-model", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=None, help="model folder or Hub repo id (default: the embedded model)")
-    parser.add_argument("--detector", choices=list(DETECTORS), default=None, help="face detector (default: the best installed)")
-    parser.add_argument("--tta", choices=TTA_MODES, default="none", help="test-time augmentation")
+    parser.add_argument("--detector", choices=list(DETECTORS), default=None, help="face detector (default: yunet)")
+    parser.add_argument("--tta", choices=TTA_MODES, default=DEFAULT_TTA, help="test-time augmentation")
+    parser.add_argument("--backend", choices=BACKENDS, default="onnx",
+                        help="run the CNN on ONNX Runtime, or on torch (needs the torch extra)")
+    parser.add_argument("--threads", type=int, default=None, help="threads per call (default: FER_THREADS or 2)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     predict = commands.add_parser("predict", help="faces and emotions in images or folders of images",
@@ -48,9 +53,10 @@ def main(argv=None) -> int:
     try:
         from .predictor import EmotionRecognizer
 
-        recognizer = EmotionRecognizer.from_pretrained(args.model, detector=args.detector, tta=args.tta)
+        recognizer = EmotionRecognizer.from_pretrained(args.model, backend=args.backend, threads=args.threads,
+                                                       detector=args.detector, tta=args.tta)
         return (run_predict if args.command == "predict" else run_video)(recognizer, args)
-    except (FERError, ValueError, RuntimeError, OSError) as err:
+    except (FERError, ValueError, RuntimeError, OSError, ImportError) as err:
         print(f"fer-model: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

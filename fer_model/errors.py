@@ -15,3 +15,18 @@ class ModelLoadError(FERError):
 
 class InvalidVideoError(FERError, ValueError):
     """The input is not a readable video: missing, not a video, corrupt, empty or too long to analyse."""
+
+
+class MissingExtraError(FERError, ImportError):
+    """A feature needs an optional dependency that is not installed; the message names the extra to install."""
+
+
+def require(module: str, feature: str, extra: str = "torch"):
+    """Import `module`, or raise `MissingExtraError` saying which extra `feature` needs."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise MissingExtraError(f"{feature} needs {module}, which is not installed: "
+                                f"pip install 'fer-model[{extra}]'") from err

@@ -1,50 +1,55 @@
-"""What the model looked at: class-activation maps on the last convolutional stage.
+"""What the model looked at: class-activation maps on the last convolutional stage, computed exactly from
+the classifier's `features` output and its head's weights, so that no autograd (and no torch) is needed.
 
 - ``gradcam`` (Selvaraju et al., 2017), the default: activations weighted by the spatially averaged gradient.
 - ``hirescam`` (Draelos & Carin, 2020): gradient x activation, summed over channels, in principle
   more faithful for a head that flattens the feature map into a linear layer, as `EmotionCNN`'s does.
 
-`benchmarks/saliency.py` compares them by deletion (blanking the most salient pixels should hurt the
-predicted class the most): both beat random pixels, and which leads changes from model to model
-(Grad-CAM ahead, level, then behind on three defaults), so the method the literature names stays the default.
+The gradient of a logit with respect to the last stage's map (before its 2x2 max pooling) is the head's
+chain rule written out: logit = W2 relu(W1 pool(A) + b1) + b2, the pooling passing each window's gradient
+to its (first) largest element, as torch's does. `benchmarks/saliency.py` compares the two methods by deletion.
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image
-
-from .model import EmotionCNN
-
 
 SALIENCY_METHODS = ("gradcam", "hirescam")
 
 
-def class_activation_map(model: EmotionCNN, inputs: torch.Tensor, targets: torch.Tensor | None = None,
-                         method: str = "gradcam") -> torch.Tensor:
-    """Saliency of normalized inputs (N, 1, S, S) for `targets` (default: the predicted class).
+def class_activation_map(classifier, inputs: np.ndarray, targets: np.ndarray | None = None,
+                         method: str = "gradcam") -> np.ndarray:
+    """Saliency of normalized inputs (N, 1, S, S) for `targets` (label ids; default: the predicted class).
 
-    Uses the last stage's activations before pooling and the gradient of the target logit; the
-    positive part, upsampled to S x S and scaled to 0..1 per face, is returned (N, S, S).
-    """
+    The positive part, upsampled bilinearly to S x S and scaled to 0..1 per face, is returned (N, S, S)."""
     if method not in SALIENCY_METHODS:
         raise ValueError(f"unknown saliency method {method!r}; choose one of {', '.join(SALIENCY_METHODS)}")
-    stage = model.features[-1]
-    activations = []
-    hook = stage[-2].register_forward_hook(lambda module, args, output: activations.append(output))
-    try:
-        with torch.enable_grad():
-            logits = model(inputs.detach().requires_grad_(True))
-            targets = logits.argmax(1) if targets is None else targets
-            chosen = logits.gather(1, targets.view(-1, 1)).sum()
-            gradients, = torch.autograd.grad(chosen, activations[0])
-    finally:
-        hook.remove()
-    weights = gradients if method == "hirescam" else gradients.mean(dim=(2, 3), keepdim=True)
-    cam = F.relu((weights * activations[0]).sum(1, keepdim=True)).detach()
-    cam = F.interpolate(cam, size=inputs.shape[-2:], mode="bilinear", align_corners=False).squeeze(1)
-    return cam / cam.flatten(1).max(1).values.clamp_min(1e-8).view(-1, 1, 1)
+    logits, features = classifier.logits_and_features(inputs)
+    targets = logits.argmax(1) if targets is None else np.asarray(targets)
+    gradients = feature_gradients(classifier.head(), features.astype(np.float64), targets)
+    weights = gradients if method == "hirescam" else gradients.mean(axis=(2, 3), keepdims=True)
+    cams = np.maximum((weights * features).sum(1), 0).astype(np.float32)
+    side = inputs.shape[-1]
+    cams = np.stack([cv2.resize(cam, (side, side), interpolation=cv2.INTER_LINEAR) for cam in cams])
+    return cams / np.maximum(cams.reshape(len(cams), -1).max(1), 1e-8)[:, None, None]
+
+
+def feature_gradients(head, features: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """d logit[target] / d features for features (N, C, H, W) taken before the head's 2x2 max pooling."""
+    n, c, h, w = features.shape
+    ph, pw = h // 2, w // 2
+    windows = (features[:, :, :2 * ph, :2 * pw].reshape(n, c, ph, 2, pw, 2)
+               .transpose(0, 1, 2, 4, 3, 5).reshape(n, c, ph, pw, 4))
+    winner = windows.argmax(-1)
+    hidden = windows.max(-1).reshape(n, -1) @ head.w1.T + head.b1
+    d_pooled = ((head.w2[targets] * (hidden > 0)) @ head.w1).reshape(n, c, ph, pw)
+    d_windows = np.zeros_like(windows)
+    np.put_along_axis(d_windows, winner[..., None], d_pooled[..., None], axis=-1)
+    gradients = np.zeros_like(features)
+    gradients[:, :, :2 * ph, :2 * pw] = (d_windows.reshape(n, c, ph, pw, 2, 2).transpose(0, 1, 2, 4, 3, 5)
+                                         .reshape(n, c, 2 * ph, 2 * pw))
+    return gradients
 
 
 def colorize(heatmap: np.ndarray) -> np.ndarray:

@@ -1,8 +1,9 @@
-"""The emotion CNN: a plain `nn.Module` built from a `ModelConfig`."""
+"""The emotion CNN: a plain `nn.Module` built from a `ModelConfig`, and its inference forms (needs torch)."""
 from __future__ import annotations
 
 import copy
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
@@ -67,3 +68,48 @@ def fuse_batchnorm(model: EmotionCNN) -> EmotionCNN:
             elif isinstance(layer, nn.Linear) and isinstance(norm, nn.BatchNorm1d):
                 sequence[i], sequence[i + 1] = fuse_linear_bn_eval(layer, norm), nn.Identity()
     return fused.to(memory_format=torch.channels_last)
+
+
+class InferenceGraph(nn.Module):
+    """What inference runs: `model` with its BatchNorms folded, returning the logits and the last stage's
+    activation map before its pooling (`fer_model.classifier.FEATURES`, for saliency). Exported to ONNX."""
+
+    def __init__(self, model: EmotionCNN):
+        super().__init__()
+        self.model = fuse_batchnorm(model)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.model.features
+        last = features[-1]
+        before_pool = last[:-1](features[:-1](x))
+        return self.model.head(last[-1](before_pool)), before_pool
+
+
+class TorchClassifier:
+    """The `fer_model.classifier.Classifier` interface on torch: `model` folded, channels_last, on `device`.
+
+    `threads` sets torch's threads for the whole process (torch has no per-model setting)."""
+
+    name = "torch"
+
+    def __init__(self, model: EmotionCNN, device: str | torch.device | None = None, threads: int | None = None):
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = model.to(self.device).eval()
+        self.graph = InferenceGraph(self.model).to(self.device, memory_format=torch.channels_last).eval()
+        if threads:
+            torch.set_num_threads(threads)
+
+    @torch.inference_mode()
+    def logits_and_features(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        batch = torch.from_numpy(np.ascontiguousarray(inputs)).to(self.device).contiguous(memory_format=torch.channels_last)
+        logits, features = self.graph(batch)
+        return logits.float().cpu().numpy(), features.float().cpu().numpy()
+
+    def logits(self, inputs: np.ndarray) -> np.ndarray:
+        return self.logits_and_features(inputs)[0]
+
+    def head(self):
+        from .classifier import Head
+
+        return Head.from_state({k: v.detach().float().cpu().numpy() for k, v in self.model.state_dict().items()
+                                if k.startswith("head.")})

@@ -1,12 +1,12 @@
 """The one path from pixels to model tensors, shared by training and inference.
 
-image -> grayscale -> FER-style square crop around the detected face -> `image_size` uint8 -> normalized float tensor.
+image -> grayscale -> FER-style square crop around the detected face -> `image_size` uint8 -> normalized float32.
+`web/fer.js` mirrors it in the browser.
 """
 from __future__ import annotations
 
 import cv2
 import numpy as np
-import torch
 from PIL import Image
 
 from .config import PreprocessConfig
@@ -37,9 +37,18 @@ def crop_face(gray: np.ndarray, box: Box, framing: Framing, size: int = 48) -> n
     return cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA if side > size else cv2.INTER_LINEAR)
 
 
-def normalize(faces: torch.Tensor, config: PreprocessConfig) -> torch.Tensor:
-    """uint8 faces of shape (N, H, W) -> float model input (N, 1, H, W) on the same device."""
-    return ((faces.float() / 255.0 - config.mean) / config.std).unsqueeze(1)
+def face_batch(faces, size: int = 48) -> np.ndarray:
+    """Face crops (arrays or PIL images, any size and mode, or a uint8 (N, size, size) array) as uint8 (N, size, size)."""
+    if isinstance(faces, np.ndarray) and faces.dtype == np.uint8 and faces.shape[1:] == (size, size):
+        return faces
+    return np.stack([to_face_array(face, size) for face in faces])
+
+
+def normalize(faces, config: PreprocessConfig):
+    """uint8 (or 0..255 float) faces (N, H, W) -> float32 model input (N, 1, H, W); numpy arrays, or torch
+    tensors on any device (training)."""
+    scaled = faces.astype(np.float32) if isinstance(faces, np.ndarray) else faces.float()
+    return ((scaled / 255.0 - config.mean) / config.std)[:, None]
 
 
 def looks_like_face_crop(size: tuple[int, int], max_side: int = 160, max_aspect: float = 1.3) -> bool:

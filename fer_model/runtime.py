@@ -1,13 +1,17 @@
 """Process-wide settings a photo's speed depends on, made once when `fer_model` is imported.
 
+- Threads: `FER_THREADS` sets how many threads the CNN and the face detector each use per call, on
+  ONNX Runtime or torch (default: `DEFAULT_THREADS`; the app runs one per request, two requests at a time).
+  ONNX Runtime's threads do not spin between calls (`session_options`): on a shared 2-core machine,
+  spinning threads hold the core another call needs. Its memory pattern is off: planned per input shape,
+  it re-allocated for every new number of faces (1,450 page faults a 2048x1536 photo, 1 without).
 - torch's GNU OpenMP workers spin for ~300,000 rounds after each parallel region, holding the core
-  that OpenCV's threads then detect faces on: `GOMP_SPINCOUNT` 10,000 takes a 640x480 photo from 13.0
-  to 10.0 ms on 2 cores (benchmarks/openmp_spin.py). OpenMP reads it once, when torch loads it: import
-  fer_model before torch (the app, the command line and the benchmarks do), or set it yourself.
+  that the detector then runs on: `GOMP_SPINCOUNT` 10,000 took a 640x480 photo from 13.0 to 10.0 ms
+  on 2 cores on the torch path (benchmarks/openmp_spin.py). OpenMP reads it once, when torch loads.
 - glibc hands freed blocks over 128 KB back to the OS, so that the next photo can page-fault its
-  buffers afresh (a 2048x1536 photo: 34 ms, or 47 ms in some processes). Its thresholds are set to the
-  values glibc's own adaptive ones may grow to: allocations under 32 MB come from the heap, trimmed past
-  64 MB free. No-op outside glibc. Both respect a value the user has set.
+  buffers afresh. Its thresholds are set to the values glibc's own adaptive ones may grow to:
+  allocations under 32 MB come from the heap, trimmed past 64 MB free. No-op outside glibc.
+Each respects a value the user has set.
 """
 from __future__ import annotations
 
@@ -16,6 +20,33 @@ import os
 import platform
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
+DEFAULT_THREADS = 2
+"""Threads per call when `FER_THREADS` is unset (benchmarks/cpu_latency.py: 2 beat 1 on a 2-core machine)."""
+
+
+def threads() -> int:
+    """Threads per call for the CNN and the detector: `FER_THREADS`, else `DEFAULT_THREADS` (at most the cores)."""
+    value = os.environ.get("FER_THREADS")
+    if value:
+        try:
+            return max(1, int(value))
+        except ValueError:
+            raise ValueError(f"FER_THREADS must be a whole number, not {value!r}") from None
+    return max(1, min(DEFAULT_THREADS, os.cpu_count() or 1))
+
+
+def session_options(num_threads: int | None = None):
+    """ONNX Runtime session options: `num_threads` intra-op threads (default `threads()`), no spinning."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = num_threads or threads()
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    options.enable_mem_pattern = False  # its plan is per input shape: with changing batches it page-faults afresh
+    options.log_severity_level = 3  # errors only
+    return options
 
 
 def configure() -> None:

@@ -4,22 +4,26 @@
 - ``flip``: the centre crop and its mirror image.
 - ``ten_crop``: the four corner crops and the centre crop, each also mirrored (the same as
   ``flip`` for a model that sees whole faces).
+
+Inputs are numpy arrays; `center_crop` and `average_probabilities` also take torch tensors (training
+crops with the first, the calibration fit differentiates the second).
 """
 from __future__ import annotations
 
-import torch
+import numpy as np
 
 TTA_MODES = ("none", "flip", "ten_crop")
 
 
-def center_crop(inputs: torch.Tensor, size: int) -> torch.Tensor:
-    """The central `size` x `size` square of (N, C, H, W) inputs."""
+def center_crop(inputs, size: int):
+    """The central `size` x `size` square of (..., H, W) inputs."""
     top, left = (inputs.shape[-2] - size) // 2, (inputs.shape[-1] - size) // 2
     return inputs[..., top:top + size, left:left + size]
 
 
-def views(inputs: torch.Tensor, mode: str, size: int) -> list[torch.Tensor]:
-    """The `size` x `size` views of (N, C, H, W) inputs that `mode` averages over."""
+def views(inputs: np.ndarray, mode: str, size: int) -> np.ndarray:
+    """The `size` x `size` views of (N, C, H, W) inputs that `mode` averages over, as one contiguous
+    float32 batch of shape (views x N, C, size, size), view-major."""
     if mode not in TTA_MODES:
         raise ValueError(f"unknown TTA mode {mode!r}; choose one of {', '.join(TTA_MODES)}")
     height, width = inputs.shape[-2:]
@@ -28,21 +32,28 @@ def views(inputs: torch.Tensor, mode: str, size: int) -> list[torch.Tensor]:
         crops = [inputs[..., t:t + size, l:l + size] for t, l in corners] + [center_crop(inputs, size)]
     else:
         crops = [center_crop(inputs, size)]
-    return crops + [c.flip(-1) for c in crops] if mode != "none" else crops
+    crops = crops + [c[..., ::-1] for c in crops] if mode != "none" else crops
+    return np.ascontiguousarray(np.concatenate(crops), dtype=np.float32)
 
 
-def tta_logits(model: torch.nn.Module, inputs: torch.Tensor, mode: str, size: int) -> torch.Tensor:
-    """Logits of every view in one forward pass, shape (views, N, classes)."""
-    crops = views(inputs, mode, size)
-    batch = torch.cat(crops).contiguous(memory_format=torch.channels_last)  # oneDNN's fast path on CPUs
-    return model(batch).float().view(len(crops), len(inputs), -1)
+def softmax(x):
+    """Softmax over the last axis of a numpy array or a torch tensor."""
+    if isinstance(x, np.ndarray):
+        e = np.exp(x - x.max(-1, keepdims=True))
+        return e / e.sum(-1, keepdims=True)
+    return x.softmax(-1)
 
 
-def average_probabilities(logits: torch.Tensor, temperature: float = 1.0,
-                          class_bias: tuple[float, ...] | None = None) -> torch.Tensor:
+def average_probabilities(logits, temperature=1.0, class_bias=None):
     """Softmax of (views, N, classes) logits divided by `temperature`, plus `class_bias` (one offset per
     class) when given, averaged over the views."""
     scaled = logits / temperature
     if class_bias is not None:
-        scaled = scaled + torch.as_tensor(class_bias, dtype=scaled.dtype, device=scaled.device)
-    return scaled.softmax(dim=-1).mean(dim=0)
+        if isinstance(class_bias, (tuple, list)):
+            class_bias = np.asarray(class_bias, dtype=np.float32)
+            if not isinstance(scaled, np.ndarray):
+                import torch
+
+                class_bias = torch.as_tensor(class_bias, dtype=scaled.dtype, device=scaled.device)
+        scaled = scaled + class_bias
+    return softmax(scaled).mean(0)

@@ -1,7 +1,10 @@
 """Videos: frames in, faces tracked across frames, per-frame emotions out; CSV, timeline plot, annotated video.
 
-    for frame in recognizer.predict_video("clip.mp4", fps=5):
+    for frame in predict_video(recognizer, "clip.mp4", fps=5):
         print(frame.time, [(f.track_id, f.label) for f in frame.faces])
+
+It builds on the predictor (frames in one batch, `prediction` for smoothed scores); the predictor knows
+nothing of videos.
 """
 from __future__ import annotations
 

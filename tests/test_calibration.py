@@ -76,7 +76,7 @@ def test_temperature_changes_confidence_but_not_the_label(recognizer, fer_crop):
     config = recognizer.config
     saved = dict(config.temperatures)
     try:
-        config.temperatures["none"] = 5.0
+        config.temperatures[recognizer.tta] = 5.0
         softened = recognizer.predict_faces([fer_crop])[0]
     finally:
         config.temperatures.clear()

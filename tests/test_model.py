@@ -47,7 +47,7 @@ def test_save_load_round_trip_identical(tmp_path):
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.running_mean.uniform_(-0.5, 0.5)
     save_pretrained(model, config, tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.onnx", "model.safetensors"]
     loaded, loaded_config = load_pretrained(tmp_path)
     x = torch.randn(4, 1, 48, 48)
     assert loaded_config == config
@@ -105,8 +105,8 @@ def test_missing_folder_and_bad_source(tmp_path):
 
 def test_embedded_default_loads_offline():
     recognizer = EmotionRecognizer.from_pretrained()
-    assert recognizer.labels == EMOTIONS
-    assert recognizer.model.training is False
+    assert recognizer.labels == EMOTIONS and recognizer.classifier.name == "onnx"
+    assert EmotionRecognizer.from_pretrained(backend="torch").model.training is False
 
 
 def _hub_cache(cache, repo_id, snapshots: dict, refs: dict):
@@ -124,7 +124,7 @@ import sys, torch
 from fer_model import EmotionRecognizer
 r = EmotionRecognizer.from_pretrained(sys.argv[1], revision=sys.argv[2] if len(sys.argv) > 2 else None)
 torch.manual_seed(0)
-print(float(r.model(torch.randn(2, 1, 48, 48)).sum()))
+print(float(r.classifier.logits(torch.randn(2, 1, 48, 48).numpy()).sum()))
 """
 
 
@@ -145,8 +145,8 @@ def test_hub_repo_id_loads_from_cache_offline_and_pins_revision(tmp_path):
     torch.manual_seed(0)
     x = torch.randn(2, 1, 48, 48)
     with torch.no_grad():
-        assert load() == pytest.approx(float(second(x).sum()), rel=1e-5)
-        assert load(old) == pytest.approx(float(first(x).sum()), rel=1e-5)
+        assert load() == pytest.approx(float(second(x).sum()), rel=1e-4)
+        assert load(old) == pytest.approx(float(first(x).sum()), rel=1e-4)
 
 
 def test_hub_repo_missing_from_cache_offline_is_clear(tmp_path):
@@ -203,11 +203,11 @@ def test_push_to_hub_uploads_weights_and_config(monkeypatch, tmp_path):
         return "https://huggingface.co/someone/fer-cnn/commit/0"
 
     monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload_folder)
-    recognizer = EmotionRecognizer(build_model(_small_config()), _small_config())
+    recognizer = EmotionRecognizer.from_model(build_model(_small_config()), _small_config())
     assert recognizer.push_to_hub("someone/fer-cnn").endswith("/commit/0")
     assert calls["create"][0] == "someone/fer-cnn" and calls["create"][1]["exist_ok"] is True
     assert calls["repo"] == "someone/fer-cnn"
-    assert calls["files"] == ["config.json", "model.safetensors"]
+    assert calls["files"] == ["README.md", "config.json", "model.onnx", "model.safetensors", "yunet.onnx"]
 
 
 def test_folded_batchnorm_gives_the_same_logits_and_leaves_the_model_whole():

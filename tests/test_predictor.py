@@ -1,7 +1,6 @@
 """EmotionRecognizer end to end on real photos and FER-2013 crops."""
 import numpy as np
 import pytest
-import torch
 
 from fer_model import EMOTIONS, EmotionRecognizer, FacePrediction, InvalidImageError
 
@@ -55,15 +54,17 @@ def test_faces_are_sorted_largest_first(recognizer, astronaut):
 def test_predict_faces_is_one_batch(recognizer, monkeypatch):
     crops = list(synthetic_faces(6))
     calls = []
-    forward = recognizer.inference_model.forward
-    monkeypatch.setattr(recognizer.inference_model, "forward", lambda x: calls.append(x.shape) or forward(x))
-    scores = recognizer.predict_faces(crops)
+    logits = recognizer.classifier.logits
+    monkeypatch.setattr(recognizer.classifier, "logits", lambda x: calls.append(x.shape) or logits(x))
     side = recognizer.config.preprocessing.input_size
-    assert len(scores) == 6 and calls == [(6, 1, side, side)]
-    for s in scores:
-        _check_scores(s)
-    as_tensor = recognizer.predict_faces(torch.from_numpy(np.stack(crops)))
-    for a, b in zip(as_tensor, scores):
+    for tta, views in (("none", 1), ("flip", 2), ("ten_crop", 10)):
+        calls.clear()
+        scores = recognizer.predict_faces(crops, tta)
+        assert len(scores) == 6 and calls == [(6 * views, 1, side, side)]
+        for s in scores:
+            _check_scores(s)
+    as_array = recognizer.predict_faces(np.stack(crops), "ten_crop")
+    for a, b in zip(as_array, scores):
         assert a == pytest.approx(b, abs=1e-6)
 
 
@@ -96,12 +97,8 @@ def test_bad_input_raises_documented_error(recognizer):
         recognizer.predict(b"GIF89a not really")
 
 
-def test_runs_without_gradients(recognizer, fer_crop):
-    recognizer.predict(fer_crop)
-    assert all(p.grad is None for p in recognizer.model.parameters())
-
-
-def test_explicit_device(fer_crop):
-    recognizer = EmotionRecognizer.from_pretrained(device="cpu")
-    assert recognizer.device.type == "cpu"
+def test_the_torch_backend_runs_without_gradients_on_the_device_asked(fer_crop):
+    recognizer = EmotionRecognizer.from_pretrained(backend="torch", device="cpu")
+    assert recognizer.classifier.device.type == "cpu"
     assert len(recognizer.predict(fer_crop)) == 1
+    assert all(p.grad is None for p in recognizer.model.parameters())

@@ -273,7 +273,7 @@ def test_push_to_hub_sends_the_model_files(tmp_path, tiny, monkeypatch):
     main([*tiny, "--epochs", "1", "--output-dir", str(tmp_path), "--push-to-hub", "--hub-model-id", "someone/fer"])
     assert sent["repo"] == "someone/fer"
     assert sent["files"] == ["README.md", "command.txt", "config.json", "confusion_matrix.png", "learning_curves.png",
-                             "metrics.json", "model.safetensors", "reliability.png"]
+                             "metrics.json", "model.onnx", "model.safetensors", "reliability.png", "yunet.onnx"]
 
 
 def test_bf16_is_the_default_on_a_cpu_that_has_it():
@@ -286,11 +286,14 @@ def test_bf16_is_the_default_on_a_cpu_that_has_it():
 
 
 def test_bf16_on_cpu_trains_a_step_and_saves_loadable_weights(tmp_path, tiny):
+    """After a run in fp32 in the same process (as the automatic choice is on a CPU without native bf16):
+    every run starts from a fresh accelerate state."""
     from train.train import main
 
-    results = main([*tiny, "--epochs", "1", "--mixed-precision", "bf16", "--output-dir", str(tmp_path)])
+    main([*tiny, "--epochs", "1", "--mixed-precision", "no", "--output-dir", str(tmp_path / "fp32")])
+    results = main([*tiny, "--epochs", "1", "--mixed-precision", "bf16", "--output-dir", str(tmp_path / "bf16")])
     assert 0 <= results["accuracy"] <= 1
-    recognizer = EmotionRecognizer.from_pretrained(tmp_path)
+    recognizer = EmotionRecognizer.from_pretrained(tmp_path / "bf16")
     assert len(recognizer.predict_faces([np.zeros((48, 48), np.uint8)])) == 1
 
 
@@ -301,8 +304,8 @@ def test_crop_training_and_ten_crop_tta(tmp_path, tiny, monkeypatch):
     recognizer = EmotionRecognizer.from_pretrained(tmp_path)
     assert recognizer.config.preprocessing.crop_size == 40 and recognizer.config.preprocessing.input_size == 40
     shapes = []
-    forward = recognizer.inference_model.forward
-    monkeypatch.setattr(recognizer.inference_model, "forward", lambda x: shapes.append(tuple(x.shape)) or forward(x))
+    logits = recognizer.classifier.logits
+    monkeypatch.setattr(recognizer.classifier, "logits", lambda x: shapes.append(tuple(x.shape)) or logits(x))
     faces = [np.full((48, 48), v, np.uint8) for v in (10, 200, 90)]
     for mode, views in (("none", 1), ("flip", 2), ("ten_crop", 10)):
         scores = recognizer.predict_faces(faces, tta=mode)

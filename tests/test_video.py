@@ -8,7 +8,7 @@ import pytest
 
 from fer_model import EMOTIONS, InvalidVideoError
 from fer_model.cli import main
-from fer_model.video import IoUTracker, read_frames, summarize
+from fer_model.video import IoUTracker, predict_video, read_frames, summarize
 
 from benchmarks.common import write_clip
 
@@ -21,7 +21,7 @@ def clip(tmp_path_factory, astronaut):
 
 
 def test_predict_video_tracks_one_face_with_one_id(recognizer, clip):
-    results = list(recognizer.predict_video(clip))
+    results = list(predict_video(recognizer, clip))
     assert [r.index for r in results] == list(range(20))
     assert [r.time for r in results] == pytest.approx([i / 10 for i in range(20)])
     assert all(len(r.faces) == 1 for r in results)
@@ -33,15 +33,15 @@ def test_predict_video_tracks_one_face_with_one_id(recognizer, clip):
 
 def test_faces_of_several_frames_are_one_batch(recognizer, clip, monkeypatch):
     calls = []
-    forward = recognizer.inference_model.forward
-    monkeypatch.setattr(recognizer.inference_model, "forward", lambda x: calls.append(x.shape[0]) or forward(x))
-    list(recognizer.predict_video(clip, batch_frames=8))
+    logits = recognizer.classifier.logits
+    monkeypatch.setattr(recognizer.classifier, "logits", lambda x: calls.append(x.shape[0]) or logits(x))
+    list(predict_video(recognizer, clip, batch_frames=8, tta="none"))
     assert calls == [8, 8, 4]
 
 
 def test_smoothing_averages_the_past(recognizer, clip):
-    plain = [r.faces[0].scores for r in recognizer.predict_video(clip)]
-    smooth = [r.faces[0].scores for r in recognizer.predict_video(clip, smoothing=0.5)]
+    plain = [r.faces[0].scores for r in predict_video(recognizer, clip)]
+    smooth = [r.faces[0].scores for r in predict_video(recognizer, clip, smoothing=0.5)]
     assert smooth[0] == pytest.approx(plain[0])
     assert smooth[1]["happy"] == pytest.approx(0.5 * plain[0]["happy"] + 0.5 * plain[1]["happy"], abs=1e-6)
 

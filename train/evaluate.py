@@ -14,11 +14,13 @@ import re
 from pathlib import Path
 
 import evaluate
+import numpy as np
 import torch
 
 from fer_model import EmotionRecognizer
+from fer_model.classifier import BACKENDS
 from fer_model.preprocess import normalize
-from fer_model.tta import TTA_MODES, average_probabilities, tta_logits
+from fer_model.tta import TTA_MODES, average_probabilities
 
 from .report import classification_report, plot_confusion_matrix, plot_reliability
 
@@ -30,13 +32,14 @@ def load_metric(name: str = "fer_metrics") -> evaluate.EvaluationModule:
     return evaluate.load(str(METRICS / name))
 
 
-@torch.inference_mode()
 def collect_logits(recognizer: EmotionRecognizer, faces: torch.Tensor, tta: str = "none",
                    batch_size: int = 256) -> torch.Tensor:
-    """Logits of every TTA view for uint8 faces (N, H, W): shape (views, N, classes), on the CPU."""
+    """Logits of every TTA view for uint8 faces (N, H, W), through the recognizer's classifier (the ONNX
+    graph by default): shape (views, N, classes), on the CPU."""
     pre = recognizer.config.preprocessing
-    return torch.cat([tta_logits(recognizer.model, normalize(faces[i:i + batch_size].to(recognizer.device), pre),
-                                 tta, pre.input_size).cpu() for i in range(0, len(faces), batch_size)], dim=1)
+    faces = faces.cpu().numpy()
+    return torch.from_numpy(np.concatenate([recognizer.logits(normalize(faces[i:i + batch_size], pre), tta)
+                                            for i in range(0, len(faces), batch_size)], axis=1))
 
 
 def score(logits: torch.Tensor, labels: torch.Tensor, names, temperature: float = 1.0,
@@ -53,6 +56,7 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description="Evaluate a FER model on one dataset split.")
     p.add_argument("--model", default=None, help="model folder or Hub repo id (default: the embedded default)")
     p.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
+    p.add_argument("--backend", choices=BACKENDS, default="onnx", help="run the model's ONNX graph or its torch weights")
     p.add_argument("--dataset", required=True, help="Hub dataset id, parquet folder, fer2013.csv or image folder")
     p.add_argument("--split", default="validation")
     p.add_argument("--tta", choices=TTA_MODES, default="none", help="test-time augmentation")
@@ -62,7 +66,7 @@ def main(argv=None) -> dict:
 
     from .data import DatasetFormatError, load_split, to_tensors
 
-    recognizer = EmotionRecognizer.from_pretrained(args.model, args.revision)
+    recognizer = EmotionRecognizer.from_pretrained(args.model, args.revision, backend=args.backend)
     try:
         split = load_split(args.dataset, args.split)
     except DatasetFormatError as err:

@@ -108,7 +108,7 @@ def main(argv=None) -> dict:
 
 def training_arguments(command: str):
     """The parsed arguments of a run's last recorded `python -m train.train` command, or None."""
-    from .train import parse_args
+    from .options import parse_args
 
     words = shlex.split(command.strip().splitlines()[-1]) if command.strip() else []
     if words[:3] != ["python", "-m", "train.train"]:

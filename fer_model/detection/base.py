@@ -74,6 +74,17 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area(a) + area(b) - inter, 1e-9)
 
 
+def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> list[int]:
+    """Greedy non-maximum suppression of (x, y, w, h) boxes: indices, best score first, of the boxes that
+    overlap no better-scoring kept box by more than `threshold` IoU."""
+    corners = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], 1) if len(boxes) else boxes
+    kept: list[int] = []
+    for i in np.argsort(-scores, kind="stable"):
+        if not kept or iou(corners[i], corners[kept]).max() <= threshold:
+            kept.append(int(i))
+    return kept
+
+
 def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1 / (1 + np.exp(-np.clip(x, -88, 88)))
 

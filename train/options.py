@@ -1,0 +1,69 @@
+"""The trainer's command line, shared by `train.train` (which runs it) and `train.finish` (which reads a
+run's recorded command), so that neither imports the other's module."""
+from __future__ import annotations
+
+import argparse
+
+from .data import DEFAULT_DATASET
+
+DESCRIPTION = "Train fer_model.EmotionCNN on FER-2013 with accelerate: CPU, one GPU or many, mixed precision."
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=DESCRIPTION, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--dataset", default=DEFAULT_DATASET,
+                   help="Kaggle's fer2013.csv, a Hub dataset id (user/name), a parquet folder or an image folder")
+    p.add_argument("--output-dir", default="runs/fer")
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--time-budget", type=float, default=None, metavar="MINUTES",
+                   help="fit the schedule (at most --epochs) to end training within this budget, "
+                        "by the measured time per epoch")
+    p.add_argument("--batch-size", type=int, default=128, help="per process")
+    p.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw", help="sgd is SGD with Nesterov momentum")
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--weight-decay", type=float, default=0.05)
+    p.add_argument("--warmup-epochs", type=float, default=2.0)
+    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--balance", choices=["none", "loss", "sampler"], default="none",
+                   help="class imbalance: weighted loss or balanced sampling, class weights (mean count / count)^0.5")
+    p.add_argument("--ema-decay", type=float, default=0.998, help="0 disables weight EMA")
+    p.add_argument("--patience", type=int, default=10, help="epochs without improvement before stopping")
+    p.add_argument("--monitor", choices=["val_loss", "val_accuracy"], default="val_loss")
+    p.add_argument("--min-delta", type=float, default=0.0, help="smallest change of --monitor that counts as better")
+    p.add_argument("--widths", default="32,64,128,256", help="channels per stage")
+    p.add_argument("--convs-per-stage", type=int, default=2)
+    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--dropout", type=float, default=0.4)
+    p.add_argument("--mixup", type=float, default=0.0, help="mixup alpha (0 disables)")
+    p.add_argument("--cutmix", type=float, default=0.0,
+                   help="cutmix alpha (0 disables); with --mixup too, each batch gets one of the two")
+    p.add_argument("--crop-size", type=int, default=None,
+                   help="train on random crops of this side (e.g. 44) of the 48 px faces; evaluate on the centre or ten crops")
+    p.add_argument("--init-from", default=None, metavar="MODEL",
+                   help="fine-tune: start from this model folder or Hub id, its architecture and preprocessing "
+                        "(--widths, --convs-per-stage, --hidden, --dropout and --crop-size are then ignored)")
+    p.add_argument("--teacher", nargs="+", default=[], metavar="MODEL",
+                   help="distil from these model folders or Hub ids (their softened probabilities are averaged)")
+    p.add_argument("--kd-temperature", type=float, default=4.0, help="softening temperature of distillation")
+    p.add_argument("--kd-weight", type=float, default=0.7,
+                   help="weight of the distillation loss; the label loss gets 1 - this")
+    p.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"], default=None,
+                   help="default: bf16 where the GPU or CPU supports it, else no")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the model (slower for these small CNNs on an H100, see README)")
+    p.add_argument("--save-dtype", choices=["float32", "float16"], default="float16", help="dtype of saved weights")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue from --output-dir/checkpoint")
+    p.add_argument("--checkpoint-every", type=int, default=1, metavar="EPOCHS",
+                   help="save the resumable state every this many epochs (always on SIGINT/SIGTERM and at the end)")
+    p.add_argument("--limit-train", type=int, default=None, help="use only this many training images")
+    p.add_argument("--limit-val", type=int, default=None, help="use only this many validation images")
+    p.add_argument("--push-to-hub", action="store_true")
+    p.add_argument("--hub-model-id", default=None, help="user/name of the model repo to push to")
+    p.add_argument("--hub-private", action="store_true")
+    args = p.parse_args(argv)
+    if (args.mixup or args.cutmix) and args.batch_size % 2:
+        p.error("--mixup/--cutmix mix each batch with its mirror: --batch-size must be even")
+    if args.push_to_hub and not args.hub_model_id:
+        p.error("--push-to-hub needs --hub-model-id user/name")
+    return args
