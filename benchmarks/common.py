@@ -17,18 +17,26 @@ import cv2
 import numpy as np
 
 import fer_model  # noqa: F401  (before torch, as in the app and the CLI: fer_model.runtime)
-import torch  # noqa: E402
-from train.report import device_name  # noqa: E402
+from fer_model.runtime import cpu_name  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 
 
 def machine() -> dict:
-    return {"cpu": device_name("cpu"), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "opencv_threads": cv2.getNumThreads(),
-            "gpu": device_name("cuda") if torch.cuda.is_available() else None,
-            "python": platform.python_version(), "torch": torch.__version__,
+    """The CPU (and its bf16 support), GPU, threads and versions; torch's only where it is installed."""
+    import onnxruntime
+
+    flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
+    info = {"cpu": cpu_name(), "avx512_bf16": "avx512_bf16" in flags, "cores": os.cpu_count(),
+            "opencv_threads": cv2.getNumThreads(), "python": platform.python_version(),
+            "onnxruntime": onnxruntime.__version__, "opencv": cv2.__version__,
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    try:
+        import torch
+    except ImportError:
+        return info
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    return {**info, "gpu": gpu, "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
 
 
 def report(name: str, figures: dict) -> dict:

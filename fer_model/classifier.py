@@ -19,6 +19,7 @@ from .runtime import session_options
 
 BACKENDS = ("onnx", "torch")
 ONNX_NAME = "model.onnx"
+INT8_NAME = "model_int8.onnx"
 WEIGHTS_NAME = "model.safetensors"
 INPUT, LOGITS, FEATURES = "faces", "logits", "features"
 """The graph's input and outputs: `features` is the last stage's activation map before its max pooling."""
@@ -91,10 +92,11 @@ class Head:
         return cls(w1, b1, get("6.weight"), get("6.bias"))
 
 
-def create_classifier(backend: str, folder: str | Path, threads: int | None = None, device=None) -> Classifier:
-    """The classifier of the model in `folder` on `backend` ("onnx" or "torch")."""
+def create_classifier(backend: str, folder: str | Path, threads: int | None = None, device=None,
+                      onnx_file: str = ONNX_NAME) -> Classifier:
+    """The classifier of the model in `folder` on `backend` ("onnx": its `onnx_file`, or "torch")."""
     if backend == "onnx":
-        return OnnxClassifier(Path(folder) / ONNX_NAME, threads)
+        return OnnxClassifier(Path(folder) / onnx_file, threads)
     if backend == "torch":
         from .errors import require
 

@@ -40,6 +40,24 @@ class PreprocessConfig:
         return self.crop_size or self.image_size
 
 
+PRECISIONS = ("fp32", "int8")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How one model file's logits become calibrated probabilities, per TTA mode, and when a reading is unsure."""
+
+    temperatures: dict[str, float]
+    class_biases: dict[str, tuple[float, ...]]
+    uncertainty: dict[str, float]
+
+    def temperature(self, tta: str) -> float:
+        return float(self.temperatures.get(tta, 1.0))
+
+    def class_bias(self, tta: str) -> tuple[float, ...] | None:
+        return self.class_biases.get(tta)
+
+
 @dataclass
 class FERConfig:
     """Everything `from_pretrained` needs besides the weights."""
@@ -55,12 +73,25 @@ class FERConfig:
     uncertainty: dict[str, float] = field(default_factory=dict)
     """When a prediction is flagged uncertain: `min_confidence` (top probability below it) or `min_margin`
     (top two closer than it), measured on validation; absent keys never flag."""
+    int8: dict = field(default_factory=dict)
+    """The int8 model of the folder, when it has one: `file`, and its own `temperatures`, `class_biases` and
+    `uncertainty`, fitted for it as the fields above are for the float model (`train.quantize`)."""
 
     def temperature(self, tta: str) -> float:
-        return float(self.temperatures.get(tta, 1.0))
+        return self.calibration().temperature(tta)
 
     def class_bias(self, tta: str) -> tuple[float, ...] | None:
-        return self.class_biases.get(tta)
+        return self.calibration().class_bias(tta)
+
+    def calibration(self, precision: str = "fp32") -> Calibration:
+        """The calibration of the float model, or of the int8 one."""
+        if precision == "int8":
+            if not self.int8:
+                raise ValueError("this model has no int8 version")
+            return Calibration({str(k): float(v) for k, v in self.int8.get("temperatures", {}).items()},
+                               {str(k): tuple(map(float, v)) for k, v in self.int8.get("class_biases", {}).items()},
+                               {str(k): float(v) for k, v in self.int8.get("uncertainty", {}).items()})
+        return Calibration(self.temperatures, self.class_biases, self.uncertainty)
 
     def to_dict(self) -> dict:
         return {"architecture": "EmotionCNN", **asdict(self)}
@@ -87,4 +118,5 @@ class FERConfig:
             temperatures={str(k): float(v) for k, v in data.get("temperatures", {}).items()},
             class_biases=class_biases,
             uncertainty={str(k): float(v) for k, v in data.get("uncertainty", {}).items()},
+            int8=dict(data.get("int8", {})),
         )

@@ -10,7 +10,7 @@ import tempfile
 from fnmatch import fnmatch
 from pathlib import Path
 
-from .classifier import ONNX_NAME, WEIGHTS_NAME
+from .classifier import INT8_NAME, ONNX_NAME, WEIGHTS_NAME
 from .config import FERConfig
 from .errors import ModelLoadError, require
 
@@ -18,7 +18,7 @@ CONFIG_NAME = "config.json"
 DEFAULT_MODEL_DIR = Path(__file__).parent / "weights" / "default"
 """The embedded default model, shipped inside the package so everything runs offline."""
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
-MODEL_FILES = [CONFIG_NAME, ONNX_NAME, WEIGHTS_NAME]
+MODEL_FILES = [CONFIG_NAME, ONNX_NAME, INT8_NAME, WEIGHTS_NAME]
 HUB_FILES = [*MODEL_FILES, "README.md", "*.png", "metrics.json", "command.txt"]
 """What `push_to_hub` uploads from a model folder (with the face detector's ONNX file and a card)."""
 
@@ -53,7 +53,7 @@ def copy_pretrained(source: str | os.PathLike, config: FERConfig, folder: str | 
     """Write `config` and copy the model files of the folder `source` into `folder` (no torch needed)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    for name in (ONNX_NAME, WEIGHTS_NAME):
+    for name in (ONNX_NAME, INT8_NAME, WEIGHTS_NAME):
         if (Path(source) / name).is_file() and Path(source, name).resolve() != (folder / name).resolve():
             shutil.copyfile(Path(source) / name, folder / name)
     (folder / CONFIG_NAME).write_text(json.dumps(config.to_dict(), indent=2) + "\n")

@@ -14,8 +14,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from . import hub
-from .classifier import Classifier, create_classifier
-from .config import FERConfig
+from .classifier import INT8_NAME, ONNX_NAME, Classifier, create_classifier
+from .config import PRECISIONS, Calibration, FERConfig
 from .detection import Box, FaceDetector, create_detector
 from .explain import class_activation_map, overlay
 from .image_io import load_image
@@ -72,15 +72,18 @@ class Explanation:
 class EmotionRecognizer:
     """Face detection + emotion CNN. Load with `from_pretrained()`; call `predict(image)`.
 
-    `classifier` runs the CNN (`fer_model.classifier`: ONNX Runtime by default, or torch);
-    `detector` is a detector name from `fer_model.detection.DETECTORS` (default: YuNet) or any object
-    with the `FaceDetector` interface; `tta` is a mode of `fer_model.tta.TTA_MODES`.
+    `classifier` runs the CNN (`fer_model.classifier`: ONNX Runtime by default, or torch) of `precision`
+    ("fp32", or "int8" for the folder's int8 graph, calibrated for it); `detector` is a detector name from
+    `fer_model.detection.DETECTORS` (default: YuNet) or any object with the `FaceDetector` interface;
+    `tta` is a mode of `fer_model.tta.TTA_MODES`.
     """
 
     def __init__(self, classifier: Classifier, config: FERConfig, detector: FaceDetector | str | None = None,
-                 tta: str = DEFAULT_TTA, threads: int | None = None, folder: str | os.PathLike | None = None):
+                 tta: str = DEFAULT_TTA, threads: int | None = None, folder: str | os.PathLike | None = None,
+                 precision: str = "fp32"):
         self.classifier = classifier
         self.config = config
+        self.precision = precision
         self.labels = config.labels
         self.detector = (detector if detector is not None and not isinstance(detector, str)
                          else create_detector(detector, threads=threads))
@@ -90,15 +93,30 @@ class EmotionRecognizer:
 
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike | None = None, revision: str | None = None,
-                        backend: str = "onnx", threads: int | None = None, device=None, **kwargs) -> "EmotionRecognizer":
+                        backend: str = "onnx", precision: str | None = None, threads: int | None = None,
+                        device=None, **kwargs) -> "EmotionRecognizer":
         """Load from a local folder, a Hub repo id (at `revision`), or the embedded default when `source` is
-        None. `backend` "onnx" runs `model.onnx` on ONNX Runtime; "torch" the safetensors weights on torch
-        (on `device`; needs the torch extra). `threads` per call, for the CNN and the detector (default
-        `fer_model.runtime.threads()`, i.e. `FER_THREADS`)."""
+        None. `backend` "onnx" runs the ONNX graph on ONNX Runtime: the int8 one where the folder has it
+        (`precision` None; the embedded default does), else or with `precision="fp32"` `model.onnx`;
+        "torch" runs the safetensors weights on torch (fp32, on `device`; needs the torch extra).
+        `threads` per call, for the CNN and the detector (default `fer_model.runtime.threads()`, i.e. `FER_THREADS`)."""
         folder = hub.resolve(source, revision)
         config = hub.read_config(folder)
-        classifier = create_classifier(backend, folder, threads, device)
-        return cls(classifier, config, threads=threads, folder=folder, **kwargs)
+        if precision not in (None, *PRECISIONS):
+            raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+        if backend != "onnx" and precision == "int8":
+            raise ValueError("the int8 model runs on the onnx backend only")
+        precision = precision or ("int8" if backend == "onnx" and config.int8 else "fp32")
+        if precision == "int8" and not config.int8:
+            raise ValueError(f"the model in {folder} has no int8 version (train.quantize makes one)")
+        onnx_file = config.int8.get("file", INT8_NAME) if precision == "int8" else ONNX_NAME
+        classifier = create_classifier(backend, folder, threads, device, onnx_file)
+        return cls(classifier, config, threads=threads, folder=folder, precision=precision, **kwargs)
+
+    @property
+    def calibration(self) -> Calibration:
+        """The calibration of the model this recognizer runs (float or int8)."""
+        return self.config.calibration(self.precision)
 
     @classmethod
     def from_model(cls, model, config: FERConfig, device=None, **kwargs) -> "EmotionRecognizer":
@@ -160,7 +178,7 @@ class EmotionRecognizer:
     def prediction(self, box: Box, scores: dict[str, float], detection_score: float | None = None) -> FacePrediction:
         """A `FacePrediction` from calibrated scores, flagged when the config's uncertainty thresholds say so."""
         ranked = sorted(scores.values(), reverse=True)
-        limits = self.config.uncertainty
+        limits = self.calibration.uncertainty
         uncertain = ranked[0] < limits.get("min_confidence", 0.0) or ranked[0] - ranked[1] < limits.get("min_margin", 0.0)
         return FacePrediction(box, max(scores, key=scores.get), scores, detection_score, uncertain)
 
@@ -203,8 +221,8 @@ class EmotionRecognizer:
 
     def probabilities(self, inputs: np.ndarray, tta: str = "none") -> np.ndarray:
         """Calibrated label probabilities for normalized faces (N, 1, H, W), averaged over the `tta` views."""
-        return average_probabilities(self.logits(inputs, tta), self.config.temperature(tta),
-                                     self.config.class_bias(tta))
+        calibration = self.calibration
+        return average_probabilities(self.logits(inputs, tta), calibration.temperature(tta), calibration.class_bias(tta))
 
     def annotate(self, image, predictions: list[FacePrediction] | None = None) -> Image.Image:
         """A copy of `image` with every face's box and top label drawn on it."""

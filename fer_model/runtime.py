@@ -49,6 +49,16 @@ def session_options(num_threads: int | None = None):
     return options
 
 
+def cpu_name() -> str:
+    """The CPU's model name (e.g. "AMD EPYC"), for run records and benchmark reports."""
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as cpuinfo:
+            names = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
+        if names:
+            return names[0]
+    return platform.processor() or platform.machine()
+
+
 def configure() -> None:
     os.environ.setdefault("GOMP_SPINCOUNT", "10000")
     if platform.libc_ver()[0] == "glibc" and not {"MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"} & set(os.environ):

@@ -273,7 +273,8 @@ def test_push_to_hub_sends_the_model_files(tmp_path, tiny, monkeypatch):
     main([*tiny, "--epochs", "1", "--output-dir", str(tmp_path), "--push-to-hub", "--hub-model-id", "someone/fer"])
     assert sent["repo"] == "someone/fer"
     assert sent["files"] == ["README.md", "command.txt", "config.json", "confusion_matrix.png", "learning_curves.png",
-                             "metrics.json", "model.onnx", "model.safetensors", "reliability.png", "yunet.onnx"]
+                             "metrics.json", "model.onnx", "model.safetensors", "model_int8.onnx", "reliability.png",
+                             "yunet.onnx"]
 
 
 def test_bf16_is_the_default_on_a_cpu_that_has_it():

@@ -59,3 +59,28 @@ def fit_uncertainty(probabilities: torch.Tensor, labels: torch.Tensor, band: flo
               "accuracy_flagged": float(correct[flagged].mean()) if flagged.any() else None,
               "accuracy_not_flagged": float(correct[~flagged].mean()) if (~flagged).any() else None}
     return {**limits, **report}
+
+
+def calibrate(recognizer, faces: torch.Tensor, labels: torch.Tensor, modes) -> tuple[dict, dict, dict]:
+    """Fit the calibration of `recognizer`'s model on uint8 faces and their labels (validation) for every TTA
+    mode of `modes`, and the uncertainty thresholds on the plain mode.
+
+    Returns the metrics of each mode (after calibration, with `temperature`, `class_bias`, `accuracy_before`
+    and `calibration_before`), the fitted calibration as config fields (`temperatures`, `class_biases`,
+    `uncertainty`) and the full uncertainty report."""
+    from .evaluate import collect_logits, score
+
+    results, temperatures, biases, plain = {}, {}, {}, None
+    for mode in modes:
+        logits = collect_logits(recognizer, faces, mode)
+        temperatures[mode], biases[mode] = fit_calibration(logits, labels)
+        uncalibrated = score(logits, labels, recognizer.labels)
+        results[mode] = {**score(logits, labels, recognizer.labels, temperatures[mode], biases[mode]),
+                         "temperature": temperatures[mode], "class_bias": biases[mode],
+                         "accuracy_before": uncalibrated["accuracy"], "calibration_before": uncalibrated["calibration"]}
+        if mode == "none":
+            plain = average_probabilities(logits, temperatures[mode], biases[mode])
+    uncertainty = fit_uncertainty(plain, labels)
+    fields = {"temperatures": temperatures, "class_biases": biases,
+              "uncertainty": {k: uncertainty[k] for k in ("min_confidence", "min_margin")}}
+    return results, fields, uncertainty

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from fer_model.card import usage
+
 from .report import classification_report
 
 TTA_NAMES = {"none": "centre crop", "flip": "flip TTA", "ten_crop": "ten-crop TTA"}
@@ -11,11 +13,13 @@ TTA_NAMES = {"none": "centre crop", "flip": "flip TTA", "ten_crop": "ten-crop TT
 
 def write_model_card(folder: str | Path, results: dict, command: str, dataset: str, split_sizes: dict,
                      config: dict, history: list | None = None, model_name: str = "fer-cnn",
-                     fine_tuned_from: str | None = None, teachers: list[str] | tuple[str, ...] = ()) -> Path:
-    """Write `folder/README.md`: the model, how it was trained and its validation scores for every TTA mode
-    (`results` maps a mode to its metrics, with `temperature`, `accuracy_before` and `calibration_before`);
-    `history` and the hardware line are those of the last run, a fine-tuning of `fine_tuned_from` and a
-    distillation from `teachers` when given."""
+                     fine_tuned_from: str | None = None, teachers: list[str] | tuple[str, ...] = (),
+                     int8: dict | None = None) -> Path:
+    """Write `folder/README.md`: the model, how it was trained, its validation scores for every TTA mode
+    (`results` maps a mode to its metrics, with `temperature`, `accuracy_before` and `calibration_before`)
+    and those of its int8 version (`train.quantize`'s figures) when there is one; `history` and the hardware
+    line are those of the last run, a fine-tuning of `fine_tuned_from` and a distillation from `teachers`
+    when given."""
     folder = Path(folder)
     plain = results["none"]
     metric_yaml = "\n".join(
@@ -41,11 +45,25 @@ def write_model_card(folder: str | Path, results: dict, command: str, dataset: s
     crop = (f"trained on random {pre['crop_size']}x{pre['crop_size']} crops of the {pre['image_size']}x{pre['image_size']} "
             f"face, evaluated on the centre crop or ten crops" if pre.get("crop_size") else
             f"{pre['image_size']}x{pre['image_size']}")
+    int8_section = ""
+    if int8:
+        int8_rows = "\n".join(f"| {TTA_NAMES[mode]} | {results[mode]['accuracy']:.2%} | {r['accuracy']:.2%} | "
+                              f"{r['ece']:.4f} | {r['temperature']:g} |" for mode, r in int8["by_tta"].items())
+        int8_section = f"""
+## int8 version
+`model_int8.onnx` ({int8["bytes"] / 2**20:.1f} MB): static int8 quantization of `model.onnx` (QDQ, per-channel
+weights, activation ranges from {int8["quantize_faces"]:,} training faces), calibrated for itself on validation
+(`config.json`'s `int8`). `EmotionRecognizer` and the browser run it by default.
+
+| mode | accuracy, float | accuracy, int8 | ECE, int8 | temperature, int8 |
+| --- | --- | --- | --- | --- |
+{int8_rows}
+"""
     card = f"""---
 license: mit
 library_name: fer-model
 pipeline_tag: image-classification
-tags: [facial-expression-recognition, emotion, fer2013, cnn]
+tags: [facial-expression-recognition, emotion, fer2013, cnn, onnx]
 datasets: [fer2013]
 model-index:
   - name: {model_name}
@@ -64,13 +82,12 @@ model-index:
 # {model_name}: facial expression recognition on FER-2013
 
 A VGG-style CNN (`fer_model.EmotionCNN`) trained from scratch on 48x48 grayscale faces. It predicts
-7 emotions in FER-2013's order: {", ".join(config["labels"])}.
+7 emotions in FER-2013's order: {", ".join(config["labels"])}. Files: `model.onnx` (the network, BatchNorms
+folded; input `faces`, output `logits`){", `model_int8.onnx` (its int8 version)" if int8 else ""},
+`model.safetensors` (the weights, for training and the torch backend), `config.json` (preprocessing,
+calibration, uncertainty thresholds) and, on the Hub, `yunet.onnx` (the face detector).
 
-```python
-from fer_model import EmotionRecognizer
-recognizer = EmotionRecognizer.from_pretrained("path/to/this/folder")   # or its Hub repo id
-print(recognizer.predict("photo.jpg"))   # one entry per face: box, label, scores
-```
+{usage()}
 
 ## Architecture
 ```json
@@ -101,6 +118,7 @@ other columns read before → after calibration (macro F1: after).
 {classification_report(plain)}
 ```
 
+{int8_section}
 ![confusion matrix](confusion_matrix.png)
 ![reliability](reliability.png)
 ![learning curves](learning_curves.png)

@@ -19,6 +19,7 @@ import torch
 
 from fer_model import EmotionRecognizer
 from fer_model.classifier import BACKENDS
+from fer_model.config import PRECISIONS
 from fer_model.preprocess import normalize
 from fer_model.tta import TTA_MODES, average_probabilities
 
@@ -57,6 +58,8 @@ def main(argv=None) -> dict:
     p.add_argument("--model", default=None, help="model folder or Hub repo id (default: the embedded default)")
     p.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
     p.add_argument("--backend", choices=BACKENDS, default="onnx", help="run the model's ONNX graph or its torch weights")
+    p.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="the float or the int8 graph (default: int8 where the model has one, on the onnx backend)")
     p.add_argument("--dataset", required=True, help="Hub dataset id, parquet folder, fer2013.csv or image folder")
     p.add_argument("--split", default="validation")
     p.add_argument("--tta", choices=TTA_MODES, default="none", help="test-time augmentation")
@@ -66,13 +69,13 @@ def main(argv=None) -> dict:
 
     from .data import DatasetFormatError, load_split, to_tensors
 
-    recognizer = EmotionRecognizer.from_pretrained(args.model, args.revision, backend=args.backend)
+    recognizer = EmotionRecognizer.from_pretrained(args.model, args.revision, backend=args.backend, precision=args.precision)
     try:
         split = load_split(args.dataset, args.split)
     except DatasetFormatError as err:
         p.error(str(err))
     faces, labels = to_tensors(split, recognizer.config.preprocessing.image_size, args.limit)
-    temperature, class_bias = recognizer.config.temperature(args.tta), recognizer.config.class_bias(args.tta)
+    temperature, class_bias = recognizer.calibration.temperature(args.tta), recognizer.calibration.class_bias(args.tta)
     metrics = score(collect_logits(recognizer, faces, args.tta), labels, recognizer.labels, temperature, class_bias)
     out = Path(args.out or Path("evaluation") / re.sub(r"[^\w.-]+", "_", args.model or "default").strip("_"))
     out.mkdir(parents=True, exist_ok=True)
@@ -81,7 +84,7 @@ def main(argv=None) -> dict:
     plot_reliability(metrics["calibration"], out / f"reliability_{args.split}.png",
                      title=f"{args.split}, TTA {args.tta}, temperature {temperature:g}")
     result = {"model": args.model or "embedded default", "dataset": args.dataset, "split": args.split,
-              "tta": args.tta, "temperature": temperature, "class_bias": class_bias, "outputs": str(out), **metrics}
+              "tta": args.tta, "backend": args.backend, "precision": recognizer.precision, "temperature": temperature, "class_bias": class_bias, "outputs": str(out), **metrics}
     print(classification_report(metrics))
     print(json.dumps(result))
     return result

@@ -14,44 +14,39 @@ from pathlib import Path
 
 from fer_model import EmotionRecognizer
 from fer_model.hub import CONFIG_NAME
-from fer_model.tta import TTA_MODES, average_probabilities
+from fer_model.tta import TTA_MODES
 
-from .calibration import fit_calibration, fit_uncertainty
+from .calibration import calibrate
 from .card import write_model_card
-from .evaluate import collect_logits, score
+from .quantize import add_int8
 from .report import COMMAND_FILE, classification_report, plot_confusion_matrix, plot_learning_curves, plot_reliability
 
 
 def finish_run(folder: str | Path, split, history: list | None = None, command: str | None = None,
                dataset: str = "", split_sizes: dict | None = None, limit: int | None = None,
-               fine_tuned_from: str | None = None, teachers: list[str] | tuple[str, ...] = ()) -> dict:
+               fine_tuned_from: str | None = None, teachers: list[str] | tuple[str, ...] = (),
+               quantize_faces=None) -> dict:
     """Fit the calibration (temperature and class bias) per TTA mode and the uncertainty thresholds on `split`
     (validation), store them in config.json, score every mode before and after, write metrics.json, the
-    plots, the report and the card.
+    plots, the report and the card. With `quantize_faces` (uint8 training faces that set its ranges), also
+    the int8 model, calibrated and scored the same way (`train.quantize`).
 
     Returns the metrics of the plain (no TTA) mode."""
     from .data import to_tensors
 
     folder = Path(folder)
-    recognizer = EmotionRecognizer.from_pretrained(folder)
+    recognizer = EmotionRecognizer.from_pretrained(folder, precision="fp32")
     config = recognizer.config
     faces, labels = to_tensors(split, config.preprocessing.image_size, limit)
     modes = TTA_MODES if config.preprocessing.crop_size else ("none", "flip")
-    results, temperatures, biases, logits_of = {}, {}, {}, {}
-    for mode in modes:
-        logits = logits_of[mode] = collect_logits(recognizer, faces, mode)
-        temperatures[mode], biases[mode] = fit_calibration(logits, labels)
-        uncalibrated = score(logits, labels, config.labels)
-        results[mode] = {**score(logits, labels, config.labels, temperatures[mode], biases[mode]),
-                         "temperature": temperatures[mode], "class_bias": biases[mode],
-                         "accuracy_before": uncalibrated["accuracy"], "calibration_before": uncalibrated["calibration"]}
-    plain = average_probabilities(logits_of["none"], temperatures["none"], biases["none"])
-    uncertainty = fit_uncertainty(plain, labels)
-    config = replace(config, temperatures=temperatures, class_biases=biases,
-                     uncertainty={k: uncertainty[k] for k in ("min_confidence", "min_margin")})
+    results, fields, uncertainty = calibrate(recognizer, faces, labels, modes)
+    temperatures = fields["temperatures"]
+    config = replace(config, **fields)
     (folder / CONFIG_NAME).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     metrics = {"validation": results["none"], **{f"validation_{mode}": results[mode] for mode in modes[1:]},
                "uncertainty": uncertainty}
+    if quantize_faces is not None:
+        metrics["int8"] = add_int8(folder, quantize_faces, faces, labels, results)
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     best = max(modes, key=lambda mode: results[mode]["accuracy"])
     (folder / "classification_report.txt").write_text(
@@ -65,7 +60,7 @@ def finish_run(folder: str | Path, split, history: list | None = None, command: 
         plot_learning_curves(history, folder / "learning_curves.png")
     if command:
         write_model_card(folder, results, command.strip(), dataset, split_sizes or {}, config.to_dict(), history,
-                         fine_tuned_from=fine_tuned_from, teachers=teachers)
+                         fine_tuned_from=fine_tuned_from, teachers=teachers, int8=metrics.get("int8"))
     print(f"uncertain when confidence < {uncertainty['min_confidence']} or margin < {uncertainty['min_margin']}: "
           f"{uncertainty['flagged_fraction']:.1%} of validation faces flagged")
     for mode in modes:
@@ -83,7 +78,8 @@ def main(argv=None) -> dict:
     p.add_argument("--limit-val", type=int, default=None)
     args = p.parse_args(argv)
 
-    from .data import DatasetFormatError, read_splits
+    from .data import DatasetFormatError, read_splits, to_tensors
+    from .quantize import QUANTIZE_FACES
 
     folder = Path(args.folder)
     history_file = folder / "metrics.jsonl"
@@ -101,9 +97,13 @@ def main(argv=None) -> dict:
     run = training_arguments(command)
     if run is not None and "train" in splits:
         sizes = {"train": min(len(splits["train"]), run.limit_train or len(splits["train"])), **sizes}
+    quantize_faces = None
+    if "train" in splits:
+        size = EmotionRecognizer.from_pretrained(folder, precision="fp32").config.preprocessing.image_size
+        quantize_faces = to_tensors(splits["train"], size, QUANTIZE_FACES)[0].numpy()
     return finish_run(folder, split, history, command, args.dataset, sizes, args.limit_val,
                       fine_tuned_from=run.init_from if run is not None else None,
-                      teachers=run.teacher if run is not None else ())
+                      teachers=run.teacher if run is not None else (), quantize_faces=quantize_faces)
 
 
 def training_arguments(command: str):

@@ -1,8 +1,6 @@
 """Human-readable results: classification report text, confusion-matrix, learning-curve and reliability plots."""
 from __future__ import annotations
 
-import os
-import platform
 from pathlib import Path
 
 import matplotlib
@@ -12,6 +10,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from fer_model.runtime import cpu_name  # noqa: E402
+
 COMMAND_FILE = "command.txt"
 """The exact command of a training run, written into its folder when it starts."""
 
@@ -19,14 +19,7 @@ COMMAND_FILE = "command.txt"
 def device_name(device: torch.device | str = "cpu") -> str:
     """The GPU's or CPU's model name (e.g. "NVIDIA H100 80GB HBM3"), for run records and benchmark reports."""
     device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    if os.path.exists("/proc/cpuinfo"):
-        with open("/proc/cpuinfo") as cpuinfo:
-            names = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
-        if names:
-            return names[0]
-    return platform.processor() or platform.machine()
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
 
 
 def classification_report(metrics: dict) -> str:

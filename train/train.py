@@ -43,6 +43,7 @@ from .data import DatasetFormatError, load_fer_dataset, to_tensors
 from .evaluate import load_metric
 from .finish import finish_run
 from .options import parse_args
+from .quantize import QUANTIZE_FACES
 from .report import COMMAND_FILE, device_name
 
 CHECKPOINT = "checkpoint"
@@ -298,9 +299,11 @@ def main(argv=None) -> dict:
 
     results = {}
     if is_main:
+        quantize_faces = train_x[:QUANTIZE_FACES].cpu().numpy()
         results = finish_run(out, data["validation"], progress.history, command=(out / COMMAND_FILE).read_text(),
                              dataset=args.dataset, fine_tuned_from=args.init_from, teachers=args.teacher,
-                             split_sizes={"train": len(train_y), "validation": len(val_y)}, limit=args.limit_val)
+                             split_sizes={"train": len(train_y), "validation": len(val_y)}, limit=args.limit_val,
+                             quantize_faces=quantize_faces)
         if args.push_to_hub:
             url = push_to_hub(out, args.hub_model_id, private=args.hub_private,
                               commit_message=f"Train: validation accuracy {results['accuracy']:.4f}")

@@ -1,0 +1,164 @@
+"""The browser version in headless Chromium: the same faces and probabilities as the Python package, the
+live webcam on a fake camera, and the error paths a visitor can hit. Pages come from web/serve.py on
+localhost, onnxruntime-web from web/node_modules (`npm ci`, as .ci/run does)."""
+import base64
+import io
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from benchmarks.common import astronaut_canvas
+from web.serve import LOCAL_PAGE, ROUTES, serve
+
+from .conftest import ROOT
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = [pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (Debian's chromium package)"),
+              pytest.mark.skipif(not (ROUTES["/ort/"] / "ort.wasm.min.mjs").is_file(),
+                                 reason="onnxruntime-web is not installed: npm ci in web/")]
+QUIET = ["--disable-background-networking", "--disable-component-update"]
+
+
+@pytest.fixture(scope="module")
+def base_url():
+    server = serve(0)
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def playwright():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p
+
+
+def write_y4m(path, frames: list[np.ndarray], fps: int = 30):
+    """A Y4M clip (4:2:0, as Chromium's fake camera reads it) of RGB frames, which it loops."""
+    height, width = frames[0].shape[:2]
+    with open(path, "wb") as out:
+        out.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for rgb in frames:
+            yuv = np.asarray(Image.fromarray(rgb).convert("YCbCr"))
+            out.write(b"FRAME\n" + yuv[:, :, 0].tobytes())
+            for k in (1, 2):
+                out.write(yuv[::2, ::2, k].tobytes())
+    return path
+
+
+@pytest.fixture(scope="module")
+def camera_clip(tmp_path_factory):
+    canvas, _ = astronaut_canvas((640, 480), [150], seed=11)
+    return write_y4m(tmp_path_factory.mktemp("camera") / "face.y4m", [canvas] * 30)
+
+
+def open_page(playwright, base_url, camera: str | None = "none", init_script: str | None = None):
+    """A fresh browser on the demo page; `camera`: "none" (no device), "refused" or a Y4M path (granted)."""
+    args = list(QUIET)
+    if camera not in ("none", "refused"):
+        args += ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                 f"--use-file-for-fake-video-capture={camera}"]
+    elif camera == "refused":
+        args += ["--use-fake-device-for-media-stream"]
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
+    context = browser.new_context(permissions=["camera"] if camera not in ("none", "refused") else [])
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    if init_script:
+        page.add_init_script(init_script)
+    page.goto(base_url + LOCAL_PAGE)
+    return browser, page, errors
+
+
+def data_url(image: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+@pytest.fixture(scope="module")
+def demo(playwright, base_url):
+    browser, page, errors = open_page(playwright, base_url)
+    assert page.evaluate("window.ferDemo.ready") is True, errors
+    yield page
+    browser.close()
+
+
+def photos():
+    from skimage import data
+
+    yield "astronaut", data.astronaut()
+    for seed, widths in ((1, [60, 90, 140]), (2, [40, 70, 110, 160, 55, 80])):
+        yield f"canvas{seed}", astronaut_canvas((1024, 768), widths, seed=seed)[0]
+
+
+@pytest.mark.parametrize("name, image", list(photos()), ids=[n for n, _ in photos()])
+def test_the_browser_finds_the_same_faces_with_the_same_probabilities(demo, recognizer, name, image):
+    faces = demo.evaluate("(url) => window.ferDemo.analyze(url)", data_url(image))
+    expected = recognizer.predict(image)
+    assert len(faces) == len(expected) > 0
+    for browser, python in zip(faces, expected):
+        assert np.abs(np.subtract(browser["box"], python.box)).max() <= 2
+        assert max(abs(browser["scores"][k] - v) for k, v in python.scores.items()) <= 0.01
+        assert browser["label"] == python.label and browser["uncertain"] == python.uncertain
+        assert browser["detectionScore"] == pytest.approx(python.detection_score, abs=0.01)
+
+
+def test_no_face_says_so(demo):
+    from skimage import data
+
+    assert demo.evaluate("(url) => window.ferDemo.analyze(url)", data_url(data.chelsea())) == []
+    assert demo.text_content("#message").startswith("No face found")
+
+
+def test_a_file_that_is_not_an_image_gets_a_message(demo):
+    url = "data:image/png;base64," + base64.b64encode(b"definitely not a PNG").decode()
+    assert demo.evaluate("(url) => window.ferDemo.analyze(url)", url) == []
+    assert "not an image" in demo.text_content("#message")
+
+
+def test_the_fake_camera_gives_labelled_frames(playwright, base_url, camera_clip):
+    browser, page, errors = open_page(playwright, base_url, camera=str(camera_clip))
+    try:
+        page.evaluate("window.ferDemo.startCamera()")
+        page.wait_for_function("window.ferDemo.stats().frames >= 15", timeout=30_000)
+        stats = page.evaluate("window.ferDemo.stats()")
+        assert stats["fps"] > 0 and stats["faces"] == 1 and stats["labels"][0] in ("angry", "disgust", "fear", "happy",
+                                                                                   "sad", "surprise", "neutral")
+        assert "frames analysed a second" in page.text_content("#fps")
+        assert not errors
+    finally:
+        browser.close()
+
+
+@pytest.mark.parametrize("camera, says", [("none", "No camera was found"), ("refused", "Camera permission was refused")])
+def test_camera_problems_get_a_clear_message(playwright, base_url, camera, says):
+    browser, page, _ = open_page(playwright, base_url, camera=camera)
+    try:
+        page.evaluate("window.ferDemo.ready")
+        error = page.evaluate("window.ferDemo.startCamera().then(() => null, (err) => err.message)")
+        assert error and error.startswith(says) and page.text_content("#message").startswith(says)
+    finally:
+        browser.close()
+
+
+def test_a_browser_without_webassembly_simd_is_told_so(playwright, base_url):
+    no_simd = "const validate = WebAssembly.validate; WebAssembly.validate = (bytes) => bytes.length === 31 ? false : validate(bytes);"
+    browser, page, _ = open_page(playwright, base_url, init_script=no_simd)
+    try:
+        page.wait_for_function("document.getElementById('message').textContent.length > 0", timeout=20_000)
+        assert "WebAssembly SIMD" in page.text_content("#message")
+    finally:
+        browser.close()
+
+
+def test_the_page_pins_the_onnxruntime_web_it_is_tested_with():
+    import json
+
+    pinned = json.loads((ROOT / "web" / "package.json").read_text())["dependencies"]["onnxruntime-web"]
+    locked = json.loads((ROOT / "web" / "package-lock.json").read_text())["packages"]["node_modules/onnxruntime-web"]
+    assert locked["version"] == pinned and f'ORT_VERSION = "{pinned}"' in (ROOT / "web" / "fer.js").read_text()

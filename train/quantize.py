@@ -1,0 +1,104 @@
+"""The int8 version of a trained model: static quantization of its `model.onnx` (QDQ, per-channel 7-bit
+weights, uint8 activations whose ranges are set on training faces; 7 bits so that CPUs without VNNI cannot
+saturate their 16-bit sums and read the graph as those with it do), then its own calibration per TTA mode
+and uncertainty thresholds fitted on validation as `train.finish` fits the float model's. Written as
+`model_int8.onnx` and the `int8` entry of `config.json`, which `EmotionRecognizer` and the browser then use.
+
+    python -m train.quantize runs/fer --dataset ../shared/fer2013 [--quantize-faces 1024]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from fer_model import EmotionRecognizer
+from fer_model.classifier import INPUT, INT8_NAME, ONNX_NAME, OnnxClassifier
+from fer_model.hub import CONFIG_NAME, read_config
+from fer_model.preprocess import normalize
+from fer_model.tta import TTA_MODES, center_crop
+
+from .calibration import calibrate
+
+QUANTIZE_FACES = 1024
+"""Training faces whose activations set the int8 ranges."""
+
+
+def quantize_onnx(source: Path, target: Path, inputs: np.ndarray) -> Path:
+    """`source` (a float ONNX graph) statically quantized to int8 as `target`, ranges from `inputs`."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Batches(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([{INPUT: inputs[i:i + 64]} for i in range(0, len(inputs), 64)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    with tempfile.TemporaryDirectory() as scratch:
+        prepared = Path(scratch) / "prepared.onnx"
+        quant_pre_process(str(source), str(prepared))
+        quantize_static(str(prepared), str(target), Batches(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        reduce_range=True, weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
+    return target
+
+
+def add_int8(folder: str | Path, quantize_faces, faces, labels, float_results: dict | None = None) -> dict:
+    """Write the int8 model of `folder` and its calibration (fitted on uint8 `faces` and `labels`, validation);
+    returns its scores per TTA mode, with the float model's accuracy beside them when `float_results` are given."""
+    folder = Path(folder)
+    config = read_config(folder)
+    pre = config.preprocessing
+    ranges = np.ascontiguousarray(center_crop(normalize(np.asarray(quantize_faces), pre), pre.input_size))
+    quantize_onnx(folder / ONNX_NAME, folder / INT8_NAME, ranges)
+    recognizer = EmotionRecognizer(OnnxClassifier(folder / INT8_NAME), config)
+    modes = TTA_MODES if pre.crop_size else ("none", "flip")
+    results, fields, uncertainty = calibrate(recognizer, faces, labels, modes)
+    config = replace(config, int8={"file": INT8_NAME, **fields})
+    (folder / CONFIG_NAME).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    summary = {mode: {"accuracy": r["accuracy"], "macro_f1": r["macro_f1"], "ece": r["calibration"]["ece"],
+                      "temperature": r["temperature"],
+                      **({"float_accuracy": float_results[mode]["accuracy"]} if float_results else {})}
+               for mode, r in results.items()}
+    for mode, r in summary.items():
+        versus = f" (float {r['float_accuracy']:.4f})" if "float_accuracy" in r else ""
+        print(f"int8, TTA {mode:8}: accuracy {r['accuracy']:.4f}{versus}, ECE {r['ece']:.4f}")
+    return {"by_tta": summary, "uncertainty": uncertainty, "quantize_faces": len(ranges),
+            "bytes": (folder / INT8_NAME).stat().st_size}
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("folder", help="a model folder with model.onnx (a run's --output-dir)")
+    p.add_argument("--dataset", required=True, help="the dataset the model was trained on")
+    p.add_argument("--quantize-faces", type=int, default=QUANTIZE_FACES, help="training faces that set the int8 ranges")
+    args = p.parse_args(argv)
+
+    from .data import DatasetFormatError, read_splits, to_tensors
+
+    try:
+        splits = read_splits(args.dataset)
+    except DatasetFormatError as err:
+        p.error(str(err))
+    size = read_config(args.folder).preprocessing.image_size
+    train_faces, _ = to_tensors(splits["train"], size, args.quantize_faces)
+    faces, labels = to_tensors(splits["validation"], size)
+    figures = add_int8(args.folder, train_faces.numpy(), faces, labels)
+    metrics_file = Path(args.folder) / "metrics.json"
+    if metrics_file.is_file():
+        metrics = json.loads(metrics_file.read_text())
+        for mode, r in figures["by_tta"].items():
+            key = "validation" if mode == "none" else f"validation_{mode}"
+            if key in metrics:
+                r["float_accuracy"] = metrics[key]["accuracy"]
+        metrics_file.write_text(json.dumps({**metrics, "int8": figures}, indent=2) + "\n")
+    return figures
+
+
+if __name__ == "__main__":
+    main()

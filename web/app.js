@@ -1,0 +1,228 @@
+// The demo page, built on fer.js: photos (upload, drop, paste, examples) and the live webcam.
+// ?models=URL picks the model folder (default: the Hub model repo), ?ort=URL onnxruntime-web's dist/ folder.
+import { DEFAULT_ORT, Tracker, load } from "./fer.js";
+
+export const MODEL_REPO = "fer-model/fer-cnn"; // the Hub model repo that push_to_hub fills
+const NO_FACE = "No face found. Try a brighter photo where the face is at least ~20 pixels wide."; // fer_model.results
+const SMOOTHING = 0.5; // weight of a face's past scores in the live view (video.predict_video's `smoothing`)
+const LIVE_TTA = "none"; // every camera frame: one view a face; photos get the default flip TTA
+const EXAMPLES = ["examples/astronaut.jpg", "examples/chelsea.jpg"];
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const models = params.get("models") || `https://huggingface.co/${MODEL_REPO}/resolve/main/`;
+const ort = params.get("ort") || DEFAULT_ORT;
+
+function say(text, error = false) {
+  $("message").textContent = text;
+  $("message").classList.toggle("error", error);
+}
+
+function simdSupported() { // a one-function module using a v128 instruction (as wasm-feature-detect checks)
+  return typeof WebAssembly === "object" && WebAssembly.validate(new Uint8Array(
+    [0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11]));
+}
+
+if ("serviceWorker" in navigator && location.protocol !== "file:") {
+  navigator.serviceWorker.register("sw.js").catch(() => {}); // a second visit then works offline
+}
+
+const started = performance.now();
+const ready = (async () => {
+  if (!simdSupported()) throw new Error("This browser lacks WebAssembly SIMD, which the models need: try a current Chrome, Edge, Firefox or Safari.");
+  const fer = await load({ models, ort });
+  const seconds = ((performance.now() - started) / 1000).toFixed(1);
+  $("loading").hidden = true;
+  $("status-text").textContent = `Ready in ${seconds} s: ${fer.info.precision} model, ${fer.info.threads} thread${fer.info.threads > 1 ? "s" : ""}` +
+    (self.crossOriginIsolated ? "" : " (threads need a cross-origin-isolated page)") + ".";
+  return fer;
+})();
+ready.catch((err) => { $("loading").hidden = true; $("status-text").textContent = "The models could not be loaded."; say(err.message, true); });
+
+// ---- drawing ----
+function drawFaces(context, faces, selected = -1, ids = null) {
+  const scale = Math.max(context.canvas.width, context.canvas.height) / 640;
+  context.lineWidth = Math.max(2, 2 * scale);
+  context.font = `${Math.round(Math.max(12, 15 * scale))}px ui-sans-serif, system-ui, sans-serif`;
+  faces.forEach((face, i) => {
+    const [x, y, w, h] = face.box;
+    context.strokeStyle = i === selected ? "#4f46e5" : "#ffc800";
+    context.strokeRect(x, y, w, h);
+    const text = (ids ? `#${ids[i]} ` : "") + describe(face);
+    const height = Math.round(Math.max(12, 15 * scale)) + 6, width = context.measureText(text).width + 8;
+    const top = y - height >= 0 ? y - height : y + h;
+    context.fillStyle = i === selected ? "#4f46e5" : "#ffc800";
+    context.fillRect(x, top, width, height);
+    context.fillStyle = i === selected ? "white" : "black";
+    context.fillText(text, x + 4, top + height - 6);
+  });
+}
+
+function describe(face) { // FacePrediction.describe
+  const pct = (p) => `${Math.round(p * 100)}%`;
+  if (!face.uncertain) return `${face.label} ${pct(face.confidence)}`;
+  const second = Object.keys(face.scores).sort((a, b) => face.scores[b] - face.scores[a])[1];
+  return `uncertain: ${face.label} ${pct(face.confidence)} / ${second} ${pct(face.scores[second])}`;
+}
+
+function drawBars(element, scores) {
+  element.replaceChildren(...Object.entries(scores || {}).sort((a, b) => b[1] - a[1]).map(([label, p]) => {
+    const row = document.createElement("div");
+    row.innerHTML = `<span>${label}</span><span class="bar" style="width:${(p * 100).toFixed(1)}%"></span><span>${Math.round(p * 100)}%</span>`;
+    return row;
+  }));
+}
+
+// ---- photos ----
+let photo = { image: null, faces: [] };
+
+async function analyzeUrl(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`could not fetch ${url}: HTTP ${response.status}`);
+  return analyzeBlob(await response.blob());
+}
+
+async function analyzeBlob(blob) {
+  let image;
+  try {
+    image = await createImageBitmap(blob, { imageOrientation: "from-image" });
+  } catch {
+    say("That file is not an image this browser can read.", true);
+    return [];
+  }
+  const fer = await ready;
+  const faces = await fer.analyze(image);
+  photo = { image, faces };
+  showPhoto(0);
+  say(faces.length ? `${faces.length} face${faces.length > 1 ? "s" : ""}: main face ${describe(faces[0])}.` : NO_FACE);
+  return faces;
+}
+
+function showPhoto(selected) {
+  const canvas = $("photo"), { image, faces } = photo;
+  canvas.width = image.width; canvas.height = image.height;
+  const context = canvas.getContext("2d");
+  context.drawImage(image, 0, 0);
+  drawFaces(context, faces, faces.length > 1 ? selected : -1);
+  canvas.hidden = false; $("drop-hint").hidden = true;
+  $("faces").replaceChildren(...faces.map((face, i) => {
+    const button = document.createElement("button");
+    button.textContent = `face ${i + 1}: ${describe(face)}`;
+    button.setAttribute("aria-pressed", String(i === selected));
+    button.onclick = () => showPhoto(i);
+    return button;
+  }));
+  drawBars($("bars"), faces[selected]?.scores);
+}
+
+function run(promise) { promise.catch((err) => say(err.message, true)); }
+
+$("file").onchange = (event) => event.target.files[0] && run(analyzeBlob(event.target.files[0]));
+const drop = $("drop");
+drop.ondragover = (event) => { event.preventDefault(); drop.classList.add("drag"); };
+drop.ondragleave = () => drop.classList.remove("drag");
+drop.ondrop = (event) => {
+  event.preventDefault(); drop.classList.remove("drag");
+  const file = event.dataTransfer.files[0];
+  if (file) run(analyzeBlob(file));
+};
+document.onpaste = (event) => {
+  const item = [...event.clipboardData.items].find((i) => i.type.startsWith("image/"));
+  if (item) run(analyzeBlob(item.getAsFile()));
+};
+$("photo").onclick = (event) => { // select the face under the pointer
+  const canvas = $("photo"), rect = canvas.getBoundingClientRect();
+  const x = (event.clientX - rect.left) * canvas.width / rect.width, y = (event.clientY - rect.top) * canvas.height / rect.height;
+  const hit = photo.faces.findIndex(({ box: [bx, by, bw, bh] }) => x >= bx && x <= bx + bw && y >= by && y <= by + bh);
+  if (hit >= 0) showPhoto(hit);
+};
+for (const url of EXAMPLES) {
+  const img = document.createElement("img");
+  img.src = url; img.alt = url.split("/").pop(); img.onclick = () => run(analyzeUrl(url));
+  $("examples").append(img);
+}
+
+// ---- the live webcam ----
+const live = { frames: 0, times: [], tracker: new Tracker(), history: new Map(), stages: [], running: false, last: [] };
+
+function cameraMessage(err) {
+  if (!navigator.mediaDevices?.getUserMedia) return "This page cannot use a camera here (it needs HTTPS or localhost, and a browser that allows it).";
+  if (err?.name === "NotAllowedError") return "Camera permission was refused: allow the camera for this page in the browser's site settings, then try again.";
+  if (err?.name === "NotFoundError" || err?.name === "OverconstrainedError") return "No camera was found on this device.";
+  return `The camera could not be started: ${err?.message || err}`;
+}
+
+async function startCamera() {
+  const fer = await ready;
+  if (live.running) return;
+  let stream;
+  try {
+    if (!navigator.mediaDevices?.getUserMedia) throw new Error("no camera access");
+    stream = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 640 }, height: { ideal: 480 } }, audio: false });
+  } catch (err) {
+    const text = cameraMessage(err);
+    say(text, true);
+    throw new Error(text);
+  }
+  const video = $("video");
+  video.srcObject = stream;
+  await video.play();
+  live.running = true;
+  $("camera").textContent = "Camera on";
+  say("");
+  return new Promise((resolve) => {
+    const step = async () => {
+      if (!live.running) return;
+      await analyzeFrame(fer, video);
+      if (live.frames === 1) resolve();
+      video.requestVideoFrameCallback(step);
+    };
+    video.requestVideoFrameCallback(step);
+  });
+}
+
+async function analyzeFrame(fer, video) {
+  const faces = await fer.analyze(video, { tta: LIVE_TTA });
+  const t0 = performance.now();
+  const ids = live.tracker.assign(faces.map((f) => f.box));
+  const smoothed = faces.map((face, i) => {
+    const past = live.history.get(ids[i]);
+    const scores = past ? Object.fromEntries(Object.entries(face.scores).map(([k, v]) => [k, SMOOTHING * past[k] + (1 - SMOOTHING) * v])) : face.scores;
+    live.history.set(ids[i], scores);
+    return fer.prediction(face.box, fer.labels.map((k) => scores[k]), face.detectionScore);
+  });
+  const overlay = $("overlay");
+  if (overlay.width !== video.videoWidth) { overlay.width = video.videoWidth; overlay.height = video.videoHeight; }
+  const context = overlay.getContext("2d");
+  context.clearRect(0, 0, overlay.width, overlay.height);
+  drawFaces(context, smoothed, -1, ids);
+  drawBars($("live-bars"), smoothed[0]?.scores);
+  live.last = smoothed;
+  const now = performance.now();
+  live.stages.push({ ...fer.lastTimings, drawMs: now - t0 });
+  if (live.stages.length > 120) live.stages.shift();
+  live.frames += 1;
+  live.times.push(now);
+  while (live.times.length && now - live.times[0] > 3000) live.times.shift();
+  const { fps } = stats();
+  $("fps").textContent = `${fps.toFixed(1)} frames analysed a second, ${smoothed.length} face${smoothed.length === 1 ? "" : "s"}`;
+}
+
+function stats() {
+  const t = live.times, span = t.length > 1 ? (t[t.length - 1] - t[0]) / 1000 : 0;
+  const mean = (key) => live.stages.reduce((a, s) => a + s[key], 0) / Math.max(1, live.stages.length);
+  return { fps: span ? (t.length - 1) / span : 0, frames: live.frames, faces: live.last.length,
+           labels: live.last.map((face) => face.label),
+           stagesMs: { grab: mean("grabMs"), detect: mean("detectMs"), classify: mean("classifyMs"), draw: mean("drawMs") } };
+}
+
+$("camera").onclick = () => run(startCamera());
+for (const [tab, panel] of [["tab-photo", "photo-panel"], ["tab-live", "live-panel"]]) {
+  $(tab).onclick = () => {
+    for (const [t, p] of [["tab-photo", "photo-panel"], ["tab-live", "live-panel"]]) {
+      $(t).setAttribute("aria-selected", String(t === tab)); $(p).hidden = p !== panel;
+    }
+  };
+}
+
+window.ferDemo = { ready: ready.then(() => true), analyze: analyzeUrl, startCamera: () => { $("tab-live").click(); return startCamera(); }, stats };

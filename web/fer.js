@@ -1,0 +1,394 @@
+// The facial expression pipeline in the browser, on onnxruntime-web: stage for stage the Python package's.
+//
+//   const fer = await load({ models: "https://huggingface.co/user/name/resolve/main/" });
+//   const faces = await fer.analyze(imageOrVideoOrCanvas);   // largest first
+//   // [{ box: [x, y, w, h], label, confidence, scores: { angry, ..., neutral }, uncertain, detectionScore }]
+//
+// image -> faces (detect: fer_model/detection/yunet.py) -> crops (crop: fer_model/preprocess.py)
+// -> inputs and views (classify: fer_model/tta.py) -> calibrated probabilities (calibrate: fer_model/tta.py,
+// fer_model/predictor.py) -> labels. The model folder's config.json gives the preprocessing, the calibration
+// and the uncertainty thresholds; the detector's settings are YuNetDetector's defaults.
+
+export const ORT_VERSION = "1.30.0"; // as web/package.json pins it
+export const DEFAULT_ORT = `https://cdn.jsdelivr.net/npm/onnxruntime-web@${ORT_VERSION}/dist/`;
+export const DETECTOR_FILE = "yunet.onnx";
+
+// fer_model/detection/yunet.py: YuNetDetector's defaults and framing (benchmarks/fit_framing.py).
+export const YUNET = { maxSide: 416, scoreThreshold: 0.7, minFace: 16, nmsIou: 0.5, strides: [8, 16, 32],
+                       multiple: 32, framing: { scale: 1.12, shiftY: -0.03 } };
+const FACE_CROP = { maxSide: 160, maxAspect: 1.3 }; // preprocess.looks_like_face_crop
+
+/** Load the detector and the CNN of a model folder; `ort` is onnxruntime-web's dist/ URL or the module itself. */
+export async function load({ models, ort = DEFAULT_ORT, threads, precision } = {}) {
+  if (!models) throw new Error("load() needs `models`: the URL of a model folder (config.json, model.onnx, yunet.onnx)");
+  const base = models.endsWith("/") ? models : models + "/";
+  const runtime = typeof ort === "string" ? await importOrt(ort) : ort;
+  runtime.env.wasm.numThreads = threads ?? (self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1);
+  const config = await (await fetchOk(base + "config.json")).json();
+  const int8 = precision !== "fp32" && config.int8 && config.int8.file;
+  const options = { executionProviders: ["wasm"], graphOptimizationLevel: "all" };
+  const [detector, classifier] = await Promise.all([DETECTOR_FILE, int8 ? config.int8.file : "model.onnx"].map(
+    async (file) => runtime.InferenceSession.create(new Uint8Array(await (await fetchOk(base + file)).arrayBuffer()), options)));
+  return new Recognizer(detector, classifier, config, int8 ? calibrationOf(config.int8) : calibrationOf(config),
+                        { precision: int8 ? "int8" : "fp32", threads: runtime.env.wasm.numThreads, ort: runtime });
+}
+
+async function importOrt(url) {
+  const base = url.endsWith("/") ? url : url + "/";
+  const module = await import(base + "ort.wasm.min.mjs");
+  module.env.wasm.wasmPaths = base;
+  return module;
+}
+
+async function fetchOk(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`could not fetch ${url}: HTTP ${response.status}`);
+  return response;
+}
+
+function calibrationOf(section) {
+  return { temperatures: section.temperatures || {}, classBiases: section.class_biases || {},
+           uncertainty: section.uncertainty || {} };
+}
+
+export class Recognizer {
+  constructor(detector, classifier, config, calibration, info) {
+    Object.assign(this, { detector, classifier, config, calibration, info });
+    this.labels = config.labels;
+    this.pre = config.preprocessing;
+    this.lastTimings = {};
+  }
+
+  /** Every face of an image, video frame, canvas, ImageBitmap or ImageData, largest first (as `predict`). */
+  async analyze(source, { tta = "flip" } = {}) {
+    const t0 = performance.now();
+    const image = rgba(source);
+    const t1 = performance.now();
+    const faces = await this.detect(image);
+    const t2 = performance.now();
+    const gray = grayscale(image);
+    const size = this.pre.image_size;
+    const found = faces.length ? faces.map((f) => ({ ...f, crop: cropFace(gray, f.box, YUNET.framing, size) }))
+      : looksLikeFaceCrop(image.width, image.height)
+        ? [{ box: [0, 0, image.width, image.height], score: null, crop: resizeBilinearPil(gray, size, size) }] : [];
+    const scores = found.length ? await this.classify(found.map((f) => f.crop), tta) : [];
+    const t3 = performance.now();
+    this.lastTimings = { grabMs: t1 - t0, detectMs: t2 - t1, classifyMs: t3 - t2 };
+    return found.map((f, i) => this.prediction(f.box, scores[i], f.score));
+  }
+
+  // ---- detect: fer_model/detection/yunet.py ----
+  async detect(image) {
+    const { image: small, factor } = downscaled(image, YUNET.maxSide);
+    const { tensor, width, height } = networkInput(small);
+    const ort = this.info.ort;
+    const outputs = await this.detector.run({ input: new ort.Tensor("float32", tensor, [1, 3, height, width]) });
+    const { boxes, scores, points } = decodeYunet(outputs, YUNET.scoreThreshold, width);
+    const faces = nms(boxes, scores, YUNET.nmsIou).map((i) => ({
+      box: boxes[i].map((v) => pyRound(v / factor)), score: scores[i],
+      keypoints: points[i].map(([x, y]) => [Math.round(x / factor * 10) / 10, Math.round(y / factor * 10) / 10]),
+    }));
+    return largestFirst(faces, YUNET.minFace);
+  }
+
+  // ---- classify: fer_model/predictor.py (predict_faces, logits) and fer_model/tta.py (views) ----
+  async classify(crops, tta = "flip") {
+    const { mean, std } = this.pre;
+    const size = this.pre.image_size, side = this.pre.crop_size || size;
+    const views = viewOffsets(tta, size, side);
+    const n = crops.length, plane = side * side, batch = new Float32Array(views.length * n * plane);
+    views.forEach(([top, left, mirrored], v) => crops.forEach((crop, i) => {
+      const out = (v * n + i) * plane;
+      for (let y = 0; y < side; y++) for (let x = 0; x < side; x++) {
+        const value = crop[(top + y) * size + left + (mirrored ? side - 1 - x : x)];
+        batch[out + y * side + x] = (value / 255 - mean) / std;
+      }
+    }));
+    const ort = this.info.ort;
+    const { logits } = await this.classifier.run({ faces: new ort.Tensor("float32", batch, [views.length * n, 1, side, side]) },
+                                                 ["logits"]);
+    return calibrate(logits.data, views.length, n, this.labels.length, this.calibration, tta);
+  }
+
+  // ---- the prediction: fer_model/predictor.py (prediction) ----
+  prediction(box, probabilities, detectionScore) {
+    const scores = Object.fromEntries(this.labels.map((label, k) => [label, probabilities[k]]));
+    const ranked = [...probabilities].sort((a, b) => b - a);
+    const limits = this.calibration.uncertainty;
+    const uncertain = ranked[0] < (limits.min_confidence ?? 0) || ranked[0] - ranked[1] < (limits.min_margin ?? 0);
+    const best = probabilities.indexOf(Math.max(...probabilities));
+    return { box, label: this.labels[best], confidence: probabilities[best], scores, uncertain,
+             detectionScore: detectionScore ?? null };
+  }
+}
+
+// ---- pixels ----
+/** RGBA pixels ({data, width, height}) of an image, video, canvas, ImageBitmap or ImageData. */
+export function rgba(source) {
+  if (typeof ImageData !== "undefined" && source instanceof ImageData) return source;
+  const width = source.videoWidth || source.naturalWidth || source.width;
+  const height = source.videoHeight || source.naturalHeight || source.height;
+  if (!width || !height) throw new Error("the image has no pixels yet (not loaded, or not an image)");
+  const canvas = new OffscreenCanvas(width, height);
+  const context = canvas.getContext("2d", { willReadFrequently: true });
+  context.drawImage(source, 0, 0, width, height);
+  return context.getImageData(0, 0, width, height);
+}
+
+/** OpenCV's RGB -> gray (cv2.cvtColor COLOR_RGB2GRAY, its fixed-point weights): {data, width, height}. */
+export function grayscale({ data, width, height }) {
+  const gray = new Uint8Array(width * height);
+  for (let i = 0, j = 0; i < gray.length; i++, j += 4) gray[i] = (data[j] * 4899 + data[j + 1] * 9617 + data[j + 2] * 1868 + 8192) >> 14;
+  return { data: gray, width, height };
+}
+
+// ---- detect helpers: fer_model/detection/base.py and yunet.py ----
+/** base.downscaled: a box filter by the largest whole factor, then bilinear; RGBA in, RGB (3 channels) out. */
+export function downscaled(image, maxSide) {
+  let { width, height } = image;
+  let rgb = { data: toRgb(image.data), width, height, channels: 3 };
+  const scale = Math.min(1, maxSide / Math.max(width, height));
+  if (scale === 1) return { image: rgb, factor: 1 };
+  const size = [Math.max(1, pyRound(width * scale)), Math.max(1, pyRound(height * scale))];
+  const step = Math.min(Math.floor(1 / scale), height, width);
+  if (step >= 2) {
+    width -= width % step; height -= height % step;
+    rgb = areaByStep(rgb, width, height, step);
+  }
+  const factor = width >= height ? size[0] / width : size[1] / height;
+  return { image: resizeLinear(rgb, size[0], size[1]), factor };
+}
+
+function toRgb(data) {
+  const rgb = new Uint8Array((data.length / 4) * 3);
+  for (let i = 0, j = 0; j < data.length; i += 3, j += 4) { rgb[i] = data[j]; rgb[i + 1] = data[j + 1]; rgb[i + 2] = data[j + 2]; }
+  return rgb;
+}
+
+function areaByStep(image, width, height, step) {
+  const c = image.channels, w = width / step, h = height / step, out = new Uint8Array(w * h * c), area = step * step;
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let k = 0; k < c; k++) {
+    let sum = 0;
+    for (let dy = 0; dy < step; dy++) for (let dx = 0; dx < step; dx++) sum += image.data[((y * step + dy) * image.width + x * step + dx) * c + k];
+    out[(y * w + x) * c + k] = Math.round(sum / area);
+  }
+  return { data: out, width: w, height: h, channels: c };
+}
+
+/** cv2.resize INTER_LINEAR: half-pixel centres, edges clamped. */
+export function resizeLinear(image, width, height) {
+  const c = image.channels || 1, out = new Uint8Array(width * height * c);
+  const xs = linearTaps(image.width, width), ys = linearTaps(image.height, height);
+  for (let y = 0; y < height; y++) {
+    const [y0, y1, fy] = ys[y];
+    for (let x = 0; x < width; x++) {
+      const [x0, x1, fx] = xs[x];
+      for (let k = 0; k < c; k++) {
+        const at = (yy, xx) => image.data[(yy * image.width + xx) * c + k];
+        const top = at(y0, x0) * (1 - fx) + at(y0, x1) * fx, bottom = at(y1, x0) * (1 - fx) + at(y1, x1) * fx;
+        out[(y * width + x) * c + k] = Math.round(top * (1 - fy) + bottom * fy);
+      }
+    }
+  }
+  return { data: out, width, height, channels: c };
+}
+
+function linearTaps(inSize, outSize) {
+  const scale = inSize / outSize;
+  return Array.from({ length: outSize }, (_, i) => {
+    let src = (i + 0.5) * scale - 0.5, i0 = Math.floor(src), f = src - i0;
+    if (i0 < 0) { i0 = 0; f = 0; }
+    if (i0 >= inSize - 1) { i0 = inSize - 1; f = 0; }
+    return [i0, Math.min(i0 + 1, inSize - 1), f];
+  });
+}
+
+/** yunet.network_input: BGR, 0..255 float32 (1, 3, H, W), padded with black to multiples of 32. */
+export function networkInput(image) {
+  const width = Math.ceil(image.width / YUNET.multiple) * YUNET.multiple;
+  const height = Math.ceil(image.height / YUNET.multiple) * YUNET.multiple;
+  const plane = width * height, tensor = new Float32Array(3 * plane);
+  for (let y = 0; y < image.height; y++) for (let x = 0; x < image.width; x++) {
+    const i = (y * image.width + x) * 3, o = y * width + x;
+    tensor[o] = image.data[i + 2]; tensor[plane + o] = image.data[i + 1]; tensor[2 * plane + o] = image.data[i];
+  }
+  return { tensor, width, height };
+}
+
+const sigmoid = (x) => 1 / (1 + Math.exp(-Math.min(88, Math.max(-88, x))));
+
+/** yunet.decode: candidates scoring at least `threshold`, in the network's input pixels. */
+export function decodeYunet(outputs, threshold, inputWidth) {
+  const boxes = [], scores = [], points = [];
+  for (const stride of YUNET.strides) {
+    const cls = outputs[`cls_${stride}`].data, obj = outputs[`obj_${stride}`].data;
+    const bbox = outputs[`bbox_${stride}`].data, kps = outputs[`kps_${stride}`].data;
+    const columns = inputWidth / stride, cells = cls.length;
+    for (let cell = 0; cell < cells; cell++) {
+      const score = Math.sqrt(sigmoid(cls[cell]) * sigmoid(obj[cell]));
+      if (score < threshold) continue;
+      const ax = (cell % columns) * stride, ay = Math.floor(cell / columns) * stride;
+      const w = Math.exp(bbox[2 * cells + cell]) * stride, h = Math.exp(bbox[3 * cells + cell]) * stride;
+      boxes.push([bbox[cell] * stride + ax - w / 2, bbox[cells + cell] * stride + ay - h / 2, w, h]);
+      scores.push(score);
+      points.push(Array.from({ length: 5 }, (_, k) => [kps[2 * k * cells + cell] * stride + ax, kps[(2 * k + 1) * cells + cell] * stride + ay]));
+    }
+  }
+  return { boxes, scores, points };
+}
+
+/** base.iou of corner boxes (x0, y0, x1, y1). */
+export function iou(a, b) {
+  const ix = Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0])), iy = Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]));
+  const inter = ix * iy, area = (r) => (r[2] - r[0]) * (r[3] - r[1]);
+  return inter / Math.max(area(a) + area(b) - inter, 1e-9);
+}
+
+/** base.nms: greedy, best score first, of (x, y, w, h) boxes. */
+export function nms(boxes, scores, threshold) {
+  const corners = boxes.map(([x, y, w, h]) => [x, y, x + w, y + h]);
+  const order = scores.map((s, i) => i).sort((a, b) => scores[b] - scores[a]);
+  const kept = [];
+  for (const i of order) if (kept.every((k) => iou(corners[i], corners[k]) <= threshold)) kept.push(i);
+  return kept;
+}
+
+function largestFirst(faces, minSize) {
+  return faces.filter((f) => Math.min(f.box[2], f.box[3]) >= minSize).sort((a, b) => b.box[2] * b.box[3] - a.box[2] * a.box[3]);
+}
+
+// ---- crop: fer_model/preprocess.py ----
+/** preprocess.crop_face: the FER-style square around `box`, the border repeated outside the image, `size` px. */
+export function cropFace(gray, box, framing, size) {
+  const [x, y, w, h] = box;
+  const cx = x + w / 2, cy = y + h / 2 + framing.shiftY * h;
+  const side = Math.max(1, pyRound(framing.scale * (w + h) / 2));
+  const x0 = Math.min(Math.max(pyRound(cx - side / 2), 1 - side), gray.width - 1);
+  const y0 = Math.min(Math.max(pyRound(cy - side / 2), 1 - side), gray.height - 1);
+  const square = new Uint8Array(side * side);
+  for (let yy = 0; yy < side; yy++) {
+    const sy = Math.min(Math.max(y0 + yy, 0), gray.height - 1);
+    for (let xx = 0; xx < side; xx++) square[yy * side + xx] = gray.data[sy * gray.width + Math.min(Math.max(x0 + xx, 0), gray.width - 1)];
+  }
+  const image = { data: square, width: side, height: side, channels: 1 };
+  return (side > size ? resizeArea(image, size, size) : resizeLinear(image, size, size)).data;
+}
+
+/** cv2.resize INTER_AREA for shrinking: each output pixel the area-weighted mean of the input it covers. */
+export function resizeArea(image, width, height) {
+  const xs = areaTaps(image.width, width), ys = areaTaps(image.height, height), out = new Uint8Array(width * height);
+  const rows = new Float64Array(image.height * width);
+  for (let y = 0; y < image.height; y++) for (let x = 0; x < width; x++) {
+    let sum = 0;
+    for (const [i, weight] of xs[x]) sum += image.data[y * image.width + i] * weight;
+    rows[y * width + x] = sum;
+  }
+  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) {
+    let sum = 0;
+    for (const [i, weight] of ys[y]) sum += rows[i * width + x] * weight;
+    out[y * width + x] = Math.min(255, Math.max(0, Math.round(sum)));
+  }
+  return { data: out, width, height, channels: 1 };
+}
+
+function areaTaps(inSize, outSize) {
+  const scale = inSize / outSize;
+  return Array.from({ length: outSize }, (_, i) => {
+    const start = i * scale, end = start + scale, taps = [];
+    for (let j = Math.floor(start); j < Math.min(inSize, Math.ceil(end)); j++) {
+      const overlap = Math.min(end, j + 1) - Math.max(start, j);
+      if (overlap > 1e-9) taps.push([j, overlap / scale]);
+    }
+    return taps;
+  });
+}
+
+/** PIL's Image.resize BILINEAR (antialiased when shrinking, rounded between its two passes): to_face_array. */
+export function resizeBilinearPil(gray, width, height) {
+  let image = { data: gray.data, width: gray.width, height: gray.height };
+  if (image.width !== width) image = pilPass(image, width, true);
+  if (image.height !== height) image = pilPass(image, height, false);
+  return image.data;
+}
+
+function pilPass(image, outSize, horizontal) {
+  const inSize = horizontal ? image.width : image.height, scale = inSize / outSize, filterScale = Math.max(1, scale);
+  const support = filterScale, outW = horizontal ? outSize : image.width, outH = horizontal ? image.height : outSize;
+  const out = new Uint8Array(outW * outH);
+  for (let o = 0; o < outSize; o++) {
+    const center = (o + 0.5) * scale, xmin = Math.max(Math.trunc(center - support + 0.5), 0);
+    const xmax = Math.min(Math.trunc(center + support + 0.5), inSize);
+    const weights = [];
+    for (let x = xmin; x < xmax; x++) weights.push(Math.max(0, 1 - Math.abs((x - center + 0.5) / filterScale)));
+    const total = weights.reduce((a, b) => a + b, 0);
+    for (let line = 0; line < (horizontal ? outH : outW); line++) {
+      let sum = 0;
+      weights.forEach((weight, k) => {
+        const at = horizontal ? line * image.width + xmin + k : (xmin + k) * image.width + line;
+        sum += image.data[at] * weight;
+      });
+      out[horizontal ? line * outW + o : o * outW + line] = Math.min(255, Math.max(0, Math.round(sum / total)));
+    }
+  }
+  return { data: out, width: outW, height: outH };
+}
+
+function looksLikeFaceCrop(width, height) {
+  return Math.max(width, height) <= FACE_CROP.maxSide && Math.max(width, height) / Math.min(width, height) <= FACE_CROP.maxAspect;
+}
+
+// ---- classify and calibrate: fer_model/tta.py ----
+/** tta.views: (top, left, mirrored) of each view, in the Python order (corners, centre, then mirrors). */
+export function viewOffsets(tta, size, side) {
+  const centre = [Math.floor((size - side) / 2), Math.floor((size - side) / 2)];
+  let crops = [centre];
+  if (tta === "ten_crop" && side !== size) crops = [[0, 0], [0, size - side], [size - side, 0], [size - side, size - side], centre];
+  else if (!["none", "flip", "ten_crop"].includes(tta)) throw new Error(`unknown TTA mode ${tta}`);
+  const views = crops.map(([t, l]) => [t, l, false]);
+  return tta === "none" ? views : [...views, ...crops.map(([t, l]) => [t, l, true])];
+}
+
+/** tta.average_probabilities: softmax(logits / T + class bias), averaged over the views, per face. */
+export function calibrate(logits, views, faces, classes, calibration, tta) {
+  const temperature = calibration.temperatures[tta] ?? 1, bias = calibration.classBiases[tta] || new Array(classes).fill(0);
+  return Array.from({ length: faces }, (_, i) => {
+    const mean = new Array(classes).fill(0);
+    for (let v = 0; v < views; v++) {
+      const row = Array.from({ length: classes }, (_, k) => logits[(v * faces + i) * classes + k] / temperature + bias[k]);
+      const top = Math.max(...row), exps = row.map((z) => Math.exp(z - top)), total = exps.reduce((a, b) => a + b, 0);
+      exps.forEach((e, k) => { mean[k] += e / total / views; });
+    }
+    return mean;
+  });
+}
+
+// ---- video: fer_model/video.py ----
+/** video.IoUTracker: each face takes the id of the face it overlaps most in the last frames. */
+export class Tracker {
+  constructor(minIou = 0.3, maxMissed = 5) { Object.assign(this, { minIou, maxMissed, tracks: new Map(), nextId: 1 }); }
+
+  assign(boxes) {
+    const corners = boxes.map(([x, y, w, h]) => [x, y, x + w, y + h]);
+    const pairs = [];
+    corners.forEach((c, i) => this.tracks.forEach(([box], id) => pairs.push([iou(c, box), i, id])));
+    pairs.sort((a, b) => b[0] - a[0] || b[1] - a[1] || b[2] - a[2]);
+    const assigned = new Map(), taken = new Set();
+    for (const [overlap, i, id] of pairs) {
+      if (overlap >= this.minIou && !assigned.has(i) && !taken.has(id)) { assigned.set(i, id); taken.add(id); }
+    }
+    corners.forEach((_, i) => { if (!assigned.has(i)) assigned.set(i, this.nextId++); });
+    const seen = new Set(assigned.values()), kept = new Map();
+    this.tracks.forEach(([box, missed], id) => { if (!seen.has(id) && missed + 1 <= this.maxMissed) kept.set(id, [box, missed + 1]); });
+    corners.forEach((c, i) => kept.set(assigned.get(i), [c, 0]));
+    this.tracks = kept;
+    return corners.map((_, i) => assigned.get(i));
+  }
+}
+
+/** Python's round(): halves to even, so that boxes and crops land on the same pixels. */
+export function pyRound(x) {
+  const floor = Math.floor(x), diff = x - floor;
+  if (diff > 0.5) return floor + 1;
+  if (diff < 0.5) return floor;
+  return floor % 2 === 0 ? floor : floor + 1;
+}

@@ -1,0 +1,74 @@
+"""Serve the browser page locally on the embedded model: `python web/serve.py` -> http://127.0.0.1:8000/
+
+    /             this folder (index.html, app.js, fer.js, sw.js, examples/)
+    /models/      the embedded model (config.json, model.onnx, model_int8.onnx) and the face detector (yunet.onnx)
+    /ort/         onnxruntime-web from web/node_modules (`npm ci` in web/), so that nothing is fetched from outside
+
+The page then loads with `?models=/models/&ort=/ort/`. Every response carries the cross-origin-isolation
+headers that the static Space sends (web/README.md), so onnxruntime-web can use threads.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import http.server
+import threading
+from pathlib import Path
+
+WEB = Path(__file__).resolve().parent
+ROOT = WEB.parent
+ROUTES = {"/models/yunet.onnx": ROOT / "fer_model" / "detection" / "models" / "yunet.onnx",
+          "/models/": ROOT / "fer_model" / "weights" / "default", "/ort/": WEB / "node_modules" / "onnxruntime-web" / "dist",
+          "/": WEB}
+HEADERS = {"Cross-Origin-Embedder-Policy": "require-corp", "Cross-Origin-Opener-Policy": "same-origin",
+           "Cross-Origin-Resource-Policy": "cross-origin"}
+LOCAL_PAGE = "/?models=/models/&ort=/ort/"
+
+
+class Handler(http.server.SimpleHTTPRequestHandler):
+    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript",
+                      ".js": "text/javascript", ".wasm": "application/wasm", ".onnx": "application/octet-stream"}
+
+    def translate_path(self, path: str) -> str:
+        path = path.split("?", 1)[0].split("#", 1)[0]
+        for prefix, target in ROUTES.items():
+            if path == prefix.rstrip("/") or path.startswith(prefix) or path == prefix:
+                rest = path[len(prefix):] if path.startswith(prefix) else ""
+                resolved = (target / rest).resolve() if target.is_dir() else target
+                if target.is_dir() and not resolved.is_relative_to(target.resolve()):
+                    return str(WEB / "missing")
+                return str(resolved)
+        return str(WEB / "missing")
+
+    def end_headers(self):
+        for name, value in HEADERS.items():
+            self.send_header(name, value)
+        super().end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def serve(port: int = 8000, host: str = "127.0.0.1") -> http.server.ThreadingHTTPServer:
+    """Start the server in a background thread (port 0: any free one); returns it (`shutdown()` stops it)."""
+    server = http.server.ThreadingHTTPServer((host, port), functools.partial(Handler, directory=str(WEB)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--port", type=int, default=8000)
+    args = p.parse_args()
+    if not (ROUTES["/ort/"] / "ort.wasm.min.mjs").is_file():
+        raise SystemExit("onnxruntime-web is not installed: run `npm ci` in web/ first")
+    server = serve(args.port)
+    print(f"serving the page on the embedded model: http://127.0.0.1:{args.port}{LOCAL_PAGE}  (Ctrl-C stops)")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.shutdown()
+
+
+if __name__ == "__main__":
+    main()
