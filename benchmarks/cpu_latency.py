@@ -1,8 +1,9 @@
-"""CPU speed, the ONNX Runtime path against the torch/OpenCV path, side by side in one run, on 1 and 2 threads:
+"""CPU speed, the ONNX Runtime paths against the torch/OpenCV path, side by side in one run, on 1 and 2 threads:
 the CNN at batch 1 (each TTA mode) and 64, YuNet on a 640x480 photo, and that photo end to end (JPEG bytes
 in: decode, detect, crop, classify) with no TTA and with the default flip TTA.
 
-- onnx: the CNN's `model.onnx` and YuNet on ONNX Runtime (the default).
+- int8: `model_int8.onnx` and YuNet on ONNX Runtime (the default).
+- fp32: `model.onnx` and YuNet on ONNX Runtime.
 - torch: the CNN on torch (BatchNorms folded, channels_last) and YuNet in OpenCV's dnn (the path before).
 
 Every cell is timed in interleaved rounds (`--rounds` of `--seconds` / rounds each), paths alternating,
@@ -28,14 +29,14 @@ from fer_model.tta import TTA_MODES  # noqa: E402
 
 import torch  # noqa: E402
 
-PATHS = ("onnx", "torch")
+PATHS = ("int8", "fp32", "torch")
 
 
 def recognizers(model: str | None, threads: int) -> dict[str, EmotionRecognizer]:
-    onnx = EmotionRecognizer.from_pretrained(model, threads=threads)
-    torch_path = EmotionRecognizer.from_pretrained(model, backend="torch", device="cpu", threads=threads,
-                                                   detector=create_detector(engine="opencv"))
-    return {"onnx": onnx, "torch": torch_path}
+    return {"int8": EmotionRecognizer.from_pretrained(model, precision="int8", threads=threads),
+            "fp32": EmotionRecognizer.from_pretrained(model, precision="fp32", threads=threads),
+            "torch": EmotionRecognizer.from_pretrained(model, backend="torch", device="cpu", threads=threads,
+                                                       detector=create_detector(engine="opencv"))}
 
 
 def main() -> None:
@@ -51,7 +52,7 @@ def main() -> None:
         torch.set_num_threads(threads)
         cv2.setNumThreads(threads)
         paths = recognizers(args.model, threads)
-        size = paths["onnx"].config.preprocessing.image_size
+        size = paths["int8"].config.preprocessing.image_size
         one, batch = (np.random.default_rng(0).standard_normal((n, 1, size, size)).astype(np.float32) for n in (1, 64))
         cells = {f"cnn_batch1_{mode}": lambda r, mode=mode: r.probabilities(one, mode) for mode in TTA_MODES}
         cells |= {"cnn_batch64": lambda r: r.probabilities(batch), "yunet_640x480": lambda r: r.detector.detect(rgb),
@@ -69,10 +70,11 @@ def main() -> None:
             table[cell] = {**{f"{path}_median_ms": medians[path] for path in PATHS},
                            **{f"{path}_p90_ms": round(float(np.percentile(t, 90)), 3) for path, t in times.items()},
                            "calls": {path: len(t) for path, t in times.items()},
-                           "onnx_over_torch": round(medians["onnx"] / medians["torch"], 3)}
-            print(f"{threads} thread(s) {cell:22} onnx {medians['onnx']:7.2f} ms  torch {medians['torch']:7.2f} ms  "
-                  f"ratio {table[cell]['onnx_over_torch']:.2f}", flush=True)
-        table["cnn_batch64"]["onnx_faces_per_s"] = round(64_000 / table["cnn_batch64"]["onnx_median_ms"], 1)
+                           **{f"{path}_over_torch": round(medians[path] / medians["torch"], 3) for path in PATHS[:2]}}
+            print(f"{threads} thread(s) {cell:22} " + "  ".join(f"{path} {medians[path]:7.2f} ms" for path in PATHS) +
+                  "  ratios " + " / ".join(f"{table[cell][f'{path}_over_torch']:.2f}" for path in PATHS[:2]), flush=True)
+        for path in PATHS:
+            table["cnn_batch64"][f"{path}_faces_per_s"] = round(64_000 / table["cnn_batch64"][f"{path}_median_ms"], 1)
         figures[f"threads_{threads}"] = table
     report("cpu_latency", {"model": args.model or "embedded default", "seconds_per_cell": args.seconds,
                            "rounds": args.rounds, **figures})

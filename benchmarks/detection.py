@@ -1,4 +1,5 @@
-"""Every available face detector side by side: faces found, false faces and speed.
+"""YuNet on each engine side by side (ONNX Runtime, the default, and OpenCV's dnn, the path before): faces
+found, false faces and speed.
 
 - Real photos: `../shared/photos` (two group photos, six faces each), when present.
 - Synthetic canvases with exact truth: the astronaut's head at many sizes (60 px = 3% of a 2048 px
@@ -23,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import (ASTRONAUT_FACE, astronaut_canvas, count_matches, photo_640x480, report,  # noqa: E402
                                summary, timed)
 from fer_model import EmotionRecognizer  # noqa: E402
-from fer_model.detection import available_detectors, create_detector  # noqa: E402
+from fer_model.detection import create_detector  # noqa: E402
+from fer_model.detection.yunet import ENGINES  # noqa: E402
 from fer_model.detection.base import downscaled  # noqa: E402
 
 TEXTURES = ("coins", "moon", "chelsea", "coffee", "brick", "gravel", "rocket", "grass")
@@ -86,8 +88,9 @@ def main() -> None:
     small_photo = photo_640x480()
     group_photo = jpeg(scenes["2048x1536, 8 faces 60-300 px"][0])
     results, rows = {}, []
-    for name in available_detectors():
-        detector = create_detector(name)
+    for engine in ENGINES:
+        name = f"yunet ({engine})"
+        detector = create_detector(engine=engine)
         recognizer = EmotionRecognizer.from_pretrained(detector=detector)
         real = {photo: len(detector.detect(image)) for photo, image in photos.items()}
         synthetic = {scene: count_matches(detector.detect(image), truth) for scene, (image, truth) in scenes.items()}
@@ -109,7 +112,7 @@ def main() -> None:
         {"640x480": np.asarray(Image.open(io.BytesIO(small_photo))), "2048x1536": scenes["2048x1536, 8 faces 60-300 px"][0]},
         args.repeats)
     report("detection", results)
-    print("| detector | real photos | synthetic | false faces | detect 640x480 ms | photo 640x480 ms | photo 2048x1536 ms |")
+    print("| detector (engine) | real photos | synthetic | false faces | detect 640x480 ms | photo 640x480 ms | photo 2048x1536 ms |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     print("\n".join(rows))
 

@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--resamples", type=int, default=500)
     parser.add_argument("--halvings", type=int, default=10)
     args = parser.parse_args()
-    recognizer = EmotionRecognizer.from_pretrained(args.model, device="cpu")
+    recognizer = EmotionRecognizer.from_pretrained(args.model, precision="fp32")
     config = recognizer.config
     faces, labels = to_tensors(load_split(args.dataset, "validation"), config.preprocessing.image_size, args.limit)
     references, every = labels.numpy(), np.arange(len(labels))

@@ -5,7 +5,7 @@ detector finds them, and the crop (side = scale x box size, centre shifted by sh
 that reproduces the pasted square is fitted by the median over faces. Then canvas -> detect ->
 crop -> classify is scored beside the model's accuracy on the original crops.
 
-    python benchmarks/fit_framing.py --dataset ../shared/fer2013 [--limit 1000] [--detectors yunet blazeface]
+    python benchmarks/fit_framing.py --dataset ../shared/fer2013 [--limit 1000] [--detectors yunet]
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import paste_face, report, validation_parser  # noqa: E402
 from fer_model import EmotionRecognizer  # noqa: E402
-from fer_model.detection import Framing, available_detectors, create_detector  # noqa: E402
+from fer_model.detection import DETECTORS, Framing, create_detector  # noqa: E402
 from fer_model.preprocess import crop_face  # noqa: E402
 from train.data import load_fer_dataset, to_tensors  # noqa: E402
 
@@ -27,7 +27,7 @@ CANVAS = (640, 480)
 
 def main() -> None:
     p = validation_parser(__doc__, 1000)
-    p.add_argument("--detectors", nargs="+", default=None, help="default: every available detector")
+    p.add_argument("--detectors", nargs="+", default=None, help="default: every detector")
     p.add_argument("--tta", default="none")
     args = p.parse_args()
     faces, labels = to_tensors(load_fer_dataset(args.dataset)["validation"], 48, args.limit)
@@ -40,7 +40,7 @@ def main() -> None:
     original = np.array([max(p, key=p.get) for p in recognizer.predict_faces(list(faces))])
     results = {"faces": len(faces), "canvas": list(CANVAS), "face_sides_px": [96, 240], "tta": args.tta,
                "accuracy_on_original_crops": float((np.array([recognizer.labels.index(x) for x in original]) == labels).mean())}
-    for name in args.detectors or available_detectors():
+    for name in args.detectors or list(DETECTORS):
         detector = create_detector(name)
         matches = {}
         for i, (canvas, side, (x, y)) in enumerate(tqdm(list(zip(canvases, sides, places)), desc=name)):

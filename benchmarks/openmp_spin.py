@@ -1,6 +1,7 @@
-"""What `fer_model.runtime`'s GOMP_SPINCOUNT does to a photo: the 640x480 photo end to end, and its
-detection and classification apart, in fresh processes alternating GNU OpenMP's own spin count
-(300,000) with the product's (10,000). OpenMP reads the value once, when torch loads it.
+"""What `fer_model.runtime`'s GOMP_SPINCOUNT does to a photo on the torch path (torch's CNN, YuNet in
+OpenCV's dnn): the 640x480 photo end to end, and its detection and classification apart, in fresh
+processes alternating GNU OpenMP's own spin count (300,000) with the product's (10,000). OpenMP reads the
+value once, when torch loads it; ONNX Runtime's threads do not spin (`fer_model.runtime.session_options`).
 
     python benchmarks/openmp_spin.py [--rounds 3] [--seconds 8]
 """
@@ -25,7 +26,9 @@ import json, sys, time
 import numpy as np
 from benchmarks.common import photo_640x480
 from fer_model import EmotionRecognizer, load_image
-recognizer, jpeg = EmotionRecognizer.from_pretrained(), photo_640x480()
+from fer_model.detection import create_detector
+recognizer = EmotionRecognizer.from_pretrained(backend="torch", detector=create_detector(engine="opencv"), tta="none")
+jpeg = photo_640x480()
 times = {"end_to_end": [], "detect": [], "classify": []}
 end = time.perf_counter() + float(sys.argv[1])
 while time.perf_counter() < end:

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import report, validation_parser  # noqa: E402
@@ -35,7 +34,7 @@ def main() -> None:
         for method, heat in maps.items():
             cut = np.quantile(heat.reshape(len(faces), -1), 1 - fraction, axis=1).reshape(-1, 1, 1)
             blanked = np.where(heat >= cut, faces.mean(axis=(1, 2), keepdims=True), faces).astype(np.uint8)
-            after = recognizer.predict_faces(torch.from_numpy(blanked))
+            after = recognizer.predict_faces(blanked)
             drops = [b[label] - a[label] for b, a, label in zip(before, after, labels)]
             changed = np.mean([max(a, key=a.get) != label for a, label in zip(after, labels)])
             results[f"{method}_top{int(fraction * 100)}pct"] = {"mean_probability_drop": round(float(np.mean(drops)), 4),

@@ -16,6 +16,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import report, write_clip  # noqa: E402
 from fer_model import EmotionRecognizer  # noqa: E402
+from fer_model.video import predict_video  # noqa: E402
 
 
 def main() -> None:
@@ -28,10 +29,10 @@ def main() -> None:
         from skimage import data
 
         clip = write_clip(Path(folder) / "clip.mp4", data.astronaut(), frames=int(args.seconds * 30), fps=30)
-        list(recognizer.predict_video(clip, max_frames=5))  # warm-up
+        list(predict_video(recognizer, clip, max_frames=5))  # warm-up
         for name, options in (("every_frame", {}), ("fps_5", {"fps": 5})):
             start = time.perf_counter()
-            frames = list(recognizer.predict_video(clip, **options))
+            frames = list(predict_video(recognizer, clip, **options))
             seconds = time.perf_counter() - start
             results[name] = {"frames_analysed": len(frames), "seconds": round(seconds, 2),
                              "analysed_frames_per_s": round(len(frames) / seconds, 1),

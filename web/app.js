@@ -1,5 +1,6 @@
 // The demo page, built on fer.js: photos (upload, drop, paste, examples) and the live webcam.
-// ?models=URL picks the model folder (default: the Hub model repo), ?ort=URL onnxruntime-web's dist/ folder.
+// ?models=URL picks the model folder (default: the Hub model repo), ?ort=URL onnxruntime-web's dist/ folder,
+// ?threads=N onnxruntime-web's threads (default: up to 4 where the page is cross-origin isolated, else 1).
 import { DEFAULT_ORT, Tracker, load } from "./fer.js";
 
 export const MODEL_REPO = "fer-model/fer-cnn"; // the Hub model repo that push_to_hub fills
@@ -12,6 +13,7 @@ const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const models = params.get("models") || `https://huggingface.co/${MODEL_REPO}/resolve/main/`;
 const ort = params.get("ort") || DEFAULT_ORT;
+const threads = params.get("threads") ? Number(params.get("threads")) : undefined;
 
 function say(text, error = false) {
   $("message").textContent = text;
@@ -30,7 +32,7 @@ if ("serviceWorker" in navigator && location.protocol !== "file:") {
 const started = performance.now();
 const ready = (async () => {
   if (!simdSupported()) throw new Error("This browser lacks WebAssembly SIMD, which the models need: try a current Chrome, Edge, Firefox or Safari.");
-  const fer = await load({ models, ort });
+  const fer = await load({ models, ort, threads });
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
   $("loading").hidden = true;
   $("status-text").textContent = `Ready in ${seconds} s: ${fer.info.precision} model, ${fer.info.threads} thread${fer.info.threads > 1 ? "s" : ""}` +
@@ -225,4 +227,4 @@ for (const [tab, panel] of [["tab-photo", "photo-panel"], ["tab-live", "live-pan
   };
 }
 
-window.ferDemo = { ready: ready.then(() => true), analyze: analyzeUrl, startCamera: () => { $("tab-live").click(); return startCamera(); }, stats };
+window.ferDemo = { ready: ready.then(() => true), recognizer: ready, loadSeconds: ready.then(() => (performance.now() - started) / 1000), analyze: analyzeUrl, startCamera: () => { $("tab-live").click(); return startCamera(); }, stats };

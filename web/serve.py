@@ -25,20 +25,24 @@ HEADERS = {"Cross-Origin-Embedder-Policy": "require-corp", "Cross-Origin-Opener-
 LOCAL_PAGE = "/?models=/models/&ort=/ort/"
 
 
+def translate(path: str) -> Path:
+    """The file a URL path is served from (a path that leads nowhere, for one outside the routes)."""
+    path = path.split("?", 1)[0].split("#", 1)[0]
+    for prefix, target in ROUTES.items():
+        if path.startswith(prefix) or path == prefix.rstrip("/"):
+            if not target.is_dir():
+                return target
+            resolved = (target / path[len(prefix):]).resolve()
+            return resolved if resolved.is_relative_to(target.resolve()) else WEB / "missing"
+    return WEB / "missing"
+
+
 class Handler(http.server.SimpleHTTPRequestHandler):
     extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript",
                       ".js": "text/javascript", ".wasm": "application/wasm", ".onnx": "application/octet-stream"}
 
     def translate_path(self, path: str) -> str:
-        path = path.split("?", 1)[0].split("#", 1)[0]
-        for prefix, target in ROUTES.items():
-            if path == prefix.rstrip("/") or path.startswith(prefix) or path == prefix:
-                rest = path[len(prefix):] if path.startswith(prefix) else ""
-                resolved = (target / rest).resolve() if target.is_dir() else target
-                if target.is_dir() and not resolved.is_relative_to(target.resolve()):
-                    return str(WEB / "missing")
-                return str(resolved)
-        return str(WEB / "missing")
+        return str(translate(path))
 
     def end_headers(self):
         for name, value in HEADERS.items():

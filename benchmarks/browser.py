@@ -1,0 +1,99 @@
+"""The browser version's speed in headless Chromium (wasm, onnxruntime-web), served from localhost by
+web/serve.py: model load time and bytes of a first visit, a one-face photo analysed after load, and the live
+webcam loop on Chromium's fake camera (a 30 fps 640x480 Y4M clip, looped) with one face and with six, threads
+on (cross-origin isolated, 2) and off (1): frames analysed a second and milliseconds per stage.
+
+    python benchmarks/browser.py [--seconds 10]
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from benchmarks.common import astronaut_canvas, report  # noqa: E402
+from tests.test_web import QUIET, data_url, write_y4m  # noqa: E402
+from web.serve import LOCAL_PAGE, serve, translate  # noqa: E402
+
+PHOTO_TIMING = """async (url) => {
+  const bitmap = await createImageBitmap(await (await fetch(url)).blob());
+  const fer = await window.ferDemo.recognizer;
+  for (let i = 0; i < 5; i++) await fer.analyze(bitmap);
+  const times = [];
+  for (let i = 0; i < 30; i++) { const t = performance.now(); await fer.analyze(bitmap); times.push(performance.now() - t); }
+  return times;
+}"""
+
+
+def first_visit(page, base: str) -> dict:
+    """Every file the page fetched on its first visit: bytes as served, and gzip-compressed (as a CDN sends text and wasm)."""
+    urls = page.evaluate("performance.getEntriesByType('resource').map((r) => r.name)")
+    files = {}
+    for url in [base + "/"] + urls:
+        path = translate(url.removeprefix(base).split("?")[0] or "/")
+        if path.is_file():
+            data = path.read_bytes()
+            files[url.removeprefix(base)] = {"bytes": len(data), "gzip_bytes": len(gzip.compress(data, 6))}
+    return {"files": files, "bytes": sum(f["bytes"] for f in files.values()),
+            "gzip_bytes": sum(f["gzip_bytes"] for f in files.values())}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seconds", type=float, default=10, help="how long the live loop is timed, after 3 s of warm-up")
+    args = p.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    server, scratch = serve(0), Path(tempfile.mkdtemp())
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    photo = astronaut_canvas((640, 480), [150], seed=11)[0]
+    clips = {faces: write_y4m(scratch / f"faces{faces}.y4m", [astronaut_canvas((640, 480), widths, seed=12)[0]] * 30)
+             for faces, widths in ((1, [150]), (6, [90, 80, 70, 85, 75, 95]))}
+    results = {}
+    with sync_playwright() as playwright:
+        for threads in (2, 1):
+            runs = {}
+            for faces, clip in clips.items():
+                browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=QUIET + [
+                    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                    f"--use-file-for-fake-video-capture={clip}"])
+                page = browser.new_context(permissions=["camera"]).new_page()
+                page.goto(f"{base}{LOCAL_PAGE}&threads={threads}")
+                load_seconds = page.evaluate("window.ferDemo.loadSeconds")
+                run = {"load_seconds": round(load_seconds, 2)}
+                if faces == 1:
+                    run["first_visit"] = first_visit(page, base)
+                    times = page.evaluate(PHOTO_TIMING, data_url(photo))
+                    run["photo_one_face_ms"] = {"median": round(statistics.median(times), 2), "min": round(min(times), 2)}
+                page.evaluate("window.ferDemo.startCamera()")
+                time.sleep(3)
+                before, start = page.evaluate("window.ferDemo.stats()"), time.monotonic()
+                time.sleep(args.seconds)
+                after, elapsed = page.evaluate("window.ferDemo.stats()"), time.monotonic() - start
+                run["live"] = {"faces_seen": after["faces"], "frames_analysed_per_s":
+                               round((after["frames"] - before["frames"]) / elapsed, 1),
+                               "stages_ms": {k: round(v, 2) for k, v in after["stagesMs"].items()}}
+                print(f"threads {threads}, {faces} face(s): {run}", flush=True)
+                runs[f"faces_{faces}"] = run
+                browser.close()
+            results[f"threads_{threads}"] = runs
+    server.shutdown()
+    version = playwright_chromium_version()
+    report("browser", {"chromium": version, "camera": "fake, 640x480 at 30 fps", "seconds": args.seconds, **results})
+
+
+def playwright_chromium_version() -> str:
+    import subprocess
+
+    return subprocess.run([shutil.which("chromium"), "--version"], capture_output=True, text=True).stdout.strip()
+
+
+if __name__ == "__main__":
+    main()
