@@ -51,7 +51,7 @@ def write_model_card(folder: str | Path, results: dict, command: str, dataset: s
                               f"{r['ece']:.4f} | {r['temperature']:g} |" for mode, r in int8["by_tta"].items())
         int8_section = f"""
 ## int8 version
-`model_int8.onnx` ({int8["bytes"] / 2**20:.1f} MB): static int8 quantization of `model.onnx` (QDQ, per-channel
+`model_int8.onnx` ({int8["bytes"] / 2**20:.1f} MB): static int8 quantization of `model.onnx` (QDQ, per-channel 7-bit
 weights, activation ranges from {int8["quantize_faces"]:,} training faces), calibrated for itself on validation
 (`config.json`'s `int8`). `EmotionRecognizer` and the browser run it by default.
 

@@ -66,11 +66,10 @@ export class Recognizer {
     const t1 = performance.now();
     const faces = await this.detect(image);
     const t2 = performance.now();
-    const gray = grayscale(image);
     const size = this.pre.image_size;
-    const found = faces.length ? faces.map((f) => ({ ...f, crop: cropFace(gray, f.box, YUNET.framing, size) }))
+    const found = faces.length ? faces.map((f) => ({ ...f, crop: cropFace(image, f.box, YUNET.framing, size) }))
       : looksLikeFaceCrop(image.width, image.height)
-        ? [{ box: [0, 0, image.width, image.height], score: null, crop: resizeBilinearPil(gray, size, size) }] : [];
+        ? [{ box: [0, 0, image.width, image.height], score: null, crop: resizeBilinearPil(grayscale(image), size, size) }] : [];
     const scores = found.length ? await this.classify(found.map((f) => f.crop), tta) : [];
     const t3 = performance.now();
     this.lastTimings = { grabMs: t1 - t0, detectMs: t2 - t1, classifyMs: t3 - t2 };
@@ -135,10 +134,13 @@ export function rgba(source) {
   return context.getImageData(0, 0, width, height);
 }
 
-/** OpenCV's RGB -> gray (cv2.cvtColor COLOR_RGB2GRAY, its fixed-point weights): {data, width, height}. */
+/** OpenCV's RGB -> gray (cv2.cvtColor COLOR_RGB2GRAY, its fixed-point weights) of the RGBA pixel at `i`. */
+const grayAt = (data, i) => (data[i] * 4899 + data[i + 1] * 9617 + data[i + 2] * 1868 + 8192) >> 14;
+
+/** The whole RGBA image as gray ({data, width, height}). */
 export function grayscale({ data, width, height }) {
   const gray = new Uint8Array(width * height);
-  for (let i = 0, j = 0; i < gray.length; i++, j += 4) gray[i] = (data[j] * 4899 + data[j + 1] * 9617 + data[j + 2] * 1868 + 8192) >> 14;
+  for (let i = 0; i < gray.length; i++) gray[i] = grayAt(data, 4 * i);
   return { data: gray, width, height };
 }
 
@@ -146,61 +148,64 @@ export function grayscale({ data, width, height }) {
 /** base.downscaled: a box filter by the largest whole factor, then bilinear; RGBA in, RGB (3 channels) out. */
 export function downscaled(image, maxSide) {
   let { width, height } = image;
-  let rgb = { data: toRgb(image.data), width, height, channels: 3 };
+  let source = { data: image.data, width, height, channels: 4 };
   const scale = Math.min(1, maxSide / Math.max(width, height));
-  if (scale === 1) return { image: rgb, factor: 1 };
+  if (scale === 1) return { image: resizeLinear(source, width, height, 3), factor: 1 };
   const size = [Math.max(1, pyRound(width * scale)), Math.max(1, pyRound(height * scale))];
   const step = Math.min(Math.floor(1 / scale), height, width);
   if (step >= 2) {
     width -= width % step; height -= height % step;
-    rgb = areaByStep(rgb, width, height, step);
+    source = areaByStep(source, width, height, step);
   }
   const factor = width >= height ? size[0] / width : size[1] / height;
-  return { image: resizeLinear(rgb, size[0], size[1]), factor };
+  return { image: resizeLinear(source, size[0], size[1], 3), factor };
 }
 
-function toRgb(data) {
-  const rgb = new Uint8Array((data.length / 4) * 3);
-  for (let i = 0, j = 0; j < data.length; i += 3, j += 4) { rgb[i] = data[j]; rgb[i + 1] = data[j + 1]; rgb[i + 2] = data[j + 2]; }
-  return rgb;
-}
-
-function areaByStep(image, width, height, step) {
-  const c = image.channels, w = width / step, h = height / step, out = new Uint8Array(w * h * c), area = step * step;
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let k = 0; k < c; k++) {
-    let sum = 0;
-    for (let dy = 0; dy < step; dy++) for (let dx = 0; dx < step; dx++) sum += image.data[((y * step + dy) * image.width + x * step + dx) * c + k];
-    out[(y * w + x) * c + k] = Math.round(sum / area);
+function areaByStep(image, width, height, step) { // RGBA or RGB in, RGB out: the mean of each step x step block
+  const c = image.channels, w = width / step, h = height / step, out = new Uint8Array(w * h * 3), area = step * step;
+  const sums = new Float64Array(w * 3);
+  for (let y = 0; y < h; y++) {
+    sums.fill(0);
+    for (let dy = 0; dy < step; dy++) {
+      const row = (y * step + dy) * image.width;
+      for (let x = 0; x < w; x++) for (let dx = 0; dx < step; dx++) {
+        const i = (row + x * step + dx) * c;
+        sums[x * 3] += image.data[i]; sums[x * 3 + 1] += image.data[i + 1]; sums[x * 3 + 2] += image.data[i + 2];
+      }
+    }
+    for (let k = 0; k < w * 3; k++) out[y * w * 3 + k] = Math.round(sums[k] / area);
   }
-  return { data: out, width: w, height: h, channels: c };
+  return { data: out, width: w, height: h, channels: 3 };
 }
 
-/** cv2.resize INTER_LINEAR: half-pixel centres, edges clamped. */
-export function resizeLinear(image, width, height) {
-  const c = image.channels || 1, out = new Uint8Array(width * height * c);
-  const xs = linearTaps(image.width, width), ys = linearTaps(image.height, height);
+/** cv2.resize INTER_LINEAR: half-pixel centres, edges clamped; the first `outChannels` channels of the input. */
+export function resizeLinear(image, width, height, outChannels = image.channels || 1) {
+  const c = image.channels || 1, data = image.data, inWidth = image.width, out = new Uint8Array(width * height * outChannels);
+  const [x0s, x1s, fxs] = linearTaps(image.width, width), [y0s, y1s, fys] = linearTaps(image.height, height);
   for (let y = 0; y < height; y++) {
-    const [y0, y1, fy] = ys[y];
+    const top = y0s[y] * inWidth, bottom = y1s[y] * inWidth, fy = fys[y], gy = 1 - fy;
+    let o = y * width * outChannels;
     for (let x = 0; x < width; x++) {
-      const [x0, x1, fx] = xs[x];
-      for (let k = 0; k < c; k++) {
-        const at = (yy, xx) => image.data[(yy * image.width + xx) * c + k];
-        const top = at(y0, x0) * (1 - fx) + at(y0, x1) * fx, bottom = at(y1, x0) * (1 - fx) + at(y1, x1) * fx;
-        out[(y * width + x) * c + k] = Math.round(top * (1 - fy) + bottom * fy);
+      const a = (top + x0s[x]) * c, b = (top + x1s[x]) * c, d = (bottom + x0s[x]) * c, e = (bottom + x1s[x]) * c;
+      const fx = fxs[x], gx = 1 - fx, w00 = gx * gy, w01 = fx * gy, w10 = gx * fy, w11 = fx * fy;
+      for (let k = 0; k < outChannels; k++, o++) {
+        out[o] = (data[a + k] * w00 + data[b + k] * w01 + data[d + k] * w10 + data[e + k] * w11 + 0.5) | 0;
       }
     }
   }
-  return { data: out, width, height, channels: c };
+  return { data: out, width, height, channels: outChannels };
 }
 
 function linearTaps(inSize, outSize) {
-  const scale = inSize / outSize;
-  return Array.from({ length: outSize }, (_, i) => {
-    let src = (i + 0.5) * scale - 0.5, i0 = Math.floor(src), f = src - i0;
+  const scale = inSize / outSize, first = new Int32Array(outSize), second = new Int32Array(outSize), weight = new Float64Array(outSize);
+  for (let i = 0; i < outSize; i++) {
+    const src = (i + 0.5) * scale - 0.5;
+    let i0 = Math.floor(src), f = src - i0;
     if (i0 < 0) { i0 = 0; f = 0; }
     if (i0 >= inSize - 1) { i0 = inSize - 1; f = 0; }
-    return [i0, Math.min(i0 + 1, inSize - 1), f];
-  });
+    first[i] = i0; second[i] = Math.min(i0 + 1, inSize - 1); weight[i] = f;
+  }
+  return [first, second, weight];
 }
 
 /** yunet.network_input: BGR, 0..255 float32 (1, 3, H, W), padded with black to multiples of 32. */
@@ -258,20 +263,22 @@ function largestFirst(faces, minSize) {
 }
 
 // ---- crop: fer_model/preprocess.py ----
-/** preprocess.crop_face: the FER-style square around `box`, the border repeated outside the image, `size` px. */
-export function cropFace(gray, box, framing, size) {
+/** preprocess.crop_face: the FER-style square around `box` of the RGBA image, in gray (converted pixel by
+pixel as the whole image would be), the border repeated outside the image, `size` px. */
+export function cropFace(image, box, framing, size) {
   const [x, y, w, h] = box;
   const cx = x + w / 2, cy = y + h / 2 + framing.shiftY * h;
   const side = Math.max(1, pyRound(framing.scale * (w + h) / 2));
-  const x0 = Math.min(Math.max(pyRound(cx - side / 2), 1 - side), gray.width - 1);
-  const y0 = Math.min(Math.max(pyRound(cy - side / 2), 1 - side), gray.height - 1);
+  const { data, width, height } = image;
+  const x0 = Math.min(Math.max(pyRound(cx - side / 2), 1 - side), width - 1);
+  const y0 = Math.min(Math.max(pyRound(cy - side / 2), 1 - side), height - 1);
   const square = new Uint8Array(side * side);
   for (let yy = 0; yy < side; yy++) {
-    const sy = Math.min(Math.max(y0 + yy, 0), gray.height - 1);
-    for (let xx = 0; xx < side; xx++) square[yy * side + xx] = gray.data[sy * gray.width + Math.min(Math.max(x0 + xx, 0), gray.width - 1)];
+    const sy = Math.min(Math.max(y0 + yy, 0), height - 1);
+    for (let xx = 0; xx < side; xx++) square[yy * side + xx] = grayAt(data, 4 * (sy * width + Math.min(Math.max(x0 + xx, 0), width - 1)));
   }
-  const image = { data: square, width: side, height: side, channels: 1 };
-  return (side > size ? resizeArea(image, size, size) : resizeLinear(image, size, size)).data;
+  const squared = { data: square, width: side, height: side, channels: 1 };
+  return (side > size ? resizeArea(squared, size, size) : resizeLinear(squared, size, size)).data;
 }
 
 /** cv2.resize INTER_AREA for shrinking: each output pixel the area-weighted mean of the input it covers. */
