@@ -73,14 +73,15 @@ def test_recognizer_flags_by_the_config_thresholds(recognizer):
 
 def test_temperature_changes_confidence_but_not_the_label(recognizer, fer_crop):
     plain = recognizer.predict_faces([fer_crop])[0]
-    config = recognizer.config
-    saved = dict(config.temperatures)
+    assert recognizer.precision == "int8"  # the embedded model's default: its own calibration
+    temperatures = recognizer.config.int8["temperatures"]
+    saved = dict(temperatures)
     try:
-        config.temperatures[recognizer.tta] = 5.0
+        temperatures[recognizer.tta] = 5.0
         softened = recognizer.predict_faces([fer_crop])[0]
     finally:
-        config.temperatures.clear()
-        config.temperatures.update(saved)
+        temperatures.clear()
+        temperatures.update(saved)
     assert max(softened, key=softened.get) == max(plain, key=plain.get)
     assert max(softened.values()) < max(plain.values())
 

@@ -19,6 +19,12 @@ from .conftest import ROOT, subprocess_env, synthetic_faces
 
 
 @pytest.fixture(scope="module")
+def fp32():
+    """The float ONNX graph, which matches torch; the embedded model's default is its int8 graph."""
+    return EmotionRecognizer.from_pretrained(precision="fp32")
+
+
+@pytest.fixture(scope="module")
 def torch_recognizer():
     """The same model on the torch backend."""
     return EmotionRecognizer.from_pretrained(backend="torch", detector=None, device="cpu")
@@ -29,26 +35,26 @@ def _matrix(scores):
 
 
 @pytest.mark.parametrize("tta", TTA_MODES)
-def test_onnx_and_torch_give_the_same_probabilities(recognizer, torch_recognizer, tta):
+def test_onnx_and_torch_give_the_same_probabilities(fp32, torch_recognizer, tta):
     faces = synthetic_faces(64, seed=3)
-    onnx, reference = recognizer.predict_faces(faces, tta), torch_recognizer.predict_faces(faces, tta)
+    onnx, reference = fp32.predict_faces(faces, tta), torch_recognizer.predict_faces(faces, tta)
     assert np.abs(_matrix(onnx) - _matrix(reference)).max() <= 1e-4
 
 
 @pytest.mark.parametrize("tta", TTA_MODES)
-def test_onnx_and_torch_agree_on_real_fer_faces(recognizer, torch_recognizer, fer_dataset, tta):
+def test_onnx_and_torch_agree_on_real_fer_faces(fp32, torch_recognizer, fer_dataset, tta):
     faces = np.stack([np.asarray(fer_dataset["validation"][i]["image"]) for i in range(200)])
-    onnx, reference = recognizer.predict_faces(faces, tta), torch_recognizer.predict_faces(faces, tta)
+    onnx, reference = fp32.predict_faces(faces, tta), torch_recognizer.predict_faces(faces, tta)
     assert np.abs(_matrix(onnx) - _matrix(reference)).max() <= 1e-4
 
 
-def test_the_same_faces_on_photos_as_the_torch_and_opencv_path(recognizer, astronaut):
+def test_the_same_faces_on_photos_as_the_torch_and_opencv_path(fp32, astronaut):
     from fer_model.detection import create_detector
 
-    before = EmotionRecognizer(torch_classifier(), recognizer.config, detector=create_detector(engine="opencv"))
+    before = EmotionRecognizer(torch_classifier(), fp32.config, detector=create_detector(engine="opencv"))
     photos = [astronaut] + [astronaut_canvas((1600, 1200), [50, 80, 120, 200, 70], seed=s)[0] for s in range(3)]
     for photo in photos:
-        ours, theirs = recognizer.predict(photo), before.predict(photo)
+        ours, theirs = fp32.predict(photo), before.predict(photo)
         assert len(ours) == len(theirs) > 0
         for a, b in zip(ours, theirs):
             assert np.abs(np.subtract(a.box, b.box)).max() <= 1
@@ -78,15 +84,15 @@ def reference_cam(model, inputs, method):
 
 
 @pytest.mark.parametrize("method", ["gradcam", "hirescam"])
-def test_saliency_without_autograd_is_exact(recognizer, method):
+def test_saliency_without_autograd_is_exact(fp32, method):
     from fer_model.explain import class_activation_map
     from fer_model.preprocess import normalize
     from fer_model.tta import center_crop
 
-    pre = recognizer.config.preprocessing
+    pre = fp32.config.preprocessing
     inputs = np.ascontiguousarray(center_crop(normalize(synthetic_faces(16, seed=4), pre), pre.input_size))
     expected = reference_cam(torch_classifier().model, torch.from_numpy(inputs), method)
-    assert np.abs(class_activation_map(recognizer.classifier, inputs, method=method) - expected).max() < 1e-4
+    assert np.abs(class_activation_map(fp32.classifier, inputs, method=method) - expected).max() < 1e-4
 
 
 def _small(tmp_path):
@@ -134,6 +140,25 @@ def test_the_embedded_default_ships_its_onnx_export():
     assert not list(DEFAULT_MODEL_DIR.glob("*.data"))  # weights inside the one file
 
 
+def test_the_int8_model_is_the_default_and_reads_as_the_float_one(recognizer, fp32):
+    assert recognizer.precision == "int8" and recognizer.classifier.path.name == "model_int8.onnx"
+    assert recognizer.calibration.temperatures != fp32.calibration.temperatures  # fitted for itself
+    faces = synthetic_faces(64, seed=6)
+    int8, float32 = _matrix(recognizer.predict_faces(faces)), _matrix(fp32.predict_faces(faces))
+    assert np.abs(int8 - float32).max() < 0.05 and (int8.argmax(1) == float32.argmax(1)).mean() >= 0.95
+
+
+def test_precision_choices_are_checked(tmp_path):
+    with pytest.raises(ValueError, match="unknown precision 'int4'"):
+        EmotionRecognizer.from_pretrained(precision="int4")
+    with pytest.raises(ValueError, match="onnx backend only"):
+        EmotionRecognizer.from_pretrained(backend="torch", precision="int8")
+    folder, _, _ = _small(tmp_path)
+    assert EmotionRecognizer.from_pretrained(folder).precision == "fp32"  # no int8 graph in the folder
+    with pytest.raises(ValueError, match="has no int8 version"):
+        EmotionRecognizer.from_pretrained(folder, precision="int8")
+
+
 NO_TORCH = """
 import importlib.abc, sys
 
@@ -165,9 +190,9 @@ def test_a_photo_is_predicted_where_torch_cannot_be_imported():
     assert lines[1] == "1 happy 1 False"
 
 
-def test_the_cards_onnxruntime_snippet_runs_without_the_package(tmp_path, recognizer, fer_crop):
+def test_the_cards_onnxruntime_snippet_runs_without_the_package(tmp_path, fp32, fer_crop):
     """The model card's plain onnxruntime + numpy snippet, run in a folder with the model's files and a face."""
-    recognizer.save_pretrained(tmp_path)
+    fp32.save_pretrained(tmp_path)
     fer_crop.save(tmp_path / "face.png")
     snippet = re.search(r"no package: .*?```python\n(.*?)```", usage("someone/fer"), re.S).group(1)
     assert len(snippet.strip().splitlines()) <= 22
@@ -176,7 +201,7 @@ def test_the_cards_onnxruntime_snippet_runs_without_the_package(tmp_path, recogn
                             cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     printed = json.loads(result.stdout.strip().replace("'", '"'))
-    expected = recognizer.predict_faces([np.asarray(fer_crop)], "flip")[0]
+    expected = fp32.predict_faces([np.asarray(fer_crop)], "flip")[0]
     assert printed == pytest.approx(expected, abs=1e-4)
 
 

@@ -145,7 +145,7 @@ for (const url of EXAMPLES) {
 }
 
 // ---- the live webcam ----
-const live = { frames: 0, times: [], tracker: new Tracker(), history: new Map(), stages: [], running: false, last: [] };
+const live = { frames: 0, times: [], tracker: new Tracker(), history: new Map(), stages: [], running: false, last: [], shown: 0 };
 
 function cameraMessage(err) {
   if (!navigator.mediaDevices?.getUserMedia) return "This page cannot use a camera here (it needs HTTPS or localhost, and a browser that allows it).";
@@ -173,13 +173,25 @@ async function startCamera() {
   $("camera").textContent = "Camera on";
   say("");
   return new Promise((resolve) => {
-    const step = async () => {
-      if (!live.running) return;
-      await analyzeFrame(fer, video);
-      if (live.frames === 1) resolve();
-      video.requestVideoFrameCallback(step);
+    // A frame presented while the last one is still being analysed is analysed right after it, so
+    // that no frame is skipped while analysis keeps up with the camera on average.
+    let busy = false, pending = false;
+    const analyzeNow = async () => {
+      busy = true;
+      do {
+        pending = false;
+        await analyzeFrame(fer, video);
+        if (live.frames === 1) resolve();
+      } while (pending && live.running);
+      busy = false;
     };
-    video.requestVideoFrameCallback(step);
+    const onFrame = () => {
+      if (!live.running) return;
+      video.requestVideoFrameCallback(onFrame);
+      if (busy) pending = true;
+      else analyzeNow();
+    };
+    video.requestVideoFrameCallback(onFrame);
   });
 }
 
@@ -198,7 +210,6 @@ async function analyzeFrame(fer, video) {
   const context = overlay.getContext("2d");
   context.clearRect(0, 0, overlay.width, overlay.height);
   drawFaces(context, smoothed, -1, ids);
-  drawBars($("live-bars"), smoothed[0]?.scores);
   live.last = smoothed;
   const now = performance.now();
   live.stages.push({ ...fer.lastTimings, drawMs: now - t0 });
@@ -206,8 +217,11 @@ async function analyzeFrame(fer, video) {
   live.frames += 1;
   live.times.push(now);
   while (live.times.length && now - live.times[0] > 3000) live.times.shift();
-  const { fps } = stats();
-  $("fps").textContent = `${fps.toFixed(1)} frames analysed a second, ${smoothed.length} face${smoothed.length === 1 ? "" : "s"}`;
+  if (now - live.shown > 250) { // the text and bars a few times a second: the boxes follow every frame
+    live.shown = now;
+    drawBars($("live-bars"), smoothed[0]?.scores);
+    $("fps").textContent = `${stats().fps.toFixed(1)} frames analysed a second, ${smoothed.length} face${smoothed.length === 1 ? "" : "s"}`;
+  }
 }
 
 function stats() {

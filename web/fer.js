@@ -128,11 +128,14 @@ export function rgba(source) {
   const width = source.videoWidth || source.naturalWidth || source.width;
   const height = source.videoHeight || source.naturalHeight || source.height;
   if (!width || !height) throw new Error("the image has no pixels yet (not loaded, or not an image)");
-  const canvas = new OffscreenCanvas(width, height);
-  const context = canvas.getContext("2d", { willReadFrequently: true });
-  context.drawImage(source, 0, 0, width, height);
-  return context.getImageData(0, 0, width, height);
+  if (!scratch || scratch.canvas.width !== width || scratch.canvas.height !== height) { // one canvas for every frame
+    const canvas = new OffscreenCanvas(width, height);
+    scratch = { canvas, context: canvas.getContext("2d", { willReadFrequently: true }) };
+  }
+  scratch.context.drawImage(source, 0, 0, width, height);
+  return scratch.context.getImageData(0, 0, width, height);
 }
+let scratch = null;
 
 /** OpenCV's RGB -> gray (cv2.cvtColor COLOR_RGB2GRAY, its fixed-point weights) of the RGBA pixel at `i`. */
 const grayAt = (data, i) => (data[i] * 4899 + data[i + 1] * 9617 + data[i + 2] * 1868 + 8192) >> 14;
