@@ -1,6 +1,6 @@
 """The emotion CNN behind one interface, on ONNX Runtime (the default) or on torch.
 
-    classifier = create_classifier("onnx", folder)         # the folder's model.onnx; no torch needed
+    classifier = OnnxClassifier(folder / "model.onnx")     # no torch needed (TorchClassifier: fer_model.model)
     logits = classifier.logits(inputs)                      # float32 (N, 1, S, S) -> (N, classes)
     logits, features = classifier.logits_and_features(inputs)   # and the last stage's map before pooling
 
@@ -90,19 +90,3 @@ class Head:
         w1 = get("2.weight") * scale[:, None]
         b1 = get("3.bias") - get("3.running_mean") * scale
         return cls(w1, b1, get("6.weight"), get("6.bias"))
-
-
-def create_classifier(backend: str, folder: str | Path, threads: int | None = None, device=None,
-                      onnx_file: str = ONNX_NAME) -> Classifier:
-    """The classifier of the model in `folder` on `backend` ("onnx": its `onnx_file`, or "torch")."""
-    if backend == "onnx":
-        return OnnxClassifier(Path(folder) / onnx_file, threads)
-    if backend == "torch":
-        from .errors import require
-
-        require("torch", "the torch backend")
-        from .hub import load_pretrained
-        from .model import TorchClassifier
-
-        return TorchClassifier(load_pretrained(folder)[0], device, threads)
-    raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")

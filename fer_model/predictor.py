@@ -14,9 +14,10 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from . import hub
-from .classifier import INT8_NAME, ONNX_NAME, Classifier, create_classifier
+from .classifier import BACKENDS, INT8_NAME, ONNX_NAME, Classifier, OnnxClassifier
 from .config import PRECISIONS, Calibration, FERConfig
 from .detection import Box, FaceDetector, create_detector
+from .errors import require
 from .explain import class_activation_map, overlay
 from .image_io import load_image
 from .preprocess import crop_face, face_batch, looks_like_face_crop, normalize, to_face_array
@@ -25,6 +26,19 @@ from .tta import average_probabilities, center_crop, views
 DEFAULT_TTA = "flip"
 """`predict`'s and the app's test-time augmentation: on the maintainers' held-out split, flip reads 72.1%
 against 71.1% without and 72.2% with ten-crop, at 2 views a face instead of 10 (README, "Results")."""
+
+
+def create_classifier(backend: str, folder: str | Path, threads: int | None = None, device=None,
+                      onnx_file: str = ONNX_NAME) -> Classifier:
+    """The classifier of the model in `folder` on `backend` ("onnx": its `onnx_file`, or "torch")."""
+    if backend == "onnx":
+        return OnnxClassifier(Path(folder) / onnx_file, threads)
+    if backend == "torch":
+        require("torch", "the torch backend")
+        from .model import TorchClassifier
+
+        return TorchClassifier(hub.load_pretrained(folder)[0], device, threads)
+    raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
 @dataclass(frozen=True)

@@ -206,8 +206,14 @@ def test_the_cards_onnxruntime_snippet_runs_without_the_package(tmp_path, fp32, 
 
 
 def test_built_wheels_hold_the_onnx_files(tmp_path):
+    import shutil
+
+    source = tmp_path / "source"  # a copy: a build leaves its build/ folder beside the sources
+    shutil.copytree(ROOT / "fer_model", source / "fer_model", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(tmp_path), str(ROOT)], check=True, capture_output=True, timeout=300)
+                    str(tmp_path), str(source)], check=True, capture_output=True, timeout=300)
     names = zipfile.ZipFile(next(tmp_path.glob("fer_model-*.whl"))).namelist()
     assert {"fer_model/weights/default/model.onnx", "fer_model/weights/default/config.json",
             "fer_model/detection/models/yunet.onnx"} <= set(names)

@@ -156,6 +156,24 @@ def test_a_browser_without_webassembly_simd_is_told_so(playwright, base_url):
         browser.close()
 
 
+def test_a_second_visit_works_offline(playwright, base_url, recognizer):
+    from skimage import data
+
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=QUIET)
+    try:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(base_url + LOCAL_PAGE)
+        assert page.evaluate("window.ferDemo.offlineReady") is True
+        context.set_offline(True)
+        page.reload()
+        assert page.evaluate("window.ferDemo.ready") is True
+        faces = page.evaluate("(url) => window.ferDemo.analyze(url)", data_url(data.astronaut()))
+        assert [f["label"] for f in faces] == [f.label for f in recognizer.predict(data.astronaut())]
+    finally:
+        browser.close()
+
+
 def test_the_page_pins_the_onnxruntime_web_it_is_tested_with():
     import json
 

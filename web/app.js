@@ -25,8 +25,19 @@ function simdSupported() { // a one-function module using a v128 instruction (as
     [0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11]));
 }
 
-if ("serviceWorker" in navigator && location.protocol !== "file:") {
-  navigator.serviceWorker.register("sw.js").catch(() => {}); // a second visit then works offline
+/** Registers sw.js, then fetches this first visit's files again through it, so that it keeps them all and a
+second visit works offline (files fetched before the worker took over the page went past it). */
+async function keepForOffline() {
+  if (!("serviceWorker" in navigator) || !location.protocol.startsWith("http")) return false;
+  await navigator.serviceWorker.register("sw.js");
+  await navigator.serviceWorker.ready;
+  if (!navigator.serviceWorker.controller) {
+    await new Promise((resolve) => navigator.serviceWorker.addEventListener("controllerchange", resolve, { once: true }));
+  }
+  await ready;
+  const urls = [location.href, ...performance.getEntriesByType("resource").map((entry) => entry.name)];
+  await Promise.all(urls.filter((url) => url.startsWith("http")).map((url) => fetch(url).catch(() => null)));
+  return true;
 }
 
 const started = performance.now();
@@ -40,6 +51,7 @@ const ready = (async () => {
   return fer;
 })();
 ready.catch((err) => { $("loading").hidden = true; $("status-text").textContent = "The models could not be loaded."; say(err.message, true); });
+const offlineReady = keepForOffline().catch(() => false);
 
 // ---- drawing ----
 function drawFaces(context, faces, selected = -1, ids = null) {
@@ -241,4 +253,4 @@ for (const [tab, panel] of [["tab-photo", "photo-panel"], ["tab-live", "live-pan
   };
 }
 
-window.ferDemo = { ready: ready.then(() => true), recognizer: ready, loadSeconds: ready.then(() => (performance.now() - started) / 1000), analyze: analyzeUrl, startCamera: () => { $("tab-live").click(); return startCamera(); }, stats };
+window.ferDemo = { ready: ready.then(() => true), recognizer: ready, offlineReady, loadSeconds: ready.then(() => (performance.now() - started) / 1000), analyze: analyzeUrl, startCamera: () => { $("tab-live").click(); return startCamera(); }, stats };
