@@ -22,7 +22,8 @@ rm -rf "$WORK/venv" "$WORK/app" && mkdir -p "$WORK/app"
 PIP_PYTHON="$WORK/venv/bin/python"
 cp "$ROOT/requirements.txt" "$WORK/requirements.txt"   # the builder mounts it at /tmp/requirements.txt
 (cd "$WORK/app" && "$PIP_PYTHON" -m pip install -q --no-cache-dir -r "$WORK/requirements.txt" \
-    "gradio[oauth,mcp]==$SDK" "uvicorn>=0.14.0" "websockets>=10.4" spaces)
+    "gradio[oauth,mcp]==$SDK" "uvicorn>=0.14.0" "websockets>=10.4" spaces) \
+    2> >(grep -v "^WARNING: Location" >&2)   # this machine's pip configuration names local indexes that may be absent
 
 TREE="$(cd "$ROOT" && git stash create)"   # tracked files as they are now (HEAD when nothing changed)
 (cd "$ROOT" && git archive "${TREE:-HEAD}") | tar -x -C "$WORK/app"

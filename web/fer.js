@@ -57,10 +57,18 @@ export class Recognizer {
     this.labels = config.labels;
     this.pre = config.preprocessing;
     this.lastTimings = {};
+    this.turn = Promise.resolve();
   }
 
-  /** Every face of an image, video frame, canvas, ImageBitmap or ImageData, largest first (as `predict`). */
-  async analyze(source, { tta = "flip" } = {}) {
+  /** Every face of an image, video frame, canvas, ImageBitmap or ImageData, largest first (as `predict`).
+   * Calls run one after another (a session runs one inference at a time): a photo during the webcam waits its turn. */
+  analyze(source, options) {
+    const turn = this.turn.then(() => this.analyzeNow(source, options));
+    this.turn = turn.catch(() => {});
+    return turn;
+  }
+
+  async analyzeNow(source, { tta = "flip" } = {}) {
     const t0 = performance.now();
     const image = rgba(source);
     const t1 = performance.now();
@@ -199,7 +207,19 @@ export function resizeLinear(image, width, height, outChannels = image.channels 
   return { data: out, width, height, channels: outChannels };
 }
 
-function linearTaps(inSize, outSize) {
+const taps = new Map(); // resampling weights by (kind, input size, output size): a camera's frames share them
+function cached(kind, inSize, outSize, make) {
+  const key = `${kind} ${inSize} ${outSize}`;
+  if (!taps.has(key)) {
+    if (taps.size > 64) taps.clear();
+    taps.set(key, make(inSize, outSize));
+  }
+  return taps.get(key);
+}
+
+function linearTaps(inSize, outSize) { return cached("linear", inSize, outSize, makeLinearTaps); }
+
+function makeLinearTaps(inSize, outSize) {
   const scale = inSize / outSize, first = new Int32Array(outSize), second = new Int32Array(outSize), weight = new Float64Array(outSize);
   for (let i = 0; i < outSize; i++) {
     const src = (i + 0.5) * scale - 0.5;
@@ -215,13 +235,18 @@ function linearTaps(inSize, outSize) {
 export function networkInput(image) {
   const width = Math.ceil(image.width / YUNET.multiple) * YUNET.multiple;
   const height = Math.ceil(image.height / YUNET.multiple) * YUNET.multiple;
-  const plane = width * height, tensor = new Float32Array(3 * plane);
+  const plane = width * height;
+  if (!inputBuffer || inputBuffer.length !== 3 * plane) inputBuffer = new Float32Array(3 * plane); // onnxruntime copies it
+  const tensor = inputBuffer;
+  tensor.fill(0);
   for (let y = 0; y < image.height; y++) for (let x = 0; x < image.width; x++) {
     const i = (y * image.width + x) * 3, o = y * width + x;
     tensor[o] = image.data[i + 2]; tensor[plane + o] = image.data[i + 1]; tensor[2 * plane + o] = image.data[i];
   }
   return { tensor, width, height };
 }
+
+let inputBuffer = null;
 
 const sigmoid = (x) => 1 / (1 + Math.exp(-Math.min(88, Math.max(-88, x))));
 
@@ -301,7 +326,9 @@ export function resizeArea(image, width, height) {
   return { data: out, width, height, channels: 1 };
 }
 
-function areaTaps(inSize, outSize) {
+function areaTaps(inSize, outSize) { return cached("area", inSize, outSize, makeAreaTaps); }
+
+function makeAreaTaps(inSize, outSize) {
   const scale = inSize / outSize;
   return Array.from({ length: outSize }, (_, i) => {
     const start = i * scale, end = start + scale, taps = [];
