@@ -8,8 +8,8 @@ import os
 import tempfile
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-# Parallelism comes from the queue's concurrent requests, one core each: two 2-thread requests on 2 cores
-# oversubscribe them (benchmarks/load_test.py).
+# One thread a request and two requests at a time: a second thread gains one photo little (docs/speed.md),
+# and two 2-thread requests on 2 cores would fight over them.
 os.environ.setdefault("FER_THREADS", "1")
 
 from fer_model import EmotionRecognizer, FERError, load_image  # noqa: E402  (before torch: fer_model.runtime)
@@ -18,7 +18,7 @@ from fer_model.video import analyze_video  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
-try:  # ZeroGPU Spaces need one @spaces.GPU function (the video endpoint); elsewhere the decorator is a no-op
+try:  # ZeroGPU Spaces need one @spaces.GPU function (the video endpoints); elsewhere the decorator is a no-op
     import spaces
 
     gpu = spaces.GPU
