@@ -151,7 +151,7 @@ class EmotionRecognizer:
         model, or copied from the folder an ONNX-backed recognizer was loaded from."""
         if hasattr(self.classifier, "model"):
             return hub.save_pretrained(self.classifier.model, self.config, folder, dtype)
-        return hub.copy_pretrained(self.folder, self.config, folder)
+        return hub.copy_pretrained(self.folder or self.classifier.path.parent, self.config, folder)
 
     def push_to_hub(self, repo_id: str, **kwargs) -> str:
         import tempfile
