@@ -18,8 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks.common import astronaut_canvas, report  # noqa: E402
-from tests.test_web import QUIET, data_url, write_y4m  # noqa: E402
+from benchmarks.common import CHROMIUM_FLAGS, astronaut_canvas, data_url, report, write_y4m  # noqa: E402
 from web.serve import LOCAL_PAGE, serve, translate  # noqa: E402
 
 PHOTO_TIMING = """async (url) => {
@@ -61,7 +60,7 @@ def main() -> None:
         for threads in (2, 1):
             runs = {}
             for faces, clip in clips.items():
-                browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=QUIET + [
+                browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_FLAGS + [
                     "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
                     f"--use-file-for-fake-video-capture={clip}"])
                 page = browser.new_context(permissions=["camera"]).new_page()

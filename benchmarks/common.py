@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import base64
 import io
 import json
 import os
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 import fer_model  # noqa: F401  (before torch, as in the app and the CLI: fer_model.runtime)
 from fer_model.runtime import cpu_name  # noqa: E402
@@ -50,7 +52,6 @@ def report(name: str, figures: dict) -> dict:
 
 def photo_640x480(image_format: str = "JPEG") -> bytes:
     """scikit-image's public-domain astronaut portrait (one face) on a 640x480 canvas, encoded."""
-    from PIL import Image
     from skimage import data
 
     canvas = Image.new("RGB", (640, 480), (120, 120, 120))
@@ -156,7 +157,6 @@ def write_clip(path, face, frames: int = 20, fps: float = 10.0):
     """A 640x480 video of the RGB image `face` (resized to 320 px) moving 10 px a frame left to right,
     written with OpenCV's mp4v codec."""
     import cv2
-    from PIL import Image
 
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (640, 480))
     small = np.asarray(Image.fromarray(np.asarray(face)).convert("RGB").resize((320, 320)))
@@ -176,3 +176,27 @@ def validation_parser(doc: str, limit: int) -> argparse.ArgumentParser:
     parser.add_argument("--model", default=None, help="model folder or Hub id (default: the embedded default)")
     parser.add_argument("--limit", type=int, default=limit, help="validation faces to use")
     return parser
+
+
+CHROMIUM_FLAGS = ["--disable-background-networking", "--disable-component-update"]
+"""Headless Chromium here: without these it keeps trying the network it cannot reach."""
+
+
+def write_y4m(path, frames: list[np.ndarray], fps: int = 30):
+    """A Y4M clip (4:2:0, as Chromium's fake camera reads it) of RGB frames, which it loops."""
+    height, width = frames[0].shape[:2]
+    with open(path, "wb") as out:
+        out.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for rgb in frames:
+            yuv = np.asarray(Image.fromarray(rgb).convert("YCbCr"))
+            out.write(b"FRAME\n" + yuv[:, :, 0].tobytes())
+            for k in (1, 2):
+                out.write(yuv[::2, ::2, k].tobytes())
+    return path
+
+
+def data_url(image: np.ndarray) -> str:
+    """An RGB array as a PNG data: URL, for a page to fetch."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()

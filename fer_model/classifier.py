@@ -50,6 +50,7 @@ class OnnxClassifier:
         if not self.path.is_file():
             raise ModelLoadError(f"no {self.path.name} in {self.path.parent}: save the model again with "
                                  "save_pretrained (it writes the ONNX export), or load it with backend='torch'")
+        self._head = None
         try:
             self.session = ort.InferenceSession(str(self.path), session_options(threads),
                                                 providers=["CPUExecutionProvider"])
@@ -64,13 +65,15 @@ class OnnxClassifier:
         return logits, features
 
     def head(self) -> "Head":
-        """The head's weights, from the `model.safetensors` beside the graph (for saliency)."""
-        from safetensors.numpy import load_file
+        """The head's weights, from the `model.safetensors` beside the graph (for saliency), read once."""
+        if self._head is None:
+            from safetensors.numpy import load_file
 
-        weights = self.path.parent / WEIGHTS_NAME
-        if not weights.is_file():
-            raise ModelLoadError(f"saliency maps need {WEIGHTS_NAME} beside {self.path.name} in {self.path.parent}")
-        return Head.from_state(load_file(weights))
+            weights = self.path.parent / WEIGHTS_NAME
+            if not weights.is_file():
+                raise ModelLoadError(f"saliency maps need {WEIGHTS_NAME} beside {self.path.name} in {self.path.parent}")
+            self._head = Head.from_state(load_file(weights))
+        return self._head
 
 
 class Head:

@@ -88,9 +88,7 @@ class FERConfig:
         if precision == "int8":
             if not self.int8:
                 raise ValueError("this model has no int8 version")
-            return Calibration({str(k): float(v) for k, v in self.int8.get("temperatures", {}).items()},
-                               {str(k): tuple(map(float, v)) for k, v in self.int8.get("class_biases", {}).items()},
-                               {str(k): float(v) for k, v in self.int8.get("uncertainty", {}).items()})
+            return Calibration(self.int8["temperatures"], self.int8["class_biases"], self.int8["uncertainty"])
         return Calibration(self.temperatures, self.class_biases, self.uncertainty)
 
     def to_dict(self) -> dict:
@@ -107,16 +105,21 @@ class FERConfig:
             return kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
         labels = tuple(data.get("labels", EMOTIONS))
-        class_biases = {str(k): tuple(map(float, v)) for k, v in data.get("class_biases", {}).items()}
-        for mode, bias in class_biases.items():
-            if len(bias) != len(labels):
-                raise ValueError(f"class_biases[{mode!r}] has {len(bias)} values for {len(labels)} labels")
+
+        def calibration(section: dict, name: str) -> dict:
+            biases = {str(k): tuple(map(float, v)) for k, v in section.get("class_biases", {}).items()}
+            for mode, bias in biases.items():
+                if len(bias) != len(labels):
+                    raise ValueError(f"{name}[{mode!r}] has {len(bias)} values for {len(labels)} labels")
+            return {"temperatures": {str(k): float(v) for k, v in section.get("temperatures", {}).items()},
+                    "class_biases": biases,
+                    "uncertainty": {str(k): float(v) for k, v in section.get("uncertainty", {}).items()}}
+
+        int8 = data.get("int8") or {}
         return cls(
             model=build(ModelConfig, data.get("model", {})),
             preprocessing=build(PreprocessConfig, data.get("preprocessing", {})),
             labels=labels,
-            temperatures={str(k): float(v) for k, v in data.get("temperatures", {}).items()},
-            class_biases=class_biases,
-            uncertainty={str(k): float(v) for k, v in data.get("uncertainty", {}).items()},
-            int8=dict(data.get("int8", {})),
+            **calibration(data, "class_biases"),
+            int8={**{k: v for k, v in int8.items() if k == "file"}, **calibration(int8, "int8 class_biases")} if int8 else {},
         )

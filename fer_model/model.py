@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
+from . import runtime
 from .config import ModelConfig
 
 
@@ -88,7 +89,8 @@ class InferenceGraph(nn.Module):
 class TorchClassifier:
     """The `fer_model.classifier.Classifier` interface on torch: `model` folded, channels_last, on `device`.
 
-    `threads` sets torch's threads for the whole process (torch has no per-model setting)."""
+    `threads` (default `fer_model.runtime.threads()`, i.e. `FER_THREADS`) sets torch's threads for the whole
+    process: torch has no per-model setting."""
 
     name = "torch"
 
@@ -96,8 +98,7 @@ class TorchClassifier:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = model.to(self.device).eval()
         self.graph = InferenceGraph(self.model).to(self.device, memory_format=torch.channels_last).eval()
-        if threads:
-            torch.set_num_threads(threads)
+        torch.set_num_threads(threads or runtime.threads())
 
     @torch.inference_mode()
     def logits_and_features(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -109,7 +110,10 @@ class TorchClassifier:
         return self.logits_and_features(inputs)[0]
 
     def head(self):
-        from .classifier import Head
+        """The head's weights as arrays (for saliency), as of the first call."""
+        if not hasattr(self, "_head"):
+            from .classifier import Head
 
-        return Head.from_state({k: v.detach().float().cpu().numpy() for k, v in self.model.state_dict().items()
-                                if k.startswith("head.")})
+            self._head = Head.from_state({k: v.detach().float().cpu().numpy()
+                                          for k, v in self.model.state_dict().items() if k.startswith("head.")})
+        return self._head

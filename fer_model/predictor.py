@@ -93,8 +93,7 @@ class EmotionRecognizer:
     """
 
     def __init__(self, classifier: Classifier, config: FERConfig, detector: FaceDetector | str | None = None,
-                 tta: str = DEFAULT_TTA, threads: int | None = None, folder: str | os.PathLike | None = None,
-                 precision: str = "fp32"):
+                 tta: str = DEFAULT_TTA, threads: int | None = None, precision: str = "fp32"):
         self.classifier = classifier
         self.config = config
         self.precision = precision
@@ -102,8 +101,6 @@ class EmotionRecognizer:
         self.detector = (detector if detector is not None and not isinstance(detector, str)
                          else create_detector(detector, threads=threads))
         self.tta = tta
-        self.folder = Path(folder) if folder is not None else None
-        """The model folder it was loaded from (None for a model built in memory)."""
 
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike | None = None, revision: str | None = None,
@@ -125,7 +122,7 @@ class EmotionRecognizer:
             raise ValueError(f"the model in {folder} has no int8 version (train.quantize makes one)")
         onnx_file = config.int8.get("file", INT8_NAME) if precision == "int8" else ONNX_NAME
         classifier = create_classifier(backend, folder, threads, device, onnx_file)
-        return cls(classifier, config, threads=threads, folder=folder, precision=precision, **kwargs)
+        return cls(classifier, config, threads=threads, precision=precision, **kwargs)
 
     @property
     def calibration(self) -> Calibration:
@@ -151,7 +148,7 @@ class EmotionRecognizer:
         model, or copied from the folder an ONNX-backed recognizer was loaded from."""
         if hasattr(self.classifier, "model"):
             return hub.save_pretrained(self.classifier.model, self.config, folder, dtype)
-        return hub.copy_pretrained(self.folder or self.classifier.path.parent, self.config, folder)
+        return hub.copy_pretrained(self.classifier.path.parent, self.config, folder)
 
     def push_to_hub(self, repo_id: str, **kwargs) -> str:
         import tempfile

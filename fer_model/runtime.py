@@ -4,7 +4,7 @@
   ONNX Runtime or torch (default: `DEFAULT_THREADS`; the app runs one per request, two requests at a time).
   ONNX Runtime's threads do not spin between calls (`session_options`): on a shared 2-core machine,
   spinning threads hold the core another call needs. Its memory pattern is off: planned per input shape,
-  it re-allocated for every new number of faces (1,450 page faults a 2048x1536 photo, 1 without).
+  it re-allocated for every new number of faces (a 2048x1536 photo with eight: ~200 page faults, 1 without).
 - torch's GNU OpenMP workers spin for ~300,000 rounds after each parallel region, holding the core
   that the detector then runs on: `GOMP_SPINCOUNT` 10,000 took a 640x480 photo from 13.0 to 10.0 ms
   on 2 cores on the torch path (benchmarks/openmp_spin.py). OpenMP reads it once, when torch loads.
@@ -21,7 +21,8 @@ import platform
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 DEFAULT_THREADS = 2
-"""Threads per call when `FER_THREADS` is unset (benchmarks/cpu_latency.py: 2 beat 1 on a 2-core machine)."""
+"""Threads per call when `FER_THREADS` is unset: on 2 cores, 2 halve a batch of 64 and read level with 1 on
+one photo (benchmarks/cpu_latency.py, docs/speed.md)."""
 
 
 def threads() -> int:

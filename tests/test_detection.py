@@ -161,9 +161,9 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5)
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's allocator")
 def test_a_photo_reuses_the_memory_of_the_last():
-    """A fresh process, as a user's: a 2048x1536 photo page-faults ~12,500 fresh pages when glibc unmaps
-    its buffers after each photo (this script with MALLOC_MMAP_THRESHOLD_=131072), and ~1,450 when ONNX
-    Runtime re-plans its memory for each new batch size; `fer_model.runtime` keeps them (about 1 measured)."""
+    """A fresh process, as a user's: a 2048x1536 photo page-faults ~12,400 fresh pages when glibc unmaps
+    its buffers after each photo (this script with MALLOC_MMAP_THRESHOLD_=131072), ~200 when ONNX Runtime
+    re-plans its memory for each batch size; `fer_model.runtime` keeps them (1 measured)."""
     result = subprocess.run([sys.executable, "-c", PAGE_FAULTS_PER_CALL], capture_output=True, text=True, check=True,
                             timeout=120, cwd=Path(__file__).resolve().parents[1])
     assert float(result.stdout) < 1000

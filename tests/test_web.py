@@ -2,14 +2,12 @@
 live webcam on a fake camera, and the error paths a visitor can hit. Pages come from web/serve.py on
 localhost, onnxruntime-web from web/node_modules (`npm ci`, as .ci/run does)."""
 import base64
-import io
 import shutil
 
 import numpy as np
 import pytest
-from PIL import Image
 
-from benchmarks.common import astronaut_canvas
+from benchmarks.common import CHROMIUM_FLAGS, astronaut_canvas, data_url, write_y4m
 from web.serve import LOCAL_PAGE, ROUTES, serve
 
 from .conftest import ROOT
@@ -18,7 +16,6 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (Debian's chromium package)"),
               pytest.mark.skipif(not (ROUTES["/ort/"] / "ort.wasm.min.mjs").is_file(),
                                  reason="onnxruntime-web is not installed: npm ci in web/")]
-QUIET = ["--disable-background-networking", "--disable-component-update"]
 
 
 @pytest.fixture(scope="module")
@@ -36,19 +33,6 @@ def playwright():
         yield p
 
 
-def write_y4m(path, frames: list[np.ndarray], fps: int = 30):
-    """A Y4M clip (4:2:0, as Chromium's fake camera reads it) of RGB frames, which it loops."""
-    height, width = frames[0].shape[:2]
-    with open(path, "wb") as out:
-        out.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
-        for rgb in frames:
-            yuv = np.asarray(Image.fromarray(rgb).convert("YCbCr"))
-            out.write(b"FRAME\n" + yuv[:, :, 0].tobytes())
-            for k in (1, 2):
-                out.write(yuv[::2, ::2, k].tobytes())
-    return path
-
-
 @pytest.fixture(scope="module")
 def camera_clip(tmp_path_factory):
     canvas, _ = astronaut_canvas((640, 480), [150], seed=11)
@@ -57,7 +41,7 @@ def camera_clip(tmp_path_factory):
 
 def open_page(playwright, base_url, camera: str | None = "none", init_script: str | None = None):
     """A fresh browser on the demo page; `camera`: "none" (no device), "refused" or a Y4M path (granted)."""
-    args = list(QUIET)
+    args = list(CHROMIUM_FLAGS)
     if camera not in ("none", "refused"):
         args += ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
                  f"--use-file-for-fake-video-capture={camera}"]
@@ -72,12 +56,6 @@ def open_page(playwright, base_url, camera: str | None = "none", init_script: st
         page.add_init_script(init_script)
     page.goto(base_url + LOCAL_PAGE)
     return browser, page, errors
-
-
-def data_url(image: np.ndarray) -> str:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, "PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +137,7 @@ def test_a_browser_without_webassembly_simd_is_told_so(playwright, base_url):
 def test_a_second_visit_works_offline(playwright, base_url, recognizer):
     from skimage import data
 
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=QUIET)
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
     try:
         context = browser.new_context()
         page = context.new_page()

@@ -22,12 +22,12 @@ def annotated(canvas) -> None:
 def browser_screenshot(canvas) -> None:
     from playwright.sync_api import sync_playwright
 
-    from tests.test_web import QUIET, data_url
+    from benchmarks.common import CHROMIUM_FLAGS, data_url
     from web.serve import LOCAL_PAGE, serve
 
     server = serve(0)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=QUIET)
+        browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1100, "height": 760})
         page.goto(f"http://127.0.0.1:{server.server_address[1]}{LOCAL_PAGE}")
         page.evaluate("window.ferDemo.ready")

@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from fer_model import EmotionRecognizer
-from fer_model.hub import CONFIG_NAME
+from fer_model.hub import CONFIG_NAME, read_config
 from fer_model.tta import TTA_MODES
 
 from .calibration import calibrate
@@ -78,8 +78,8 @@ def main(argv=None) -> dict:
     p.add_argument("--limit-val", type=int, default=None)
     args = p.parse_args(argv)
 
-    from .data import DatasetFormatError, read_splits, to_tensors
-    from .quantize import QUANTIZE_FACES
+    from .data import DatasetFormatError, read_splits
+    from .quantize import range_faces
 
     folder = Path(args.folder)
     history_file = folder / "metrics.jsonl"
@@ -97,10 +97,8 @@ def main(argv=None) -> dict:
     run = training_arguments(command)
     if run is not None and "train" in splits:
         sizes = {"train": min(len(splits["train"]), run.limit_train or len(splits["train"])), **sizes}
-    quantize_faces = None
-    if "train" in splits:
-        size = EmotionRecognizer.from_pretrained(folder, precision="fp32").config.preprocessing.image_size
-        quantize_faces = to_tensors(splits["train"], size, QUANTIZE_FACES)[0].numpy()
+    size = read_config(folder).preprocessing.image_size
+    quantize_faces = range_faces(splits["train"], size) if "train" in splits else None
     return finish_run(folder, split, history, command, args.dataset, sizes, args.limit_val,
                       fine_tuned_from=run.init_from if run is not None else None,
                       teachers=run.teacher if run is not None else (), quantize_faces=quantize_faces)

@@ -28,6 +28,14 @@ QUANTIZE_FACES = 1024
 """Training faces whose activations set the int8 ranges."""
 
 
+def range_faces(train_split, image_size: int, count: int = QUANTIZE_FACES) -> np.ndarray:
+    """The training faces (uint8, a seeded subset of `count`) whose activations set the int8 ranges: the
+    same ones whether the trainer, `train.finish` or this command quantizes."""
+    from .data import to_tensors
+
+    return to_tensors(train_split, image_size, count)[0].numpy()
+
+
 def quantize_onnx(source: Path, target: Path, inputs: np.ndarray) -> Path:
     """`source` (a float ONNX graph) statically quantized to int8 as `target`, ranges from `inputs`."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -86,9 +94,8 @@ def main(argv=None) -> dict:
     except DatasetFormatError as err:
         p.error(str(err))
     size = read_config(args.folder).preprocessing.image_size
-    train_faces, _ = to_tensors(splits["train"], size, args.quantize_faces)
     faces, labels = to_tensors(splits["validation"], size)
-    figures = add_int8(args.folder, train_faces.numpy(), faces, labels)
+    figures = add_int8(args.folder, range_faces(splits["train"], size, args.quantize_faces), faces, labels)
     metrics_file = Path(args.folder) / "metrics.json"
     if metrics_file.is_file():
         metrics = json.loads(metrics_file.read_text())

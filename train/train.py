@@ -43,7 +43,7 @@ from .data import DatasetFormatError, load_fer_dataset, to_tensors
 from .evaluate import load_metric
 from .finish import finish_run
 from .options import parse_args
-from .quantize import QUANTIZE_FACES
+from .quantize import range_faces
 from .report import COMMAND_FILE, device_name
 
 CHECKPOINT = "checkpoint"
@@ -299,7 +299,7 @@ def main(argv=None) -> dict:
 
     results = {}
     if is_main:
-        quantize_faces = train_x[:QUANTIZE_FACES].cpu().numpy()
+        quantize_faces = range_faces(data["train"], pre.image_size)
         results = finish_run(out, data["validation"], progress.history, command=(out / COMMAND_FILE).read_text(),
                              dataset=args.dataset, fine_tuned_from=args.init_from, teachers=args.teacher,
                              split_sizes={"train": len(train_y), "validation": len(val_y)}, limit=args.limit_val,
