@@ -157,7 +157,8 @@ for (const url of EXAMPLES) {
 }
 
 // ---- the live webcam ----
-const live = { frames: 0, times: [], tracker: new Tracker(), history: new Map(), stages: [], running: false, last: [], shown: 0 };
+const live = { frames: 0, times: [], tracker: new Tracker(), history: new Map(), stages: [], running: false, last: [], shown: 0,
+               track: null };
 
 function cameraMessage(err) {
   if (!navigator.mediaDevices?.getUserMedia) return "This page cannot use a camera here (it needs HTTPS or localhost, and a browser that allows it).";
@@ -182,33 +183,38 @@ async function startCamera() {
   video.srcObject = stream;
   await video.play();
   live.running = true;
+  live.track = stream.getVideoTracks()[0];
   $("camera").textContent = "Camera on";
   say("");
-  return new Promise((resolve) => {
-    // A frame presented while the last one is still being analysed is analysed right after it, so
-    // that no frame is skipped while analysis keeps up with the camera on average.
-    let busy = false, pending = false;
-    const analyzeNow = async () => {
-      busy = true;
-      do {
-        pending = false;
-        await analyzeFrame(fer, video);
-        if (live.frames === 1) resolve();
-      } while (pending && live.running);
-      busy = false;
-    };
-    const onFrame = () => {
-      if (!live.running) return;
-      video.requestVideoFrameCallback(onFrame);
-      if (busy) pending = true;
-      else analyzeNow();
-    };
-    video.requestVideoFrameCallback(onFrame);
+  return new Promise((resolve, reject) => {
+    eachFrame(live.track, video, async (frame) => {
+      await analyzeFrame(fer, frame, video);
+      if (live.frames === 1) resolve();
+    }).catch((err) => { live.running = false; say(err.message, true); reject(err); });
   });
 }
 
-async function analyzeFrame(fer, video) {
-  const faces = await fer.analyze(video, { tta: LIVE_TTA });
+/** Calls `analyze(frame)` on the camera's frames, one at a time, until the camera stops. Where the browser has
+MediaStreamTrackProcessor (Chromium) every frame as the camera delivers it, the newest one kept while the last is
+read; elsewhere each frame the video shows, one presented meanwhile read right after the last. */
+async function eachFrame(track, video, analyze) {
+  if (typeof MediaStreamTrackProcessor === "function") {
+    const reader = new MediaStreamTrackProcessor({ track, maxBufferSize: 1 }).readable.getReader();
+    while (live.running) {
+      const { value: frame, done } = await reader.read();
+      if (done) return;
+      try { await analyze(frame); } finally { frame.close(); }
+    }
+    return reader.cancel();
+  }
+  while (live.running) {
+    await new Promise((presented) => video.requestVideoFrameCallback(presented));
+    await analyze(video);
+  }
+}
+
+async function analyzeFrame(fer, frame, video) {
+  const faces = await fer.analyze(frame, { tta: LIVE_TTA });
   const t0 = performance.now();
   const ids = live.tracker.assign(faces.map((f) => f.box));
   const smoothed = faces.map((face, i) => {
@@ -239,7 +245,8 @@ async function analyzeFrame(fer, video) {
 function stats() {
   const t = live.times, span = t.length > 1 ? (t[t.length - 1] - t[0]) / 1000 : 0;
   const mean = (key) => live.stages.reduce((a, s) => a + s[key], 0) / Math.max(1, live.stages.length);
-  return { fps: span ? (t.length - 1) / span : 0, frames: live.frames, faces: live.last.length,
+  return { fps: span ? (t.length - 1) / span : 0, frames: live.frames, cameraFrames: live.track?.stats?.totalFrames ?? null,
+           faces: live.last.length,
            labels: live.last.map((face) => face.label),
            stagesMs: { grab: mean("grabMs"), detect: mean("detectMs"), classify: mean("classifyMs"), draw: mean("drawMs") } };
 }

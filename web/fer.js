@@ -70,7 +70,7 @@ export class Recognizer {
 
   async analyzeNow(source, { tta = "flip" } = {}) {
     const t0 = performance.now();
-    const image = rgba(source);
+    const image = await rgba(source);
     const t1 = performance.now();
     const faces = await this.detect(image);
     const t2 = performance.now();
@@ -130,11 +130,15 @@ export class Recognizer {
 }
 
 // ---- pixels ----
-/** RGBA pixels ({data, width, height}) of an image, video, canvas, ImageBitmap or ImageData. */
-export function rgba(source) {
+/** RGBA pixels ({data, width, height}) of an image, video, VideoFrame, canvas, ImageBitmap or ImageData. */
+export async function rgba(source) {
   if (typeof ImageData !== "undefined" && source instanceof ImageData) return source;
-  const width = source.videoWidth || source.naturalWidth || source.width;
-  const height = source.videoHeight || source.naturalHeight || source.height;
+  if (typeof VideoFrame !== "undefined" && source instanceof VideoFrame) {
+    const pixels = await videoFramePixels(source);
+    if (pixels) return pixels;
+  }
+  const width = source.videoWidth || source.naturalWidth || source.displayWidth || source.width;
+  const height = source.videoHeight || source.naturalHeight || source.displayHeight || source.height;
   if (!width || !height) throw new Error("the image has no pixels yet (not loaded, or not an image)");
   if (!scratch || scratch.canvas.width !== width || scratch.canvas.height !== height) { // one canvas for every frame
     const canvas = new OffscreenCanvas(width, height);
@@ -144,6 +148,21 @@ export function rgba(source) {
   return scratch.context.getImageData(0, 0, width, height);
 }
 let scratch = null;
+
+/** A camera frame's RGBA, converted by the browser as it draws it on a canvas but five times faster (WebCodecs'
+copyTo); null where the browser cannot convert, or the frame is shown at another size than it has. */
+async function videoFramePixels(frame) {
+  const { width, height } = frame.visibleRect || {};
+  if (!width || width !== frame.displayWidth || height !== frame.displayHeight) return null;
+  if (!framePixels || framePixels.length !== width * height * 4) framePixels = new Uint8ClampedArray(width * height * 4);
+  try {
+    await frame.copyTo(framePixels, { format: "RGBA" });
+  } catch {
+    return null;
+  }
+  return new ImageData(framePixels, width, height);
+}
+let framePixels = null; // analyses run one at a time: one buffer for every frame
 
 /** OpenCV's RGB -> gray (cv2.cvtColor COLOR_RGB2GRAY, its fixed-point weights) of the RGBA pixel at `i`. */
 const grayAt = (data, i) => (data[i] * 4899 + data[i + 1] * 9617 + data[i + 2] * 1868 + 8192) >> 14;
@@ -189,19 +208,24 @@ function areaByStep(image, width, height, step) { // RGBA or RGB in, RGB out: th
   return { data: out, width: w, height: h, channels: 3 };
 }
 
-/** cv2.resize INTER_LINEAR: half-pixel centres, edges clamped; the first `outChannels` channels of the input. */
+/** cv2.resize INTER_LINEAR on 8-bit images, in its fixed-point arithmetic (exactly: tests/test_web.py): half-pixel
+centres, 11-bit weights, the horizontal blend in integers and the vertical one rounded as its vectorised code
+rounds it; the first `outChannels` channels of the input. */
 export function resizeLinear(image, width, height, outChannels = image.channels || 1) {
   const c = image.channels || 1, data = image.data, inWidth = image.width, out = new Uint8Array(width * height * outChannels);
-  const [x0s, x1s, fxs] = linearTaps(image.width, width), [y0s, y1s, fys] = linearTaps(image.height, height);
-  for (let y = 0; y < height; y++) {
-    const top = y0s[y] * inWidth, bottom = y1s[y] * inWidth, fy = fys[y], gy = 1 - fy;
-    let o = y * width * outChannels;
+  const [x0s, x1s, ax0, ax1] = linearTaps(image.width, width, true), [y0s, y1s, by0, by1] = linearTaps(image.height, height, false);
+  const blend = (p, q, r, s, a0, a1, b0, b1) => // top-left, top-right, bottom-left, bottom-right
+    (((((data[p] * a0 + data[q] * a1) >> 4) * b0) >> 16) + ((((data[r] * a0 + data[s] * a1) >> 4) * b1) >> 16) + 2) >> 2;
+  for (let y = 0, o = 0; y < height; y++) {
+    const top = y0s[y] * inWidth, bottom = y1s[y] * inWidth, b0 = by0[y], b1 = by1[y];
     for (let x = 0; x < width; x++) {
-      const a = (top + x0s[x]) * c, b = (top + x1s[x]) * c, d = (bottom + x0s[x]) * c, e = (bottom + x1s[x]) * c;
-      const fx = fxs[x], gx = 1 - fx, w00 = gx * gy, w01 = fx * gy, w10 = gx * fy, w11 = fx * fy;
-      for (let k = 0; k < outChannels; k++, o++) {
-        out[o] = (data[a + k] * w00 + data[b + k] * w01 + data[d + k] * w10 + data[e + k] * w11 + 0.5) | 0;
-      }
+      const p = (top + x0s[x]) * c, q = (top + x1s[x]) * c, r = (bottom + x0s[x]) * c, s = (bottom + x1s[x]) * c;
+      const a0 = ax0[x], a1 = ax1[x];
+      if (outChannels === 3) { // the detector's input: unrolled, twice as fast
+        out[o++] = blend(p, q, r, s, a0, a1, b0, b1);
+        out[o++] = blend(p + 1, q + 1, r + 1, s + 1, a0, a1, b0, b1);
+        out[o++] = blend(p + 2, q + 2, r + 2, s + 2, a0, a1, b0, b1);
+      } else for (let k = 0; k < outChannels; k++) out[o++] = blend(p + k, q + k, r + k, s + k, a0, a1, b0, b1);
     }
   }
   return { data: out, width, height, channels: outChannels };
@@ -217,18 +241,25 @@ function cached(kind, inSize, outSize, make) {
   return taps.get(key);
 }
 
-function linearTaps(inSize, outSize) { return cached("linear", inSize, outSize, makeLinearTaps); }
+function linearTaps(inSize, outSize, across) {
+  return cached(across ? "linear across" : "linear down", inSize, outSize, (i, o) => makeLinearTaps(i, o, across));
+}
 
-function makeLinearTaps(inSize, outSize) {
-  const scale = inSize / outSize, first = new Int32Array(outSize), second = new Int32Array(outSize), weight = new Float64Array(outSize);
+/** cv2's linear taps: source positions in float32, each weight rounded to 11 bits (half to even) on its own.
+Outside the image cv2 repeats the edge pixel across a row (weight 1), but keeps the blend's weights down a
+column with both rows clamped to the edge. */
+function makeLinearTaps(inSize, outSize, across) {
+  const scale = 1 / (outSize / inSize), first = new Int32Array(outSize), second = new Int32Array(outSize);
+  const weight0 = new Int32Array(outSize), weight1 = new Int32Array(outSize);
   for (let i = 0; i < outSize; i++) {
-    const src = (i + 0.5) * scale - 0.5;
-    let i0 = Math.floor(src), f = src - i0;
-    if (i0 < 0) { i0 = 0; f = 0; }
-    if (i0 >= inSize - 1) { i0 = inSize - 1; f = 0; }
-    first[i] = i0; second[i] = Math.min(i0 + 1, inSize - 1); weight[i] = f;
+    const src = Math.fround((i + 0.5) * scale - 0.5);
+    let i0 = Math.floor(src), f = Math.fround(src - i0);
+    if (across && i0 < 0) { i0 = 0; f = 0; }
+    if (across && i0 >= inSize - 1) { i0 = inSize - 1; f = 0; }
+    first[i] = Math.min(Math.max(i0, 0), inSize - 1); second[i] = Math.min(Math.max(i0 + 1, 0), inSize - 1);
+    weight0[i] = pyRound(Math.fround(Math.fround(1 - f) * 2048)); weight1[i] = pyRound(Math.fround(f * 2048));
   }
-  return [first, second, weight];
+  return [first, second, weight0, weight1];
 }
 
 /** yunet.network_input: BGR, 0..255 float32 (1, 3, H, W), padded with black to multiples of 32. */
@@ -422,7 +453,7 @@ export class Tracker {
   }
 }
 
-/** Python's round(): halves to even, so that boxes and crops land on the same pixels. */
+/** Python's round() (and cvRound): halves to even, so that boxes and crops land on the same pixels. */
 export function pyRound(x) {
   const floor = Math.floor(x), diff = x - floor;
   if (diff > 0.5) return floor + 1;
