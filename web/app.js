@@ -196,7 +196,7 @@ async function startCamera() {
 
 /** Calls `analyze(frame)` on the camera's frames, one at a time, until the camera stops. Where the browser has
 MediaStreamTrackProcessor (Chromium) every frame as the camera delivers it, the newest one kept while the last is
-read; elsewhere each frame the video shows, one presented meanwhile read right after the last. */
+read; elsewhere each frame the video shows once the last one has been read. */
 async function eachFrame(track, video, analyze) {
   if (typeof MediaStreamTrackProcessor === "function") {
     const reader = new MediaStreamTrackProcessor({ track, maxBufferSize: 1 }).readable.getReader();

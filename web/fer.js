@@ -7,7 +7,8 @@
 // image -> faces (detect: fer_model/detection/yunet.py) -> crops (crop: fer_model/preprocess.py)
 // -> inputs and views (classify: fer_model/tta.py) -> calibrated probabilities (calibrate: fer_model/tta.py,
 // fer_model/predictor.py) -> labels. The model folder's config.json gives the preprocessing, the calibration
-// and the uncertainty thresholds; the detector's settings are YuNetDetector's defaults.
+// and the uncertainty thresholds; the detector's settings are YuNetDetector's defaults. The pixel stages compute
+// as OpenCV does, so that both networks see byte for byte the pixels they see in Python (tests/test_web.py).
 
 export const ORT_VERSION = "1.30.0"; // as web/package.json pins it
 export const DEFAULT_ORT = `https://cdn.jsdelivr.net/npm/onnxruntime-web@${ORT_VERSION}/dist/`;
@@ -164,8 +165,8 @@ async function videoFramePixels(frame) {
 }
 let framePixels = null; // analyses run one at a time: one buffer for every frame
 
-/** OpenCV's RGB -> gray (cv2.cvtColor COLOR_RGB2GRAY, its fixed-point weights) of the RGBA pixel at `i`. */
-const grayAt = (data, i) => (data[i] * 4899 + data[i + 1] * 9617 + data[i + 2] * 1868 + 8192) >> 14;
+/** OpenCV's RGB -> gray (cv2.cvtColor COLOR_RGB2GRAY, exactly: its 15-bit fixed-point weights) of the RGBA pixel at `i`. */
+const grayAt = (data, i) => (data[i] * 9798 + data[i + 1] * 19235 + data[i + 2] * 3735 + 16384) >> 15;
 
 /** The whole RGBA image as gray ({data, width, height}). */
 export function grayscale({ data, width, height }) {
@@ -184,28 +185,11 @@ export function downscaled(image, maxSide) {
   const size = [Math.max(1, pyRound(width * scale)), Math.max(1, pyRound(height * scale))];
   const step = Math.min(Math.floor(1 / scale), height, width);
   if (step >= 2) {
-    width -= width % step; height -= height % step;
-    source = areaByStep(source, width, height, step);
+    width -= width % step; height -= height % step; // the top-left whole blocks, as Python's image[:height, :width]
+    source = resizeArea({ ...source, width, height, stride: image.width }, width / step, height / step, 3);
   }
   const factor = width >= height ? size[0] / width : size[1] / height;
   return { image: resizeLinear(source, size[0], size[1], 3), factor };
-}
-
-function areaByStep(image, width, height, step) { // RGBA or RGB in, RGB out: the mean of each step x step block
-  const c = image.channels, w = width / step, h = height / step, out = new Uint8Array(w * h * 3), area = step * step;
-  const sums = new Float64Array(w * 3);
-  for (let y = 0; y < h; y++) {
-    sums.fill(0);
-    for (let dy = 0; dy < step; dy++) {
-      const row = (y * step + dy) * image.width;
-      for (let x = 0; x < w; x++) for (let dx = 0; dx < step; dx++) {
-        const i = (row + x * step + dx) * c;
-        sums[x * 3] += image.data[i]; sums[x * 3 + 1] += image.data[i + 1]; sums[x * 3 + 2] += image.data[i + 2];
-      }
-    }
-    for (let k = 0; k < w * 3; k++) out[y * w * 3 + k] = Math.round(sums[k] / area);
-  }
-  return { data: out, width: w, height: h, channels: 3 };
 }
 
 /** cv2.resize INTER_LINEAR on 8-bit images, in its fixed-point arithmetic (exactly: tests/test_web.py): half-pixel
@@ -340,21 +324,49 @@ export function cropFace(image, box, framing, size) {
   return (side > size ? resizeArea(squared, size, size) : resizeLinear(squared, size, size)).data;
 }
 
-/** cv2.resize INTER_AREA for shrinking: each output pixel the area-weighted mean of the input it covers. */
-export function resizeArea(image, width, height) {
-  const xs = areaTaps(image.width, width), ys = areaTaps(image.height, height), out = new Uint8Array(width * height);
-  const rows = new Float64Array(image.height * width);
-  for (let y = 0; y < image.height; y++) for (let x = 0; x < width; x++) {
-    let sum = 0;
-    for (const [i, weight] of xs[x]) sum += image.data[y * image.width + i] * weight;
-    rows[y * width + x] = sum;
+/** cv2.resize INTER_AREA for shrinking, rounded as OpenCV rounds it: by whole factors the mean of each block (of
+2x2 rounded half up, of others scaled in float32 and rounded half to even), else each output pixel the
+area-weighted mean of the input it covers; the first `outChannels` channels of the input, whose rows are `stride`
+pixels apart (default: its width). */
+export function resizeArea(image, width, height, outChannels = image.channels || 1) {
+  const stepX = image.width / width, stepY = image.height / height;
+  return (Number.isInteger(stepX) && Number.isInteger(stepY) ? areaByBlocks : areaWeighted)(image, width, height, outChannels);
+}
+
+function areaByBlocks(image, width, height, outChannels) {
+  const c = image.channels || 1, stride = image.stride || image.width, data = image.data;
+  const stepX = image.width / width, stepY = image.height / height, area = stepX * stepY, scale = Math.fround(1 / area);
+  const round = stepX === 2 && stepY === 2 ? (sum) => (sum + 2) >> 2 : (sum) => pyRound(Math.fround(sum * scale));
+  const out = new Uint8Array(width * height * outChannels), sums = new Int32Array(width * outChannels);
+  for (let y = 0; y < height; y++) {
+    sums.fill(0);
+    for (let dy = 0; dy < stepY; dy++) {
+      const row = (y * stepY + dy) * stride;
+      for (let x = 0, o = 0; x < width; x++, o += outChannels) for (let dx = 0; dx < stepX; dx++) {
+        const i = (row + x * stepX + dx) * c;
+        for (let k = 0; k < outChannels; k++) sums[o + k] += data[i + k];
+      }
+    }
+    for (let k = 0; k < sums.length; k++) out[y * sums.length + k] = round(sums[k]);
   }
-  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) {
+  return { data: out, width, height, channels: outChannels };
+}
+
+function areaWeighted(image, width, height, outChannels) {
+  const c = image.channels || 1, stride = image.stride || image.width, data = image.data, oc = outChannels;
+  const xs = areaTaps(image.width, width), ys = areaTaps(image.height, height), out = new Uint8Array(width * height * oc);
+  const rows = new Float64Array(image.height * width * oc); // each input row, resampled across
+  for (let y = 0; y < image.height; y++) for (let x = 0; x < width; x++) for (let k = 0; k < oc; k++) {
     let sum = 0;
-    for (const [i, weight] of ys[y]) sum += rows[i * width + x] * weight;
-    out[y * width + x] = Math.min(255, Math.max(0, Math.round(sum)));
+    for (const [i, weight] of xs[x]) sum += data[(y * stride + i) * c + k] * weight;
+    rows[(y * width + x) * oc + k] = sum;
   }
-  return { data: out, width, height, channels: 1 };
+  for (let y = 0; y < height; y++) for (let o = 0; o < width * oc; o++) {
+    let sum = 0;
+    for (const [i, weight] of ys[y]) sum += rows[i * width * oc + o] * weight;
+    out[y * width * oc + o] = Math.min(255, Math.max(0, pyRound(sum)));
+  }
+  return { data: out, width, height, channels: oc };
 }
 
 function areaTaps(inSize, outSize) { return cached("area", inSize, outSize, makeAreaTaps); }
