@@ -157,8 +157,8 @@ for (const url of EXAMPLES) {
 }
 
 // ---- the live webcam ----
-const live = { frames: 0, times: [], tracker: new Tracker(), history: new Map(), stages: [], running: false, last: [], shown: 0,
-               track: null };
+const live = { frames: 0, skipped: 0, times: [], tracker: new Tracker(), history: new Map(), stages: [], running: false,
+               last: [], shown: 0, track: null };
 
 function cameraMessage(err) {
   if (!navigator.mediaDevices?.getUserMedia) return "This page cannot use a camera here (it needs HTTPS or localhost, and a browser that allows it).";
@@ -195,20 +195,29 @@ async function startCamera() {
 }
 
 /** Calls `analyze(frame)` on the camera's frames, one at a time, until the camera stops. Where the browser has
-MediaStreamTrackProcessor (Chromium) every frame as the camera delivers it, the newest one kept while the last is
-read; elsewhere each frame the video shows once the last one has been read. */
+MediaStreamTrackProcessor (Chromium) every frame as the camera delivers it: up to two wait while one is read, so
+that a slow frame delays the next rather than losing one, and a frame shown is never more than two behind;
+elsewhere each frame the video shows once the last one has been read. Frames never read count in `live.skipped`:
+gaps in the frames' timestamps, or in the video's count of frames shown. */
 async function eachFrame(track, video, analyze) {
   if (typeof MediaStreamTrackProcessor === "function") {
-    const reader = new MediaStreamTrackProcessor({ track, maxBufferSize: 1 }).readable.getReader();
+    const reader = new MediaStreamTrackProcessor({ track, maxBufferSize: 2 }).readable.getReader();
+    const interval = 1e6 / (track.getSettings().frameRate || 30); // microseconds, as frames' timestamps
+    let last = null;
     while (live.running) {
       const { value: frame, done } = await reader.read();
       if (done) return;
+      if (last !== null) live.skipped += Math.max(0, Math.round((frame.timestamp - last) / interval) - 1);
+      last = frame.timestamp;
       try { await analyze(frame); } finally { frame.close(); }
     }
     return reader.cancel();
   }
+  let last = null;
   while (live.running) {
-    await new Promise((presented) => video.requestVideoFrameCallback(presented));
+    const shown = await new Promise((presented) => video.requestVideoFrameCallback((now, meta) => presented(meta.presentedFrames)));
+    if (last !== null) live.skipped += Math.max(0, shown - last - 1);
+    last = shown;
     await analyze(video);
   }
 }
@@ -245,8 +254,8 @@ async function analyzeFrame(fer, frame, video) {
 function stats() {
   const t = live.times, span = t.length > 1 ? (t[t.length - 1] - t[0]) / 1000 : 0;
   const mean = (key) => live.stages.reduce((a, s) => a + s[key], 0) / Math.max(1, live.stages.length);
-  return { fps: span ? (t.length - 1) / span : 0, frames: live.frames, cameraFrames: live.track?.stats?.totalFrames ?? null,
-           faces: live.last.length,
+  return { fps: span ? (t.length - 1) / span : 0, frames: live.frames, skipped: live.skipped,
+           cameraFrames: live.track?.stats?.totalFrames ?? null, faces: live.last.length,
            labels: live.last.map((face) => face.label),
            stagesMs: { grab: mean("grabMs"), detect: mean("detectMs"), classify: mean("classifyMs"), draw: mean("drawMs") } };
 }

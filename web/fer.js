@@ -356,31 +356,41 @@ function areaWeighted(image, width, height, outChannels) {
   const c = image.channels || 1, stride = image.stride || image.width, data = image.data, oc = outChannels;
   const xs = areaTaps(image.width, width), ys = areaTaps(image.height, height), out = new Uint8Array(width * height * oc);
   const rows = new Float64Array(image.height * width * oc); // each input row, resampled across
-  for (let y = 0; y < image.height; y++) for (let x = 0; x < width; x++) for (let k = 0; k < oc; k++) {
-    let sum = 0;
-    for (const [i, weight] of xs[x]) sum += data[(y * stride + i) * c + k] * weight;
-    rows[(y * width + x) * oc + k] = sum;
+  for (let y = 0; y < image.height; y++) for (let x = 0; x < width; x++) {
+    const first = xs.first[x], count = xs.count[x], at = x * xs.stride;
+    for (let k = 0; k < oc; k++) {
+      let sum = 0;
+      for (let t = 0; t < count; t++) sum += data[(y * stride + first + t) * c + k] * xs.weights[at + t];
+      rows[(y * width + x) * oc + k] = sum;
+    }
   }
-  for (let y = 0; y < height; y++) for (let o = 0; o < width * oc; o++) {
-    let sum = 0;
-    for (const [i, weight] of ys[y]) sum += rows[i * width * oc + o] * weight;
-    out[y * width * oc + o] = Math.min(255, Math.max(0, pyRound(sum)));
+  for (let y = 0; y < height; y++) {
+    const first = ys.first[y], count = ys.count[y], at = y * ys.stride;
+    for (let o = 0; o < width * oc; o++) {
+      let sum = 0;
+      for (let t = 0; t < count; t++) sum += rows[(first + t) * width * oc + o] * ys.weights[at + t];
+      out[y * width * oc + o] = Math.min(255, Math.max(0, pyRound(sum)));
+    }
   }
   return { data: out, width, height, channels: oc };
 }
 
 function areaTaps(inSize, outSize) { return cached("area", inSize, outSize, makeAreaTaps); }
 
+/** For each output pixel the run of input pixels it covers (`first`, `count`) and their weights, in rows of `stride`. */
 function makeAreaTaps(inSize, outSize) {
-  const scale = inSize / outSize;
-  return Array.from({ length: outSize }, (_, i) => {
-    const start = i * scale, end = start + scale, taps = [];
+  const scale = inSize / outSize, stride = Math.ceil(scale) + 1;
+  const first = new Int32Array(outSize), count = new Int32Array(outSize), weights = new Float64Array(outSize * stride);
+  for (let i = 0; i < outSize; i++) {
+    const start = i * scale, end = start + scale;
     for (let j = Math.floor(start); j < Math.min(inSize, Math.ceil(end)); j++) {
       const overlap = Math.min(end, j + 1) - Math.max(start, j);
-      if (overlap > 1e-9) taps.push([j, overlap / scale]);
+      if (overlap <= 1e-9) continue;
+      if (!count[i]) first[i] = j;
+      weights[i * stride + count[i]++] = overlap / scale;
     }
-    return taps;
-  });
+  }
+  return { first, count, weights, stride };
 }
 
 /** PIL's Image.resize BILINEAR (antialiased when shrinking, rounded between its two passes): to_face_array. */
