@@ -2,7 +2,8 @@
 web/serve.py: model load time and bytes of a first visit, a one-face photo analysed after load, and the live
 webcam loop on Chromium's fake camera (a 30 fps 640x480 Y4M clip, looped) with one face and with six, threads
 on (cross-origin isolated, 2) and off (1): frames analysed a second, the camera's frames skipped (gaps in the
-analysed frames' timestamps) and milliseconds per stage.
+analysed frames' timestamps) and milliseconds per stage; and, as a gauge of the machine's speed at the time (it
+drifts on shared machines), the median milliseconds of one YuNet run (416x320) and one CNN run (one face) alone.
 
     python benchmarks/browser.py [--seconds 10]
 """
@@ -29,6 +30,19 @@ PHOTO_TIMING = """async (url) => {
   const times = [];
   for (let i = 0; i < 30; i++) { const t = performance.now(); await fer.analyze(bitmap); times.push(performance.now() - t); }
   return times;
+}"""
+
+
+NETWORKS_ALONE = """async () => {
+  const fer = await window.ferDemo.recognizer, ort = fer.info.ort, side = fer.pre.crop_size || fer.pre.image_size;
+  const median = async (session, feeds) => {
+    for (let i = 0; i < 10; i++) await session.run(feeds());
+    const times = [];
+    for (let i = 0; i < 40; i++) { const t = performance.now(); await session.run(feeds()); times.push(performance.now() - t); }
+    return times.sort((a, b) => a - b)[20];
+  };
+  return { yunet_416x320_ms: await median(fer.detector, () => ({ input: new ort.Tensor("float32", new Float32Array(3 * 320 * 416), [1, 3, 320, 416]) })),
+           cnn_one_face_ms: await median(fer.classifier, () => ({ faces: new ort.Tensor("float32", new Float32Array(side * side), [1, 1, side, side]) })) };
 }"""
 
 
@@ -72,6 +86,7 @@ def main() -> None:
                     run["first_visit"] = first_visit(page, base)
                     times = page.evaluate(PHOTO_TIMING, data_url(photo))
                     run["photo_one_face_ms"] = {"median": round(statistics.median(times), 2), "min": round(min(times), 2)}
+                    run["networks_alone_ms"] = {k: round(v, 2) for k, v in page.evaluate(NETWORKS_ALONE).items()}
                 page.evaluate("window.ferDemo.startCamera()")
                 time.sleep(3)
                 before, start = page.evaluate("window.ferDemo.stats()"), time.monotonic()
