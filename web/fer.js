@@ -134,18 +134,11 @@ export class Recognizer {
 /** RGBA pixels ({data, width, height}) of an image, video, VideoFrame, canvas, ImageBitmap or ImageData. */
 export async function rgba(source) {
   if (typeof ImageData !== "undefined" && source instanceof ImageData) return source;
-  if (typeof VideoFrame !== "undefined" && source instanceof VideoFrame) {
-    const pixels = await videoFramePixels(source);
+  if (typeof VideoFrame !== "undefined") {
+    const pixels = source instanceof VideoFrame ? await videoFramePixels(source)
+      : typeof HTMLVideoElement !== "undefined" && source instanceof HTMLVideoElement && source.readyState >= 2
+        ? await shownFramePixels(source) : null;
     if (pixels) return pixels;
-  } else if (typeof VideoFrame !== "undefined" && typeof HTMLVideoElement !== "undefined" && source instanceof HTMLVideoElement
-             && source.readyState >= 2) { // the frame the video shows
-    const frame = new VideoFrame(source);
-    try {
-      const pixels = await videoFramePixels(frame);
-      if (pixels) return pixels;
-    } finally {
-      frame.close();
-    }
   }
   const width = source.videoWidth || source.naturalWidth || source.displayWidth || source.width;
   const height = source.videoHeight || source.naturalHeight || source.displayHeight || source.height;
@@ -159,8 +152,8 @@ export async function rgba(source) {
 }
 let scratch = null;
 
-/** A video frame's RGBA, converted by the browser as it draws it on a canvas but five times faster (WebCodecs'
-copyTo); null where the browser cannot convert, or the frame is shown at another size than it has. */
+/** A video frame's RGBA, converted as the browser draws it on a canvas but with no canvas to draw and read back
+(WebCodecs' copyTo); null where the browser cannot convert, or the frame is shown at another size than it has. */
 async function videoFramePixels(frame) {
   const { width, height } = frame.visibleRect || {};
   if (!width || width !== frame.displayWidth || height !== frame.displayHeight) return null;
@@ -173,6 +166,15 @@ async function videoFramePixels(frame) {
   return new ImageData(framePixels, width, height);
 }
 let framePixels = null; // analyses run one at a time: one buffer for every frame
+
+async function shownFramePixels(video) { // the frame the video shows
+  const frame = new VideoFrame(video);
+  try {
+    return await videoFramePixels(frame);
+  } finally {
+    frame.close();
+  }
+}
 
 /** OpenCV's RGB -> gray (cv2.cvtColor COLOR_RGB2GRAY, exactly: its 15-bit fixed-point weights) of the RGBA pixel at `i`. */
 const grayAt = (data, i) => (data[i] * 9798 + data[i + 1] * 19235 + data[i + 2] * 3735 + 16384) >> 15;
