@@ -41,6 +41,15 @@ def create_classifier(backend: str, folder: str | Path, threads: int | None = No
     raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
+def label_position(box: Box, label_size: tuple[int, int], image_size: tuple[int, int]) -> tuple[int, int]:
+    """Top-left corner of a face's label: above its box, else below it, moved left and up as far as needed
+    for the whole label to lie inside the image."""
+    x, y, w, h = box
+    (width, height), (image_width, image_height) = label_size, image_size
+    ty = y - height if y - height >= 0 else y + h
+    return max(0, min(x, image_width - width)), max(0, min(ty, image_height - height))
+
+
 @dataclass(frozen=True)
 class FacePrediction:
     """One face: its box (x, y, w, h in original pixels), top label, the calibrated probability of every
@@ -236,18 +245,20 @@ class EmotionRecognizer:
         return average_probabilities(self.logits(inputs, tta), calibration.temperature(tta), calibration.class_bias(tta))
 
     def annotate(self, image, predictions: list[FacePrediction] | None = None) -> Image.Image:
-        """A copy of `image` with every face's box and top label drawn on it."""
+        """A copy of `image` with every face's box and label drawn on it, numbered as `results.face_table`
+        numbers them (a video's faces by their track), each label kept whole inside the image."""
         rgb = load_image(image).copy()
         predictions = self.predict(rgb) if predictions is None else predictions
         draw = ImageDraw.Draw(rgb)
         line = max(2, round(max(rgb.size) / 300))
         font = ImageFont.load_default(size=max(12, round(max(rgb.size) / 40)))
-        for face in predictions:
+        for number, face in enumerate(predictions, 1):
             x, y, w, h = face.box
             draw.rectangle((x, y, x + w, y + h), outline=(255, 200, 0), width=line)
-            text = (f"#{face.track_id} " if hasattr(face, "track_id") else "") + face.describe()
-            left, top, right, bottom = draw.textbbox((x, y), text, font=font)
-            ty = y - (bottom - top) - 2 * line if y - (bottom - top) - 2 * line >= 0 else y + h
-            draw.rectangle((x, ty, x + right - left + 2 * line, ty + bottom - top + 2 * line), fill=(255, 200, 0))
-            draw.text((x + line, ty + line - (top - y)), text, fill=(0, 0, 0), font=font)
+            text = f"#{getattr(face, 'track_id', number)} {face.describe()}"
+            left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+            width, height = right - left + 2 * line, bottom - top + 2 * line
+            tx, ty = label_position(face.box, (width, height), rgb.size)
+            draw.rectangle((tx, ty, tx + width, ty + height), fill=(255, 200, 0))
+            draw.text((tx + line - left, ty + line - top), text, fill=(0, 0, 0), font=font)
         return rgb

@@ -288,6 +288,10 @@ class VideoAnalysis:
     tracks: dict[int, dict]
     truncated: bool
 
+    def to_dict(self) -> dict:
+        """The JSON the app's video endpoint and MCP tool answer: frames, tracks (keyed by str) and truncated."""
+        return {"frames": self.frames, "tracks": {str(k): v for k, v in self.tracks.items()}, "truncated": self.truncated}
+
     def describe(self) -> str:
         """A Markdown summary for people."""
         lines = [f"- face {t}: mostly **{s['dominant']}** ({s['mean_scores'][s['dominant']]:.0%} on average), "

@@ -1,12 +1,16 @@
-"""The Gradio app, served on a free local port: API endpoints through gradio_client, bad inputs, a real browser."""
+"""The app, served on a free local port: Gradio's API through gradio_client, /v1 and MCP on the same port, bad
+inputs, a real browser."""
 import shutil
 import socket
+import threading
+import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from fer_model import EMOTIONS, MAX_PIXELS
+from fer_model.results import NO_FACE, TABLE_HEADERS, main_face_label
 
 from benchmarks.common import write_clip
 
@@ -23,13 +27,22 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server():
+    """app.py's ASGI application on uvicorn, as `python app.py` serves it."""
+    import uvicorn
+
     import app
 
     port = _free_port()
-    app.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                    show_error=True, theme=app.theme, max_file_size=app.MAX_FILE_SIZE, mcp_server=True)
+    served = uvicorn.Server(uvicorn.Config(app.server, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=served.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 60
+    while not served.started:
+        assert thread.is_alive() and time.time() < deadline, "the app did not start"
+        time.sleep(0.05)
     yield f"http://127.0.0.1:{port}/"
-    app.demo.close()
+    served.should_exit = True
+    thread.join(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -65,17 +78,6 @@ def test_api_lists_the_endpoints_with_labelled_components(client):
     for endpoint in endpoints.values():
         for component in endpoint["parameters"] + endpoint["returns"]:
             assert not component["label"].startswith("value_"), component
-
-
-def test_mcp_schema_lists_the_tools_with_their_docstrings(server):
-    import json
-    import urllib.request
-
-    with urllib.request.urlopen(f"{server}gradio_api/mcp/schema", timeout=30) as response:
-        tools = {tool["name"]: tool for tool in json.load(response)}
-    assert set(tools) == {"predict", "faces", "video"}
-    assert tools["faces"]["description"].startswith("Every face in a photo with its emotion.")
-    assert "image" in tools["faces"]["inputSchema"]["properties"]
 
 
 @pytest.mark.parametrize("name", ["astronaut.jpg", "fer.png"])
@@ -162,17 +164,58 @@ def test_browser_upload_shows_the_label(server, photos, tmp_path):
     assert outside == [], f"the page fetched from outside: {outside[:5]}"
 
 
+def _confidences(label_value):
+    return {c["label"]: c["confidence"] for c in label_value["confidences"]}
+
+
+BOX_YELLOW = np.array([255, 200, 0])
+
+
 def test_live_frame_and_ui_handlers(astronaut, blank_photo):
     import app
 
-    annotated, label = app.live(np.asarray(astronaut))  # a webcam frame arrives as an RGB array
-    assert annotated.size == astronaut.size and set(label) == set(EMOTIONS)
-    assert app.live(blank_photo)[1] == {}
-    scores, annotated, rows, message = app.analyze(np.asarray(astronaut))
-    assert len(rows) == 1 and rows[0][1].split()[-2] in EMOTIONS and "Main face" in message
-    assert rows[0][2] == f"{max(scores.values()):.0%}"  # the table says what the label panel says
+    annotated, label, message = app.live(np.asarray(astronaut))  # a webcam frame arrives as an RGB array
+    assert annotated.size == astronaut.size and set(_confidences(label)) == set(EMOTIONS) and message == ""
+    assert app.live(blank_photo)[1:] == ({}, NO_FACE)  # the webcam tab says when it sees no face
+    label, annotated, rows, message = app.analyze(np.asarray(astronaut))
+    assert len(rows) == 1 and rows[0][1] in EMOTIONS and "Main face" in message
+    assert rows[0][1] == label["label"] and rows[0][2] == f"{max(_confidences(label).values()):.0%}"
+    assert len(rows[0]) == len(TABLE_HEADERS) and sum("%" in str(cell) for cell in rows[0]) == 1  # one confidence
     overlay = app.analyze(np.asarray(astronaut), explain=True)[1]
     assert overlay.size == astronaut.size and np.asarray(overlay).tobytes() != np.asarray(annotated).tobytes()
+    for picture in (annotated, overlay):  # the saliency view keeps the boxes and labels
+        assert (np.abs(np.asarray(picture).astype(int) - BOX_YELLOW).sum(axis=2) == 0).sum() > 500
+
+
+def test_an_uncertain_main_face_reads_as_uncertain():
+    import app
+    from fer_model import FacePrediction
+
+    scores = dict.fromkeys(EMOTIONS, 0.08) | {"sad": 0.27, "angry": 0.25}
+    panel = main_face_label([FacePrediction((0, 0, 10, 10), "sad", scores, 0.9, uncertain=True)])
+    assert panel["label"] == "uncertain: sad or angry" and _confidences(panel)["sad"] == 0.27
+    shown = app.label.postprocess(panel)  # what the panel's big heading then says
+    assert shown.label == "uncertain: sad or angry" and [c.label for c in shown.confidences][:2] == ["sad", "angry"]
+    assert app.live_label.postprocess(panel).confidences[2].confidence == 0.08
+    assert app.label.postprocess({}) == {}
+    assert main_face_label([FacePrediction((0, 0, 10, 10), "sad", scores, 0.9)])["label"] == "sad"
+
+
+def test_a_file_that_is_not_an_image_gets_the_one_line_message(photos, tmp_path):
+    import app
+
+    (tmp_path / "notes.jpg").write_text("a text file renamed")
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    for name, says in (("notes.jpg", "not an image"), ("empty.jpg", "the file is empty")):
+        label, annotated, rows, message = app.analyze(app.image.preprocess(_uploaded(tmp_path / name)))
+        assert message == f"⚠️ {says}" if says == "the file is empty" else message.startswith(f"⚠️ {says}")
+        assert "/tmp" not in message and "UnidentifiedImageError" not in message
+
+
+def _uploaded(path):
+    from gradio.data_classes import FileData
+
+    return FileData(path=str(path), orig_name=path.name)
 
 
 def test_the_button_with_no_image_shows_only_a_message():
@@ -193,3 +236,97 @@ def test_video_endpoint_refuses_broken_videos(client, photos):
     for name in ("truncated.mp4", "notes.txt"):
         with pytest.raises(Exception, match="video|frame"):
             client.predict(gradio_client.handle_file(str(photos / name)), api_name="/video")
+
+
+def test_api_page_shows_a_photo(client):
+    endpoint = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/faces"]
+    photo = endpoint["parameters"][0]
+    assert photo["label"] == "Photo" and photo["component"] == "Image"
+    assert photo["example_input"]["path"].endswith((".png", ".jpg"))  # not the generic PDF of a File input
+
+
+def test_v1_is_served_on_the_app_port(server, photos):
+    import httpx
+
+    data = (photos / "astronaut.jpg").read_bytes()
+    answer = httpx.post(f"{server}v1/faces", content=data, headers={"Content-Type": "image/jpeg"}, timeout=60)
+    gradio = gradio_client.Client(server, verbose=False).predict(
+        gradio_client.handle_file(str(photos / "astronaut.jpg")), api_name="/faces")
+    assert answer.status_code == 200 and answer.json() == gradio  # exactly the JSON of /faces
+    assert httpx.get(f"{server}v1/health").json()["status"] == "ok"
+    assert httpx.get(f"{server}v1/docs").status_code == 200
+    assert "/faces/batch" in httpx.get(f"{server}v1/openapi.json").json()["paths"]
+
+
+def _call_tools(url, calls):
+    """Every (tool, arguments) of `calls` through a real MCP client session: the tool list and the results."""
+    import asyncio
+
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    async def run():
+        async with streamable_http_client(url) as (read, write, _):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                tools = {tool.name: tool for tool in (await session.list_tools()).tools}
+                return tools, [await session.call_tool(name, arguments) for name, arguments in calls]
+
+    return asyncio.run(run())
+
+
+def test_mcp_tools_through_a_real_client(server, photos):
+    import base64
+    import json
+
+    import httpx
+
+    upload = f"{server}gradio_api/upload"
+    with open(photos / "clip.mp4", "rb") as clip, open(photos / "astronaut.jpg", "rb") as photo:
+        clip_path, photo_path = httpx.post(upload, files=[("files", ("clip.mp4", clip)),
+                                                          ("files", ("astronaut.jpg", photo))]).json()
+    data_url = "data:image/jpeg;base64," + base64.b64encode((photos / "astronaut.jpg").read_bytes()).decode()
+    tools, results = _call_tools(f"{server}mcp", [
+        ("faces", {"image": data_url}),
+        ("predict", {"image": f"{server}gradio_api/file={photo_path}"}),  # the app's own file URL
+        ("faces", {"image": photo_path}),                                  # an uploaded file's path
+        ("video", {"video": clip_path}),
+        ("faces", {"image": "/etc/hostname"}),                             # a path outside the uploads
+        ("faces", {"image": "http://127.0.0.1:9/photo.jpg"}),              # a loopback URL: never fetched
+        ("faces", {"image": "data:image/png;base64,bm90IGFuIGltYWdl"}),   # "not an image"
+    ])
+    assert set(tools) == {"predict", "faces", "video"}
+    for tool in tools.values():
+        text = tool.description + json.dumps(tool.inputSchema)
+        assert "data: URL" in text and "upload_file_to_gradio" not in text and ",," not in text, text
+    assert "angry, disgust, fear, happy, sad, surprise or neutral" in tools["predict"].description
+    faces, main, by_path, video, *refused = [json.loads(r.content[0].text) if not r.isError else r for r in results]
+    assert faces["count"] == 1 and faces["faces"][0]["label"] in EMOTIONS
+    assert main["label"] == faces["faces"][0]["label"] and by_path == faces
+    assert len(video["frames"]) == 10 and list(video["tracks"]) == ["1"]
+    messages = [r.content[0].text for r in refused]
+    assert all(r.isError for r in refused)
+    assert "not a file uploaded to this app" in messages[0] and "not fetched" in messages[1]
+    assert "not an image" in messages[2] and not any("Traceback" in m for m in messages)
+
+
+def test_the_readme_api_snippets_run_as_written(server, monkeypatch):
+    """The README's curl lines, `requests` and gradio_client snippets, against this server instead of :7860."""
+    import re
+    import subprocess
+
+    from .conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text().replace("http://127.0.0.1:7860/", server)
+    monkeypatch.chdir(ROOT)
+    snippets = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "127.0.0.1" in b]
+    assert len(snippets) == 2
+    for snippet in snippets:
+        exec(compile(snippet, "README.md", "exec"), {})
+    curls = [line for line in re.findall(r"```bash\n(.*?)```", readme, re.S)[1:] for line in line.splitlines()
+             if line.startswith("curl ")]
+    assert len(curls) == 2
+    if shutil.which("curl"):
+        for line in curls:
+            answer = subprocess.run(line, shell=True, capture_output=True, text=True, timeout=60, check=True).stdout
+            assert '"count":' in answer and '"error"' not in answer

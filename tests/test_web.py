@@ -200,6 +200,12 @@ def test_the_fake_camera_gives_labelled_frames(playwright, base_url, camera_clip
                                                                                    "sad", "surprise", "neutral")
         assert stats["cameraFrames"] >= stats["frames"]
         assert "frames analysed a second" in page.text_content("#fps")
+        assert page.text_content("#camera") == "Stop the camera"  # the button says what it does
+        page.click("#camera")
+        assert page.text_content("#camera") == "Start the camera"
+        stopped = page.evaluate("window.ferDemo.stats().frames")
+        page.wait_for_timeout(500)
+        assert page.evaluate("window.ferDemo.stats().frames") <= stopped + 2
         assert not errors
     finally:
         browser.close()
@@ -280,6 +286,33 @@ def test_a_second_visit_works_offline(playwright, base_url, recognizer):
         assert [f["label"] for f in faces] == [f.label for f in recognizer.predict(data.astronaut())]
     finally:
         browser.close()
+
+
+def test_the_bare_address_runs_on_the_local_files_with_no_404(playwright, base_url, tmp_path):
+    """`python web/serve.py`'s own address: the local runtime and models, nothing from outside, no missing
+    file (the favicon included), and a visible way to choose another photo once one is shown."""
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+    try:
+        page = browser.new_context().new_page()
+        requests, failed = [], []
+        page.on("request", lambda r: requests.append(r.url))
+        page.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)
+        page.goto(base_url + "/")
+        assert page.evaluate("window.ferDemo.ready") is True
+        assert not page.is_visible("#another")
+        page.set_input_files("#file", files=[{"name": "a.png", "mimeType": "image/png",
+                                              "buffer": base64.b64decode(data_url(astronaut_canvas((320, 240), [90])[0]).split(",")[1])}])
+        page.wait_for_selector("#photo:not([hidden])")
+        assert page.is_visible("#another") and page.text_content("#another") == "Choose another photo"
+        with page.expect_file_chooser() as chooser:
+            page.click("#another")
+        chooser.value.set_files(str(ROOT / "web" / "examples" / "astronaut.jpg"))
+        page.wait_for_function("document.querySelector('#message').textContent.includes('main face')")
+        assert page.url.endswith(LOCAL_PAGE)
+    finally:
+        browser.close()
+    assert [u for u in requests if not u.startswith((base_url, "data:", "blob:"))] == []
+    assert failed == []
 
 
 def test_the_page_pins_the_onnxruntime_web_it_is_tested_with():

@@ -3,7 +3,8 @@
 #   1. a fresh venv (Python 3.12, as the front matter asks, where this machine has it);
 #   2. in a still empty working directory, the builder's own pip command with README.md's sdk_version;
 #   3. the repository's tracked files copied in (git archive: what a push sends, not what lies around);
-#   4. python app.py with SYSTEM=spaces and SPACE_ID set, then /predict and /faces called through gradio_client.
+#   4. python app.py with SYSTEM=spaces and SPACE_ID set, then /predict and /faces called through gradio_client,
+#      and /v1/faces over plain HTTP.
 # It also checks that the Space installed no torch and reports the venv's size.
 #     bash tools/spaces_build.sh [WORK_DIR]        (default: a fresh temporary folder)
 set -euo pipefail
@@ -58,6 +59,9 @@ faces = client.predict(handle_file("web/examples/astronaut.jpg"), api_name="/fac
 none = client.predict(handle_file("web/examples/chelsea.jpg"), api_name="/faces")
 assert label["label"] == faces["faces"][0]["label"], (label, faces)
 assert faces["count"] == 1 and none["count"] == 0, (faces, none)
-print(f"spaces build: OK: /predict says {label['label']}, /faces found {faces['count']} face "
+request = urllib.request.Request(f"{url}v1/faces", data=open("web/examples/astronaut.jpg", "rb").read(),
+                                 headers={"Content-Type": "image/jpeg"})
+assert json.load(urllib.request.urlopen(request, timeout=60)) == faces, "/v1/faces differs from /faces"
+print(f"spaces build: OK: /predict says {label['label']}, /faces and /v1/faces found {faces['count']} face "
       f"{json.dumps(faces['faces'][0]['box'])} and none on the cat")
 PY

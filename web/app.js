@@ -62,14 +62,20 @@ function drawFaces(context, faces, selected = -1, ids = null) {
     const [x, y, w, h] = face.box;
     context.strokeStyle = i === selected ? "#4f46e5" : "#ffc800";
     context.strokeRect(x, y, w, h);
-    const text = (ids ? `#${ids[i]} ` : "") + describe(face);
+    const text = `#${ids ? ids[i] : i + 1} ${describe(face)}`;
     const height = Math.round(Math.max(12, 15 * scale)) + 6, width = context.measureText(text).width + 8;
-    const top = y - height >= 0 ? y - height : y + h;
+    const [left, top] = labelPosition(face.box, [width, height], [context.canvas.width, context.canvas.height]);
     context.fillStyle = i === selected ? "#4f46e5" : "#ffc800";
-    context.fillRect(x, top, width, height);
+    context.fillRect(left, top, width, height);
     context.fillStyle = i === selected ? "white" : "black";
-    context.fillText(text, x + 4, top + height - 6);
+    context.fillText(text, left + 4, top + height - 6);
   });
+}
+
+/** A face's label corner: above its box, else below, kept whole inside the picture (predictor.label_position). */
+function labelPosition([x, y, w, h], [width, height], [imageWidth, imageHeight]) {
+  const top = y - height >= 0 ? y - height : y + h;
+  return [Math.max(0, Math.min(x, imageWidth - width)), Math.max(0, Math.min(top, imageHeight - height))];
 }
 
 function describe(face) { // FacePrediction.describe
@@ -118,7 +124,7 @@ function showPhoto(selected) {
   const context = canvas.getContext("2d");
   context.drawImage(image, 0, 0);
   drawFaces(context, faces, faces.length > 1 ? selected : -1);
-  canvas.hidden = false; $("drop-hint").hidden = true;
+  canvas.hidden = false; $("drop-hint").hidden = true; $("another").hidden = false;
   $("faces").replaceChildren(...faces.map((face, i) => {
     const button = document.createElement("button");
     button.textContent = `face ${i + 1}: ${describe(face)}`;
@@ -131,7 +137,12 @@ function showPhoto(selected) {
 
 function run(promise) { promise.catch((err) => say(err.message, true)); }
 
-$("file").onchange = (event) => event.target.files[0] && run(analyzeBlob(event.target.files[0]));
+$("file").onchange = (event) => {
+  const file = event.target.files[0];
+  event.target.value = ""; // choosing the same file again is a change too
+  if (file) run(analyzeBlob(file));
+};
+$("another").onclick = () => $("file").click();
 const drop = $("drop");
 drop.ondragover = (event) => { event.preventDefault(); drop.classList.add("drag"); };
 drop.ondragleave = () => drop.classList.remove("drag");
@@ -184,7 +195,7 @@ async function startCamera() {
   await video.play();
   live.running = true;
   live.track = stream.getVideoTracks()[0];
-  $("camera").textContent = "Camera on";
+  $("camera").textContent = "Stop the camera";
   say("");
   return new Promise((resolve, reject) => {
     eachFrame(live.track, video, async (frame) => {
@@ -260,7 +271,16 @@ function stats() {
            stagesMs: { grab: mean("grabMs"), detect: mean("detectMs"), classify: mean("classifyMs"), draw: mean("drawMs") } };
 }
 
-$("camera").onclick = () => run(startCamera());
+function stopCamera() {
+  live.running = false;
+  live.track?.stop();
+  $("video").srcObject = null;
+  $("overlay").getContext("2d").clearRect(0, 0, $("overlay").width, $("overlay").height);
+  $("camera").textContent = "Start the camera";
+  $("fps").textContent = "";
+}
+
+$("camera").onclick = () => (live.running ? stopCamera() : run(startCamera()));
 for (const [tab, panel] of [["tab-photo", "photo-panel"], ["tab-live", "live-panel"]]) {
   $(tab).onclick = () => {
     for (const [t, p] of [["tab-photo", "photo-panel"], ["tab-live", "live-panel"]]) {

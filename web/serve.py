@@ -4,7 +4,7 @@
     /models/      the embedded model (config.json, model.onnx, model_int8.onnx) and the face detector (yunet.onnx)
     /ort/         onnxruntime-web from web/node_modules (`npm ci` in web/), so that nothing is fetched from outside
 
-The page then loads with `?models=/models/&ort=/ort/`. Every response carries the cross-origin-isolation
+The bare `/` redirects to `?models=/models/&ort=/ort/`, so that the page loads everything from here. Every response carries the cross-origin-isolation
 headers that the static Space sends (web/README.md), so onnxruntime-web can use threads.
 """
 from __future__ import annotations
@@ -40,6 +40,14 @@ def translate(path: str) -> Path:
 class Handler(http.server.SimpleHTTPRequestHandler):
     extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript",
                       ".js": "text/javascript", ".wasm": "application/wasm", ".onnx": "application/octet-stream"}
+
+    def do_GET(self):
+        if self.path == "/":  # the local runtime and models, never the CDN's and the Hub's
+            self.send_response(302)
+            self.send_header("Location", LOCAL_PAGE)
+            self.end_headers()
+            return None
+        return super().do_GET()
 
     def translate_path(self, path: str) -> str:
         return str(translate(path))
