@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -16,6 +17,18 @@ from .detection import DETECTORS
 from .errors import FERError
 from .predictor import DEFAULT_TTA
 from .tta import TTA_MODES
+from .video import FOURCC
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def main(argv=None) -> int:
@@ -25,7 +38,7 @@ def main(argv=None) -> int:
     parser.add_argument("--tta", choices=TTA_MODES, default=DEFAULT_TTA, help="test-time augmentation")
     parser.add_argument("--backend", choices=BACKENDS, default="onnx",
                         help="run the CNN on ONNX Runtime, or on torch (needs the torch extra)")
-    parser.add_argument("--threads", type=int, default=None, help="threads per call (default: FER_THREADS or 2)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="threads per call (default: FER_THREADS or 2)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     predict = commands.add_parser("predict", help="faces and emotions in images or folders of images",
@@ -44,12 +57,14 @@ def main(argv=None) -> int:
     video.add_argument("--out", type=Path, help="annotated video (.mp4, .webm or .avi)")
     video.add_argument("--plot", type=Path, help="timeline plot (PNG): each emotion over time, one panel per face")
     sampling = video.add_mutually_exclusive_group()
-    sampling.add_argument("--every", type=int, help="analyse every N-th frame")
+    sampling.add_argument("--every", type=positive_int, help="analyse every N-th frame")
     sampling.add_argument("--fps", type=float, help="analyse about this many frames a second")
     video.add_argument("--smoothing", type=float, default=0.0, help="weight of the past in each face's scores (0..1)")
-    video.add_argument("--max-frames", type=int, default=None, help="stop after this many analysed frames")
+    video.add_argument("--max-frames", type=positive_int, default=None, help="stop after this many analysed frames")
 
     args = parser.parse_args(argv)
+    if args.command == "video" and args.out and args.out.suffix.lower() not in FOURCC:  # before any work starts
+        parser.error(f"--out must end in {', '.join(FOURCC)}, not {args.out.suffix or 'nothing'}")
     try:
         from .predictor import EmotionRecognizer
 
@@ -77,6 +92,15 @@ def image_files(paths: list[Path]) -> list[Path]:
     return files
 
 
+def annotated_paths(files: list[Path], folder: Path) -> dict[Path, Path]:
+    """Where each image's annotated copy goes: the input folders mirrored under `folder`, from the folder
+    all the inputs share, so that same-named images from different folders keep their own copies."""
+    resolved = [path.resolve() for path in files]
+    common = Path(os.path.commonpath([path.parent for path in resolved]))
+    return {path: folder / full.relative_to(common).with_name(f"{full.stem}_annotated.png")
+            for path, full in zip(files, resolved)}
+
+
 def run_predict(recognizer, args) -> int:
     from tqdm.auto import tqdm
 
@@ -89,8 +113,7 @@ def run_predict(recognizer, args) -> int:
     if writer:
         writer.writerow(["file", "face", "x", "y", "width", "height", "label", "confidence", "uncertain",
                          *recognizer.labels])
-    if args.annotate:
-        args.annotate.mkdir(parents=True, exist_ok=True)
+    annotated = annotated_paths(files, args.annotate) if args.annotate else {}
     try:
         for path in tqdm(files, desc="images", unit="img", disable=len(files) < 3 or args.json, file=sys.stderr):
             try:
@@ -107,7 +130,8 @@ def run_predict(recognizer, args) -> int:
                                   *(f"{f.scores[k]:.4f}" for k in recognizer.labels)] for i, f in enumerate(faces))
                 table.flush()
             if args.annotate:
-                recognizer.annotate(path, faces).save(args.annotate / f"{path.stem}_annotated.png")
+                annotated[path].parent.mkdir(parents=True, exist_ok=True)
+                recognizer.annotate(path, faces).save(annotated[path])
     finally:
         if table:
             table.close()

@@ -209,7 +209,9 @@ class CsvWriter:
         self.close()
 
 
-FOURCC = {".mp4": "mp4v", ".webm": "VP80", ".avi": "MJPG"}
+FOURCC = {".mp4": "vp09", ".webm": "VP80", ".avi": "MJPG"}
+"""The codec a suffix is written with: browsers play VP9 in MP4 and VP8 in WebM (not OpenCV's default
+MPEG-4 Part 2 for .mp4); .avi is Motion JPEG, for tools that want every frame whole."""
 
 
 class AnnotatedVideoWriter:

@@ -214,6 +214,40 @@ def test_image_folder_loader_remaps_alphabetical_labels(tmp_path):
         assert (np.abs(faces[:, 24, 24].int() - labels.int() * 30) <= 3).all()
 
 
+def _image_folder(root, per_class: dict[str, int]):
+    for label_id, (name, count) in enumerate(per_class.items()):
+        (root / "train" / name).mkdir(parents=True)
+        for i in range(count):
+            _face(label_id * 30 + i).save(root / "train" / name / f"{i}.png")
+    return root
+
+
+@pytest.mark.parametrize("per_class, says", [({"happy": 5, "sad": 5, "surprise": 5}, "15 images of 3 classes"),
+                                             ({"happy": 12, "sad": 12, "surprise": 1}, "surprise has one image")])
+def test_too_small_folders_get_a_one_line_error_with_the_minimum(tmp_path, per_class, says):
+    from train.data import DatasetFormatError
+
+    with pytest.raises(DatasetFormatError, match=says) as error:
+        load_fer_dataset(str(_image_folder(tmp_path, per_class)))
+    assert "\n" not in str(error.value) and ("at least 30" in str(error.value) or "at least 2" in str(error.value))
+
+
+def test_a_local_folder_loads_without_download_bars(tmp_path, capsys):
+    load_fer_dataset(str(_image_folder(tmp_path, {"happy": 10, "sad": 10})))
+    assert "Downloading" not in capsys.readouterr().err
+
+
+def test_few_images_log_per_sample_loss_and_accuracy(tmp_path):
+    from train.train import main
+
+    _image_folder(tmp_path / "data", {name: 10 for name in EMOTIONS})  # 63 to train on: fewer than a batch
+    main([*SMALL_MODEL, "--batch-size", "128", "--dataset", str(tmp_path / "data"), "--epochs", "1",
+          "--output-dir", str(tmp_path / "run")])
+    record = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
+    assert record["train_accuracy"] * 63 == pytest.approx(round(record["train_accuracy"] * 63))  # a share of 63
+    assert record["train_accuracy"] >= 5 / 63  # chance on 7 classes, where dividing by 128 read half of it
+
+
 def test_alphabetical_names_are_mapped_by_name():
     alphabetical = sorted(EMOTIONS)
     split = Dataset.from_dict({"img": [_face(0)] * 7, "emotion": list(range(7))},
@@ -390,4 +424,5 @@ def test_evaluate_needs_only_the_split_it_evaluates(tmp_path, trained):
     out, _ = trained
     result = main(["--model", str(out), "--dataset", str(only_test), "--split", "test", "--out", str(tmp_path / "eval")])
     assert result["num_examples"] == 7 and (tmp_path / "eval" / "confusion_matrix_test.png").is_file()
+    assert result["tta"] == "flip"  # the default, as predict's
     assert not (out / "confusion_matrix_test.png").exists()  # nothing written beside the model

@@ -71,6 +71,15 @@ def test_cli_video_writes_csv_video_and_plot(clip, tmp_path, capsys):
     assert "face 1: mostly" in capsys.readouterr().out
 
 
+def test_an_annotated_mp4_is_one_browsers_play(clip, tmp_path):
+    import cv2
+
+    assert main(["video", str(clip), "--csv", str(tmp_path / "f.csv"), "--out", str(tmp_path / "a.mp4")]) == 0
+    capture = cv2.VideoCapture(str(tmp_path / "a.mp4"))
+    assert int(capture.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little") == b"VP90"  # VP9, not MPEG-4 Part 2
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 20
+
+
 def test_cli_predict_folder_skips_what_is_not_an_image(tmp_path, astronaut, capsys):
     folder = tmp_path / "photos"
     (folder / "sub").mkdir(parents=True)
@@ -86,6 +95,26 @@ def test_cli_predict_folder_skips_what_is_not_an_image(tmp_path, astronaut, caps
     rows = list(csv.DictReader(open(tmp_path / "faces.csv")))
     assert len(rows) == 1 and rows[0]["label"] in EMOTIONS
     assert (tmp_path / "ann" / "astronaut_annotated.png").is_file()
+
+
+def test_cli_annotations_mirror_the_input_folders(tmp_path, astronaut):
+    for name in ("a", "b/c"):
+        (tmp_path / "in" / name).mkdir(parents=True)
+        astronaut.save(tmp_path / "in" / name / "x.jpg")
+    assert main(["predict", str(tmp_path / "in"), "--annotate", str(tmp_path / "ann")]) == 0
+    assert sorted(p.relative_to(tmp_path / "ann").as_posix() for p in (tmp_path / "ann").rglob("*.png")) == [
+        "a/x_annotated.png", "b/c/x_annotated.png"]
+
+
+@pytest.mark.parametrize("args, says", [(["--threads", "0", "predict", "x.jpg"], "must be at least 1"),
+                                        (["video", "clip.mp4", "--csv", "f.csv", "--every", "0"], "at least 1"),
+                                        (["video", "clip.mp4", "--csv", "f.csv", "--out", "a.mov"], "--out must end in")])
+def test_cli_refuses_bad_options_before_any_work(tmp_path, monkeypatch, capsys, args, says):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stopped:
+        main(args)
+    assert stopped.value.code == 2 and says in capsys.readouterr().err
+    assert not (tmp_path / "f.csv").exists()
 
 
 def test_cli_predict_json(tmp_path, astronaut, capsys):

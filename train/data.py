@@ -7,6 +7,8 @@ Labels are mapped by name onto FER-2013's order; splits are `train`, `validation
 from __future__ import annotations
 
 import logging
+import math
+from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -41,9 +43,24 @@ def load_fer_dataset(source: str, validation_fraction: float = 0.1, seed: int = 
     if "train" not in dataset:
         raise DatasetFormatError(f"{source} has no train split to train on (splits: {sorted(dataset)})")
     if "validation" not in dataset:
+        check_splittable(dataset["train"], validation_fraction, source)
         parts = dataset["train"].train_test_split(test_size=validation_fraction, stratify_by_column="label", seed=seed)
         dataset["train"], dataset["validation"] = parts["train"], parts["test"]
     return dataset
+
+
+def check_splittable(split: Dataset, fraction: float, source: str) -> None:
+    """Refuse, in one line, a train split too small to lose a `fraction` stratified by class to validation."""
+    counts = Counter(split["label"])
+    classes, total = len(counts), len(split)
+    minimum = max(math.floor((classes - 1) / fraction) + 1, 2 * classes)  # ceil(fraction * n) faces of each class
+    if total < minimum:
+        raise DatasetFormatError(f"{source}: {total} images of {classes} classes; splitting off a validation part "
+                                 f"({fraction:.0%}, every class in it) needs at least {minimum}")
+    scarce = sorted(FEATURES["label"].int2str(label) for label, n in counts.items() if n < 2)
+    if scarce:
+        raise DatasetFormatError(f"{source}: {', '.join(scarce)} {'has' if len(scarce) == 1 else 'have'} one image; "
+                                 "every class needs at least 2 (one to train on, one to validate)")
 
 
 def load_split(source: str, split: str) -> Dataset:
@@ -62,7 +79,7 @@ def read_splits(source: str) -> DatasetDict:
                               or path.suffix == ".csv"):
         raise DatasetFormatError(f"no such dataset folder or file: {source} (a Hub dataset id looks like user/name)")
     csv = path if path.suffix == ".csv" else next(iter(sorted(path.glob("*.csv"))), None) if path.is_dir() else None
-    with _quiet_dataset_cards():
+    with _quiet_dataset_cards(), _no_bars_for(path):
         if csv is not None:
             dataset = _from_kaggle_csv(csv)
         elif path.is_dir() and _is_image_folder(path):
@@ -75,8 +92,8 @@ def read_splits(source: str) -> DatasetDict:
             except (ConnectionError, FileNotFoundError, DatasetNotFoundError) as err:
                 raise DatasetFormatError(f"no such dataset folder: {source}, and no Hub dataset {source} could be "
                                          f"loaded ({type(err).__name__})") from err
-    dataset = DatasetDict({SPLIT_ALIASES.get(name.lower(), name): split for name, split in dataset.items()})
-    return DatasetDict({name: to_canonical(split) for name, split in dataset.items()})
+        dataset = DatasetDict({SPLIT_ALIASES.get(name.lower(), name): split for name, split in dataset.items()})
+        return DatasetDict({name: to_canonical(split) for name, split in dataset.items()})
 
 
 @contextmanager
@@ -89,6 +106,21 @@ def _quiet_dataset_cards():
         yield
     finally:
         logger.setLevel(level)
+
+
+@contextmanager
+def _no_bars_for(path: Path):
+    """No progress bars ("Downloading data" among them) while `datasets` reads a local folder or file."""
+    import datasets
+
+    quiet = path.exists() and not datasets.are_progress_bars_disabled()
+    if quiet:
+        datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if quiet:
+            datasets.enable_progress_bars()
 
 
 def to_canonical(split: Dataset) -> Dataset:

@@ -20,6 +20,7 @@ import torch
 from fer_model import EmotionRecognizer
 from fer_model.classifier import BACKENDS
 from fer_model.config import PRECISIONS
+from fer_model.predictor import DEFAULT_TTA
 from fer_model.preprocess import normalize
 from fer_model.tta import TTA_MODES, average_probabilities
 
@@ -62,7 +63,8 @@ def main(argv=None) -> dict:
                    help="the float or the int8 graph (default: int8 where the model has one, on the onnx backend)")
     p.add_argument("--dataset", required=True, help="Hub dataset id, parquet folder, fer2013.csv or image folder")
     p.add_argument("--split", default="validation")
-    p.add_argument("--tta", choices=TTA_MODES, default="none", help="test-time augmentation")
+    p.add_argument("--tta", choices=TTA_MODES, default=DEFAULT_TTA,
+                   help=f"test-time augmentation (default: {DEFAULT_TTA}, as predict)")
     p.add_argument("--limit", type=int, default=None, help="evaluate on a seeded subset of this many images")
     p.add_argument("--out", default=None, help="folder for the plots (default: evaluation/<model>)")
     args = p.parse_args(argv)

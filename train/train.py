@@ -227,6 +227,7 @@ def main(argv=None) -> dict:
             order = epoch_order(epoch)
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), device=device)
+            seen = torch.zeros((), device=device)
             shown = 0.0
             bar = tqdm(range(progress.step, steps_per_epoch), disable=not is_main, leave=False,
                        desc=f"epoch {epoch + 1}/{epochs(scheduler, steps_per_epoch)}")
@@ -254,6 +255,7 @@ def main(argv=None) -> dict:
                     ema.update(accelerator.unwrap_model(model), step=global_step)
                 loss_sum += loss.detach() * len(idx)
                 correct += (logits.argmax(1) == targets).sum()
+                seen += len(idx)
                 if time.monotonic() - shown > 0.5 or step == steps_per_epoch - 1:  # no per-step device sync
                     bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
                     shown = time.monotonic()
@@ -264,9 +266,9 @@ def main(argv=None) -> dict:
                                       f"state saved to {out / CHECKPOINT}. Continue with --resume.")
                     accelerator.end_training()
                     raise SystemExit(130 if stop.received == "SIGINT" else 143)
-            seen = (steps_per_epoch - progress.step) * per_step
-            train_loss = accelerator.reduce(loss_sum, "sum").item() / max(seen, 1)
-            train_accuracy = accelerator.reduce(correct, "sum").item() / max(seen, 1)
+            seen = max(accelerator.reduce(seen, "sum").item(), 1)  # per sample, however few there are
+            train_loss = accelerator.reduce(loss_sum, "sum").item() / seen
+            train_accuracy = accelerator.reduce(correct, "sum").item() / seen
 
             eval_model = ema.module if ema else model
             val = validate(accelerator, eval_model, val_loader, val_x, val_y, pre, metric, config.labels)
