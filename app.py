@@ -42,6 +42,7 @@ EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "web", "exam
 pool = RecognizerPool(lambda: EmotionRecognizer.from_pretrained(
     os.environ.get("FER_MODEL_ID") or None, revision=os.environ.get("FER_MODEL_REVISION") or None,
     detector=os.environ.get("FER_DETECTOR") or None))
+LABELS = pool.run(lambda recognizer: recognizer.labels)  # the model's own: FER-2013's 7 emotions, or a fine-tune's
 
 
 class Photo(gr.Image):
@@ -111,7 +112,7 @@ def predict(image):
         image: the photo (JPEG, PNG, WebP or another image file).
 
     Returns:
-        The main face's label and the calibrated probability of each of the 7 emotions; an empty object when no face is found.
+        The main face's label and the calibrated probability of each of the model's labels; an empty object when no face is found.
     """
     return main_face_scores(read_faces(image)[1])
 
@@ -190,9 +191,9 @@ theme = gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"],
                        font_mono=["ui-monospace", "Consolas", "monospace"])
 
 with gr.Blocks(title="Facial expression recognition", analytics_enabled=False) as demo:
-    gr.Markdown("# Facial expression recognition\nFinds every face and reads one of 7 emotions: "
-                "angry, disgust, fear, happy, sad, surprise, neutral. A small CNN trained on FER-2013; "
-                "confidences are calibrated, and unsure readings say so.")
+    gr.Markdown(f"# Facial expression recognition\nFinds every face and reads one of {len(LABELS)} labels: "
+                f"{', '.join(LABELS)}. A small CNN trained on FER-2013; confidences are calibrated, and unsure "
+                "readings say so.")
     with gr.Tab("Photo"):
         with gr.Row():
             with gr.Column():
@@ -254,7 +255,7 @@ demo.queue(max_size=64, default_concurrency_limit=pool.workers)
 def create_server() -> FastAPI:
     """One ASGI application: `/v1` (HTTP API), `/mcp` (MCP tools) and the Gradio app at `/`."""
     mcp = create_mcp(pool, gr.utils.get_upload_folder(),
-                     lambda recognizer, path: analyze_clip(recognizer, path)[0].to_dict())
+                     lambda recognizer, path: analyze_clip(recognizer, path)[0].to_dict(), LABELS)
     mcp_app = mcp.streamable_http_app()
 
     @contextlib.asynccontextmanager

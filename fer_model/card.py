@@ -77,7 +77,7 @@ datasets: [fer2013]
 
 # Facial expression recognition
 
-A small CNN for 48x48 grayscale faces that reads 7 emotions: {", ".join(config.labels)}.
+A small CNN for 48x48 grayscale faces that reads {len(config.labels)} labels: {", ".join(config.labels)}.
 `model.onnx` is the network (input `faces`, output `logits`), `config.json` its preprocessing and
 calibration, `yunet.onnx` the face detector.
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import inspect
 import ipaddress
 import tempfile
 import urllib.parse
@@ -107,8 +108,9 @@ async def _fetch(url: str, max_bytes: int) -> tuple[bytes, str]:
     return response.content, Path(urllib.parse.urlparse(url).path).suffix.lower()
 
 
-def create_mcp(pool: RecognizerPool, upload_folder: str | Path, analyze_clip) -> FastMCP:
-    """The MCP server: photos run on `pool`; `analyze_clip(recognizer, path) -> dict` analyses a video file."""
+def create_mcp(pool: RecognizerPool, upload_folder: str | Path, analyze_clip, labels) -> FastMCP:
+    """The MCP server: photos run on `pool`, whose model reads `labels`; `analyze_clip(recognizer, path) -> dict`
+    analyses a video file."""
     server = FastMCP("facial-expressions", streamable_http_path="/", stateless_http=True, json_response=True,
                      max_request_body_size=MAX_BYTES * 4 // 3 + (1 << 20),  # a data: URL is base64
                      transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False))
@@ -117,14 +119,12 @@ def create_mcp(pool: RecognizerPool, upload_folder: str | Path, analyze_clip) ->
         data, _ = await read_reference(image, upload_folder)
         return await pool.run_async(lambda recognizer: analyze_photo(recognizer, data))
 
-    @server.tool()
-    async def predict(image: PhotoReference) -> dict:
-        """The emotion of the main (largest) face in a photo.
+    @server.tool(description=inspect.cleandoc(f"""The emotion of the main (largest) face in a photo.
 
-        Returns the face's `label` (one of angry, disgust, fear, happy, sad, surprise or neutral), its
-        `confidence`, `scores` (the calibrated probability of each emotion), `uncertain` (true when the model
-        is unsure) and `box` [x, y, width, height] in pixels; `count` 0 and a `message` when no face is found.
-        """
+        Returns the face's `label` (one of {', '.join(labels[:-1])} or {labels[-1]}), its `confidence`, `scores`
+        (the calibrated probability of each label), `uncertain` (true when the model is unsure) and `box`
+        [x, y, width, height] in pixels; `count` 0 and a `message` when no face is found."""))
+    async def predict(image: PhotoReference) -> dict:
         result = await photo(image)
         return {"count": result["count"], **result["faces"][0]} if result["faces"] else {"count": 0, "message": NO_FACE}
 
@@ -133,7 +133,7 @@ def create_mcp(pool: RecognizerPool, upload_folder: str | Path, analyze_clip) ->
         """Every face in a photo with its emotion.
 
         Returns the image size, `count`, and for each face, largest first: `box` [x, y, width, height] in
-        pixels, `label`, `confidence`, `scores` (the calibrated probability of each emotion), `uncertain`
+        pixels, `label`, `confidence`, `scores` (the calibrated probability of each label), `uncertain`
         (true when the model is unsure) and `detection_score`; `count` 0 and a `message` when no face is found.
         """
         return await photo(image)

@@ -42,6 +42,18 @@ def create_classifier(backend: str, folder: str | Path, threads: int | None = No
     raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
+def find_faces(detector: FaceDetector, frame: np.ndarray, size: int) -> list[tuple[Box, float | None, np.ndarray]]:
+    """(box, detection score, `size` x `size` grayscale crop) for each face `detector` finds in an RGB array,
+    largest first; an image with none that is small and near-square (a face crop) is one face, whole."""
+    gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    faces = detector.detect(frame)
+    if faces:
+        return [(f.box, f.score, crop_face(gray, f.box, detector.framing, size)) for f in faces]
+    if looks_like_face_crop((frame.shape[1], frame.shape[0])):
+        return [((0, 0, frame.shape[1], frame.shape[0]), None, to_face_array(gray, size))]
+    return []
+
+
 def label_position(box: Box, label_size: tuple[int, int], image_size: tuple[int, int]) -> tuple[int, int]:
     """Top-left corner of a face's label: above its box, else below it, moved left and up as far as needed
     for the whole label to lie inside the image."""
@@ -187,14 +199,7 @@ class EmotionRecognizer:
 
     def find_faces(self, frame: np.ndarray) -> list[tuple[Box, float | None, np.ndarray]]:
         """(box, detection score, `image_size` grayscale crop) for each face of an RGB array, largest first."""
-        size = self.config.preprocessing.image_size
-        gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-        faces = self.detector.detect(frame)
-        if faces:
-            return [(f.box, f.score, crop_face(gray, f.box, self.detector.framing, size)) for f in faces]
-        if looks_like_face_crop((frame.shape[1], frame.shape[0])):
-            return [((0, 0, frame.shape[1], frame.shape[0]), None, to_face_array(gray, size))]
-        return []
+        return find_faces(self.detector, frame, self.config.preprocessing.image_size)
 
     def prediction(self, box: Box, scores: dict[str, float], detection_score: float | None = None) -> FacePrediction:
         """A `FacePrediction` from calibrated scores, flagged when the config's uncertainty thresholds say so."""

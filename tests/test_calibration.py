@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from fer_model import EMOTIONS, FacePrediction
-from train.calibration import fit_calibration, fit_uncertainty, nll
+from fer_model.calibrate import fit_calibration, fit_uncertainty, nll
 from train.evaluate import load_metric
 
 from .conftest import synthetic_faces
@@ -103,3 +103,63 @@ def test_explain_gives_one_heatmap_per_face_and_an_overlay(recognizer, astronaut
     assert explanation.overlay.size == astronaut.size
     assert np.asarray(explanation.overlay).tobytes() != np.asarray(astronaut).tobytes()
     assert [f.label for f in explanation.faces] == [f.label for f in recognizer.predict(astronaut)]
+
+
+def _faces_of(classes, n, seed=0, sharpness=4.0):
+    """(views=1, n, 7) logits of an over-confident model on faces of `classes` only, and their labels."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.tensor(classes)[torch.randint(len(classes), (n,), generator=generator)]
+    true_logits = torch.randn(n, 7, generator=generator)
+    true_logits[torch.arange(n), labels] += 1.5
+    return (true_logits * sharpness)[None].numpy(), labels.numpy()
+
+
+def _base():
+    from fer_model.config import Calibration
+
+    return Calibration({"none": 1.6}, {"none": (0.1, -0.2, 0.0, 0.3, 0.1, -0.3, 0.0)},
+                       {"min_confidence": 0.52, "min_margin": 0.23})
+
+
+def test_few_faces_keep_the_base_calibration_and_say_so():
+    from fer_model.calibrate import choose_calibration
+
+    logits, labels = _faces_of([3, 4, 5], 30)
+    fitted = choose_calibration({"none": logits}, labels, 7, _base())
+    assert fitted.method == "base" and "only 30 faces" in fitted.reason
+    assert fitted.fields == {"temperatures": {"none": 1.6}, "class_biases": {"none": _base().class_bias("none")},
+                             "uncertainty": {"min_confidence": 0.52, "min_margin": 0.23}}
+
+
+def test_three_classes_of_seven_get_a_bounded_fit():
+    from fer_model.calibrate import choose_calibration, nll
+
+    logits, labels = _faces_of([3, 4, 5], 300)
+    fitted = choose_calibration({"none": logits}, labels, 7, _base())
+    temperature, bias = fitted.fields["temperatures"]["none"], fitted.fields["class_biases"]["none"]
+    assert fitted.method == "regularised" and 0.5 <= temperature <= 5
+    assert max(bias) - min(bias) <= 2 and sum(bias) == pytest.approx(0, abs=1e-3)  # within ±1, stored centred
+    assert max(bias[i] for i in (0, 1, 2, 6)) < min(bias[i] for i in (3, 4, 5))  # absent classes read less, boundedly
+    assert fitted.fields["uncertainty"] == {"min_confidence": 0.52, "min_margin": 0.23}  # never 0 by accident
+    held_out, held_labels = _faces_of([3, 4, 5], 2000, seed=1)
+    assert nll(held_out, held_labels, temperature, bias) < nll(held_out, held_labels) - 0.1
+
+
+def test_enough_faces_of_every_class_get_the_full_fit():
+    from fer_model.calibrate import choose_calibration
+
+    logits, labels = _faces_of(list(range(7)), 2000)
+    fitted = choose_calibration({"none": logits}, labels, 7)
+    assert fitted.method == "full" and fitted.fields["temperatures"]["none"] == pytest.approx(4, rel=0.35)
+    assert set(fitted.fields["uncertainty"]) == {"min_confidence", "min_margin"}
+    assert all(v > 0 for v in fitted.fields["uncertainty"].values())
+
+
+def test_faces_of_one_class_get_a_temperature_alone():
+    from fer_model.calibrate import choose_calibration
+
+    logits, labels = _faces_of([3], 80)
+    fitted = choose_calibration({"none": logits, "flip": np.concatenate([logits, logits])}, labels, 7)
+    assert fitted.method == "temperature" and fitted.fields["class_biases"] == {}
+    assert set(fitted.fields["temperatures"]) == {"none", "flip"} and fitted.fields["uncertainty"] == {
+        "min_confidence": 0.5, "min_margin": 0.2}  # no base: the documented defaults

@@ -81,8 +81,8 @@ model-index:
 
 # {model_name}: facial expression recognition on FER-2013
 
-A VGG-style CNN (`fer_model.EmotionCNN`) trained from scratch on 48x48 grayscale faces. It predicts
-7 emotions in FER-2013's order: {", ".join(config["labels"])}. Files: `model.onnx` (the network, BatchNorms
+A VGG-style CNN (`fer_model.EmotionCNN`) trained on 48x48 grayscale faces. It predicts
+{len(config["labels"])} labels, in this order: {", ".join(config["labels"])}. Files: `model.onnx` (the network, BatchNorms
 folded; input `faces`, output `logits`){", `model_int8.onnx` (its int8 version)" if int8 else ""},
 `model.safetensors` (the weights, for training and the torch backend), `config.json` (preprocessing,
 calibration, uncertainty thresholds) and, on the Hub, `yunet.onnx` (the face detector).

@@ -2,7 +2,9 @@
 
 Layouts: Kaggle's `fer2013.csv` (emotion, pixels, Usage: the original release), a Hub dataset id
 or a local `datasets` folder (parquet), and image folders (`train/<class>/*.jpg`, `test/<class>/*.jpg`).
-Labels are mapped by name onto FER-2013's order; splits are `train`, `validation` and, when present, `test`.
+Labels that name FER-2013's emotions are mapped by name onto its order; other label sets (FER+'s contempt,
+positive / negative / neutral) are kept as the data names them. Splits are `train`, `validation` and, when
+present, `test`.
 """
 from __future__ import annotations
 
@@ -36,17 +38,26 @@ class DatasetFormatError(ValueError):
     """The dataset cannot be found or read as FER-2013 (no such path, unknown labels, missing columns or splits)."""
 
 
-def load_fer_dataset(source: str, validation_fraction: float = 0.1, seed: int = 0) -> DatasetDict:
+def load_fer_dataset(source: str, validation_fraction: float | None = None, seed: int = 0,
+                     own_labels: bool = False) -> DatasetDict:
     """Read `source` (Hub id, parquet folder, fer2013.csv or image folder) as train/validation[/test];
-    without a validation split, a stratified `validation_fraction` of train becomes one."""
-    dataset = read_splits(source)
+    without a validation split, a stratified `validation_fraction` of train becomes one (default
+    `held_out_fraction`). Labels: `to_canonical`."""
+    dataset = read_splits(source, own_labels)
     if "train" not in dataset:
         raise DatasetFormatError(f"{source} has no train split to train on (splits: {sorted(dataset)})")
     if "validation" not in dataset:
+        validation_fraction = validation_fraction or held_out_fraction(len(dataset["train"]))
         check_splittable(dataset["train"], validation_fraction, source)
         parts = dataset["train"].train_test_split(test_size=validation_fraction, stratify_by_column="label", seed=seed)
         dataset["train"], dataset["validation"] = parts["train"], parts["test"]
     return dataset
+
+
+def held_out_fraction(images: int) -> float:
+    """The share of a train split held out for validation and calibration: 10% of a large one, and up to 30% of a
+    small one, so that about 150 faces are there to calibrate on (`fer_model.calibrate`)."""
+    return min(0.3, max(0.1, 150 / images))
 
 
 def check_splittable(split: Dataset, fraction: float, source: str) -> None:
@@ -57,23 +68,23 @@ def check_splittable(split: Dataset, fraction: float, source: str) -> None:
     if total < minimum:
         raise DatasetFormatError(f"{source}: {total} images of {classes} classes; splitting off a validation part "
                                  f"({fraction:.0%}, every class in it) needs at least {minimum}")
-    scarce = sorted(FEATURES["label"].int2str(label) for label, n in counts.items() if n < 2)
+    scarce = sorted(split.features["label"].int2str(label) for label, n in counts.items() if n < 2)
     if scarce:
         raise DatasetFormatError(f"{source}: {', '.join(scarce)} {'has' if len(scarce) == 1 else 'have'} one image; "
                                  "every class needs at least 2 (one to train on, one to validate)")
 
 
-def load_split(source: str, split: str) -> Dataset:
+def load_split(source: str, split: str, own_labels: bool = False) -> Dataset:
     """One split of `source` (train, validation, test or an alias such as PublicTest), with no other split needed."""
-    dataset = read_splits(source)
+    dataset = read_splits(source, own_labels)
     name = SPLIT_ALIASES.get(split.lower(), split)
     if name not in dataset:
         raise DatasetFormatError(f"split {split!r} not in {source} (splits: {sorted(dataset)})")
     return dataset[name]
 
 
-def read_splits(source: str) -> DatasetDict:
-    """Every split of `source` as it is, canonical names and labels."""
+def read_splits(source: str, own_labels: bool = False) -> DatasetDict:
+    """Every split of `source` as it is, canonical names and labels (`to_canonical`)."""
     path = Path(source)
     if not path.exists() and (path.is_absolute() or source.startswith((".", "~")) or source.count("/") != 1
                               or path.suffix == ".csv"):
@@ -93,7 +104,7 @@ def read_splits(source: str) -> DatasetDict:
                 raise DatasetFormatError(f"no such dataset folder: {source}, and no Hub dataset {source} could be "
                                          f"loaded ({type(err).__name__})") from err
         dataset = DatasetDict({SPLIT_ALIASES.get(name.lower(), name): split for name, split in dataset.items()})
-        return DatasetDict({name: to_canonical(split) for name, split in dataset.items()})
+        return DatasetDict({name: to_canonical(split, own_labels) for name, split in dataset.items()})
 
 
 @contextmanager
@@ -123,29 +134,33 @@ def _no_bars_for(path: Path):
             datasets.enable_progress_bars()
 
 
-def to_canonical(split: Dataset) -> Dataset:
-    """Columns `image` and `label`, with labels remapped by name onto FER-2013's order."""
+def to_canonical(split: Dataset, own_labels: bool = False) -> Dataset:
+    """Columns `image` and `label`. Labels that name FER-2013's emotions (any subset, aliases too) are remapped
+    by name onto its 7-label order; other label sets, or any with `own_labels`, are kept as the data names them."""
     image_column = next((name for name, f in split.features.items() if isinstance(f, Image)), None)
     label_column = next((name for name, f in split.features.items() if isinstance(f, ClassLabel)), None)
     if image_column is None or label_column is None:
         raise DatasetFormatError(f"expected an image column and a ClassLabel column, found {dict(split.features)}")
     names = split.features[label_column].names
-    mapping = map_label_names(names)
     split = split.select_columns([image_column, label_column]).rename_columns(
         {image_column: "image", label_column: "label"})
+    mapping = None if own_labels else map_label_names(names)
+    if mapping is None:
+        own = [n.strip().lower() for n in names]
+        if len(set(own)) != len(own):
+            raise DatasetFormatError(f"label names {list(names)} repeat themselves")
+        return split.cast(Features({"image": Image(), "label": ClassLabel(names=own)}))
     if mapping != list(range(len(EMOTIONS))):
         split = split.map(lambda batch: {"label": [mapping[i] for i in batch["label"]]}, batched=True,
                           features=Features({"image": split.features["image"], "label": FEATURES["label"]}))
     return split.cast(FEATURES)
 
 
-def map_label_names(names: list[str]) -> list[int]:
-    """For each dataset label name, its FER-2013 id; refuse names that are not the 7 emotions."""
+def map_label_names(names: list[str]) -> list[int] | None:
+    """For each dataset label name, its FER-2013 id; None when some name is not one of the 7 emotions."""
     canonical = [LABEL_ALIASES.get(n.strip().lower(), n.strip().lower()) for n in names]
-    unknown = [n for n, c in zip(names, canonical) if c not in EMOTIONS]
-    if unknown or len(set(canonical)) != len(canonical):
-        raise DatasetFormatError(f"label names {list(names)} do not match FER-2013's emotions {list(EMOTIONS)}"
-                                 + (f" (unknown: {unknown})" if unknown else " (duplicates)"))
+    if any(c not in EMOTIONS for c in canonical) or len(set(canonical)) != len(canonical):
+        return None
     return [EMOTIONS.index(c) for c in canonical]
 
 
@@ -183,9 +198,47 @@ def _pixels_to_image(pixels: str):
     return PILImage.fromarray(values.reshape(side, side), "L")
 
 
-def to_tensors(split: Dataset, image_size: int = 48, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Decode a split once into uint8 faces (N, size, size) and int64 labels (N,)."""
+def to_tensors(split: Dataset, image_size: int = 48, limit: int | None = None,
+               faces: str = "whole") -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode a split once into uint8 faces (N, size, size) and int64 labels (N,). `faces` "whole" resizes each
+    image whole; "crop" finds its face as `predict` does and keeps images with exactly one (`face_crops`)."""
     if limit is not None:
         split = split.shuffle(seed=0).select(range(min(limit, len(split))))
-    faces = np.stack([to_face_array(image, image_size) for image in split["image"]])
-    return torch.from_numpy(faces), torch.tensor(split["label"], dtype=torch.int64)
+    if faces == "crop":
+        crops, labels, _ = face_crops(split, image_size)
+        return torch.from_numpy(crops), torch.tensor(labels, dtype=torch.int64)
+    crops = np.stack([to_face_array(image, image_size) for image in split["image"]])
+    return torch.from_numpy(crops), torch.tensor(split["label"], dtype=torch.int64)
+
+
+def face_crops(split: Dataset, image_size: int = 48) -> tuple[np.ndarray, list[int], dict]:
+    """Each image's one face, cropped as `predict` crops it (a face-sized image whole): uint8 faces (N, size,
+    size), their labels, and how many images were used and skipped (no face, several faces), also printed."""
+    from fer_model.detection import create_detector
+    from fer_model.image_io import load_image
+    from fer_model.predictor import find_faces
+
+    detector = create_detector()
+    crops, labels, counts = [], [], {"used": 0, "no face": 0, "several faces": 0}
+    for image, label in zip(split["image"], split["label"]):
+        found = find_faces(detector, np.asarray(load_image(image)), image_size)
+        kind = "used" if len(found) == 1 else "no face" if not found else "several faces"
+        counts[kind] += 1
+        if kind == "used":
+            crops.append(found[0][2])
+            labels.append(label)
+    print(f"faces: {counts['used']} of {len(split)} images used; skipped {counts['no face']} with no face and "
+          f"{counts['several faces']} with several")
+    if not crops:
+        raise DatasetFormatError("no image has exactly one face: check the folder, or train on whole images "
+                                 "with --faces whole")
+    return np.stack(crops), labels, counts
+
+
+def faces_mode(option: str, source: str) -> str:
+    """`--faces`: "crop" or "whole" as given; "auto" crops in a folder of images in class subfolders (photos,
+    as `predict` sees them) and takes a dataset's images (FER-2013's crops) whole."""
+    if option != "auto":
+        return option
+    path = Path(source)
+    return "crop" if path.is_dir() and not any(path.glob("*.csv")) and _is_image_folder(path) else "whole"

@@ -17,7 +17,7 @@ import evaluate
 import numpy as np
 import torch
 
-from fer_model import EmotionRecognizer
+from fer_model import EMOTIONS, EmotionRecognizer
 from fer_model.classifier import BACKENDS
 from fer_model.config import PRECISIONS
 from fer_model.predictor import DEFAULT_TTA
@@ -66,17 +66,20 @@ def main(argv=None) -> dict:
     p.add_argument("--tta", choices=TTA_MODES, default=DEFAULT_TTA,
                    help=f"test-time augmentation (default: {DEFAULT_TTA}, as predict)")
     p.add_argument("--limit", type=int, default=None, help="evaluate on a seeded subset of this many images")
+    p.add_argument("--faces", choices=["auto", "crop", "whole"], default="auto",
+                   help="crop each image's face as predict does (auto: in image folders), or take images whole")
     p.add_argument("--out", default=None, help="folder for the plots (default: evaluation/<model>)")
     args = p.parse_args(argv)
 
-    from .data import DatasetFormatError, load_split, to_tensors
+    from .data import DatasetFormatError, faces_mode, load_split, to_tensors
 
     recognizer = EmotionRecognizer.from_pretrained(args.model, args.revision, backend=args.backend, precision=args.precision)
     try:
-        split = load_split(args.dataset, args.split)
+        split = load_split(args.dataset, args.split, own_labels=recognizer.labels != EMOTIONS)
+        faces, labels = to_tensors(split, recognizer.config.preprocessing.image_size, args.limit,
+                                   faces_mode(args.faces, args.dataset))
     except DatasetFormatError as err:
         p.error(str(err))
-    faces, labels = to_tensors(split, recognizer.config.preprocessing.image_size, args.limit)
     temperature, class_bias = recognizer.calibration.temperature(args.tta), recognizer.calibration.class_bias(args.tta)
     metrics = score(collect_logits(recognizer, faces, args.tta), labels, recognizer.labels, temperature, class_bias)
     out = Path(args.out or Path("evaluation") / re.sub(r"[^\w.-]+", "_", args.model or "default").strip("_"))

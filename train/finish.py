@@ -12,8 +12,8 @@ import shlex
 from dataclasses import replace
 from pathlib import Path
 
-from fer_model import EmotionRecognizer
-from fer_model.hub import CONFIG_NAME, read_config
+from fer_model import EMOTIONS, EmotionRecognizer
+from fer_model.hub import CONFIG_NAME, read_config, resolve
 from fer_model.tta import TTA_MODES
 
 from .calibration import calibrate
@@ -25,11 +25,12 @@ from .report import COMMAND_FILE, classification_report, plot_confusion_matrix, 
 def finish_run(folder: str | Path, split, history: list | None = None, command: str | None = None,
                dataset: str = "", split_sizes: dict | None = None, limit: int | None = None,
                fine_tuned_from: str | None = None, teachers: list[str] | tuple[str, ...] = (),
-               quantize_faces=None) -> dict:
+               quantize_faces=None, base=None, faces: str = "whole") -> dict:
     """Fit the calibration (temperature and class bias) per TTA mode and the uncertainty thresholds on `split`
     (validation), store them in config.json, score every mode before and after, write metrics.json, the
     plots, the report and the card. With `quantize_faces` (uint8 training faces that set its ranges), also
-    the int8 model, calibrated and scored the same way (`train.quantize`).
+    the int8 model, calibrated and scored the same way (`train.quantize`). With few validation faces the
+    calibration falls back as `fer_model.calibrate` says, on `base` (the fine-tuned model's calibration) last.
 
     Returns the metrics of the plain (no TTA) mode."""
     from .data import to_tensors
@@ -37,9 +38,9 @@ def finish_run(folder: str | Path, split, history: list | None = None, command: 
     folder = Path(folder)
     recognizer = EmotionRecognizer.from_pretrained(folder, precision="fp32")
     config = recognizer.config
-    faces, labels = to_tensors(split, config.preprocessing.image_size, limit)
+    faces, labels = to_tensors(split, config.preprocessing.image_size, limit, faces)
     modes = TTA_MODES if config.preprocessing.crop_size else ("none", "flip")
-    results, fields, uncertainty = calibrate(recognizer, faces, labels, modes)
+    results, fields, uncertainty = calibrate(recognizer, faces, labels, modes, base)
     temperatures = fields["temperatures"]
     config = replace(config, **fields)
     (folder / CONFIG_NAME).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
@@ -61,6 +62,7 @@ def finish_run(folder: str | Path, split, history: list | None = None, command: 
     if command:
         write_model_card(folder, results, command.strip(), dataset, split_sizes or {}, config.to_dict(), history,
                          fine_tuned_from=fine_tuned_from, teachers=teachers, int8=metrics.get("int8"))
+    print(f"calibration: {uncertainty['method']} ({uncertainty['reason']})")
     print(f"uncertain when confidence < {uncertainty['min_confidence']} or margin < {uncertainty['min_margin']}: "
           f"{uncertainty['flagged_fraction']:.1%} of validation faces flagged")
     for mode in modes:
@@ -78,7 +80,7 @@ def main(argv=None) -> dict:
     p.add_argument("--limit-val", type=int, default=None)
     args = p.parse_args(argv)
 
-    from .data import DatasetFormatError, read_splits
+    from .data import DatasetFormatError, faces_mode, read_splits
     from .quantize import range_faces
 
     folder = Path(args.folder)
@@ -86,22 +88,26 @@ def main(argv=None) -> dict:
     history = [json.loads(line) for line in history_file.read_text().splitlines()] if history_file.is_file() else None
     command_file = folder / COMMAND_FILE
     command = command_file.read_text().strip() if command_file.is_file() else "(command not recorded)"
+    run, config = training_arguments(command), read_config(folder)
     try:
-        splits = read_splits(args.dataset)
+        splits = read_splits(args.dataset, own_labels=config.labels != EMOTIONS)
     except DatasetFormatError as err:
         p.error(str(err))
+    faces = faces_mode(run.faces if run is not None else "auto", args.dataset)
     if "validation" not in splits:
         p.error(f"{args.dataset} has no validation split to calibrate on (splits: {sorted(splits)})")
     split = splits["validation"]
     sizes = {"validation": len(split) if args.limit_val is None else min(args.limit_val, len(split))}
-    run = training_arguments(command)
     if run is not None and "train" in splits:
         sizes = {"train": min(len(splits["train"]), run.limit_train or len(splits["train"])), **sizes}
-    size = read_config(folder).preprocessing.image_size
-    quantize_faces = range_faces(splits["train"], size) if "train" in splits else None
-    return finish_run(folder, split, history, command, args.dataset, sizes, args.limit_val,
-                      fine_tuned_from=run.init_from if run is not None else None,
-                      teachers=run.teacher if run is not None else (), quantize_faces=quantize_faces)
+    size = config.preprocessing.image_size
+    quantize_faces = range_faces(splits["train"], size, faces=faces) if "train" in splits else None
+    source = run.init_from if run is not None else None
+    base = read_config(resolve(source)) if source else None
+    return finish_run(folder, split, history, command, args.dataset, sizes, args.limit_val, fine_tuned_from=source,
+                      teachers=run.teacher if run is not None else (), quantize_faces=quantize_faces,
+                      base=base.calibration() if base and base.labels == config.labels else None,
+                      faces=faces)
 
 
 def training_arguments(command: str):

@@ -42,6 +42,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--init-from", default=None, metavar="MODEL",
                    help="fine-tune: start from this model folder or Hub id, its architecture and preprocessing "
                         "(--widths, --convs-per-stage, --hidden, --dropout and --crop-size are then ignored)")
+    p.add_argument("--own-labels", action="store_true",
+                   help="train a head for the data's own classes even where they are some of FER-2013's (by default "
+                        "such a folder keeps the 7-class head; classes FER-2013 lacks always get a head of their own)")
+    p.add_argument("--faces", choices=["auto", "crop", "whole"], default="auto",
+                   help="crop: find the face in each image as predict does (one face, else the image is skipped); "
+                        "whole: resize each image whole; auto: crop in image folders, whole in datasets")
     p.add_argument("--teacher", nargs="+", default=[], metavar="MODEL",
                    help="distil from these model folders or Hub ids (their softened probabilities are averaged)")
     p.add_argument("--kd-temperature", type=float, default=4.0, help="softening temperature of distillation")

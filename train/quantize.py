@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_model import EmotionRecognizer
+from fer_model import EMOTIONS, EmotionRecognizer
 from fer_model.classifier import INPUT, INT8_NAME, ONNX_NAME, OnnxClassifier
 from fer_model.hub import CONFIG_NAME, read_config
 from fer_model.preprocess import normalize
@@ -28,12 +28,12 @@ QUANTIZE_FACES = 1024
 """Training faces whose activations set the int8 ranges."""
 
 
-def range_faces(train_split, image_size: int, count: int = QUANTIZE_FACES) -> np.ndarray:
-    """The training faces (uint8, a seeded subset of `count`) whose activations set the int8 ranges: the
-    same ones whether the trainer, `train.finish` or this command quantizes."""
+def range_faces(train_split, image_size: int, count: int = QUANTIZE_FACES, faces: str = "whole") -> np.ndarray:
+    """The training faces (uint8, a seeded subset of `count`, `faces` as `to_tensors` takes it) whose
+    activations set the int8 ranges: the same ones whether the trainer, `train.finish` or this command quantizes."""
     from .data import to_tensors
 
-    return to_tensors(train_split, image_size, count)[0].numpy()
+    return to_tensors(train_split, image_size, count, faces)[0].numpy()
 
 
 def quantize_onnx(source: Path, target: Path, inputs: np.ndarray) -> Path:
@@ -66,7 +66,7 @@ def add_int8(folder: str | Path, quantize_faces, faces, labels, float_results: d
     quantize_onnx(folder / ONNX_NAME, folder / INT8_NAME, ranges)
     recognizer = EmotionRecognizer(OnnxClassifier(folder / INT8_NAME), config)
     modes = TTA_MODES if pre.crop_size else ("none", "flip")
-    results, fields, uncertainty = calibrate(recognizer, faces, labels, modes)
+    results, fields, uncertainty = calibrate(recognizer, faces, labels, modes, base=config.calibration())
     config = replace(config, int8={"file": INT8_NAME, **fields})
     (folder / CONFIG_NAME).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     summary = {mode: {"accuracy": r["accuracy"], "macro_f1": r["macro_f1"], "ece": r["calibration"]["ece"],
@@ -87,15 +87,16 @@ def main(argv=None) -> dict:
     p.add_argument("--quantize-faces", type=int, default=QUANTIZE_FACES, help="training faces that set the int8 ranges")
     args = p.parse_args(argv)
 
-    from .data import DatasetFormatError, read_splits, to_tensors
+    from .data import DatasetFormatError, faces_mode, read_splits, to_tensors
 
+    config = read_config(args.folder)
     try:
-        splits = read_splits(args.dataset)
+        splits = read_splits(args.dataset, own_labels=config.labels != EMOTIONS)
     except DatasetFormatError as err:
         p.error(str(err))
-    size = read_config(args.folder).preprocessing.image_size
-    faces, labels = to_tensors(splits["validation"], size)
-    figures = add_int8(args.folder, range_faces(splits["train"], size, args.quantize_faces), faces, labels)
+    size, mode = config.preprocessing.image_size, faces_mode("auto", args.dataset)
+    faces, labels = to_tensors(splits["validation"], size, faces=mode)
+    figures = add_int8(args.folder, range_faces(splits["train"], size, args.quantize_faces, mode), faces, labels)
     metrics_file = Path(args.folder) / "metrics.json"
     if metrics_file.is_file():
         metrics = json.loads(metrics_file.read_text())

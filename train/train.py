@@ -17,7 +17,7 @@ import shutil
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -39,7 +39,7 @@ from fer_model.preprocess import normalize
 from fer_model.tta import center_crop
 
 from .augment import augment, random_crop
-from .data import DatasetFormatError, load_fer_dataset, to_tensors
+from .data import DatasetFormatError, faces_mode, load_fer_dataset, to_tensors
 from .evaluate import load_metric
 from .finish import finish_run
 from .options import parse_args
@@ -119,6 +119,16 @@ def epochs(scheduler, steps_per_epoch: int) -> int:
     return scheduler.t_initial // steps_per_epoch
 
 
+def with_new_head(model: torch.nn.Module, config: FERConfig) -> torch.nn.Module:
+    """A model for `config`'s labels carrying every weight of `model` whose shape fits (all but the head's last
+    layer): the backbone and the hidden layer are kept, the label layer starts afresh."""
+    fresh = build_model(config)
+    state = fresh.state_dict()
+    state.update({k: v for k, v in model.state_dict().items() if k in state and v.shape == state[k].shape})
+    fresh.load_state_dict(state)
+    return fresh
+
+
 def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     counts = torch.bincount(labels, minlength=num_classes).float().clamp(min=1)
     return (counts.mean() / counts) ** 0.5
@@ -151,11 +161,22 @@ def main(argv=None) -> dict:
                            preprocessing=PreprocessConfig(crop_size=args.crop_size))
     pre = config.preprocessing
     try:
-        data = load_fer_dataset(args.dataset, seed=args.seed)
+        data = load_fer_dataset(args.dataset, seed=args.seed, own_labels=args.own_labels)
     except DatasetFormatError as err:
         raise SystemExit(f"error: {err}") from None
-    train_x, train_y = (t.to(device) for t in to_tensors(data["train"], pre.image_size, args.limit_train))
-    val_x, val_y = (t.to(device) for t in to_tensors(data["validation"], pre.image_size, args.limit_val))
+    labels = tuple(data["train"].features["label"].names)
+    base = source.calibration() if initial is not None and source.labels == labels else None
+    if labels != config.labels:  # the data's own label set: a head of its own, on the base model's backbone
+        config = replace(config, labels=labels)
+        if initial is not None:
+            initial = with_new_head(initial, config)
+            accelerator.print(f"a new head for the labels {', '.join(labels)}; the backbone is {args.init_from}'s")
+    faces = faces_mode(args.faces, args.dataset)
+    try:
+        train_x, train_y = (t.to(device) for t in to_tensors(data["train"], pre.image_size, args.limit_train, faces))
+        val_x, val_y = (t.to(device) for t in to_tensors(data["validation"], pre.image_size, args.limit_val, faces))
+    except DatasetFormatError as err:
+        raise SystemExit(f"error: {err}") from None
     num_classes = len(config.labels)
     weights = class_weights(train_y, num_classes)
     try:
@@ -301,8 +322,9 @@ def main(argv=None) -> dict:
 
     results = {}
     if is_main:
-        quantize_faces = range_faces(data["train"], pre.image_size)
+        quantize_faces = range_faces(data["train"], pre.image_size, faces=faces)
         results = finish_run(out, data["validation"], progress.history, command=(out / COMMAND_FILE).read_text(),
+                             base=base, faces=faces,
                              dataset=args.dataset, fine_tuned_from=args.init_from, teachers=args.teacher,
                              split_sizes={"train": len(train_y), "validation": len(val_y)}, limit=args.limit_val,
                              quantize_faces=quantize_faces)

@@ -45,6 +45,7 @@ const ready = (async () => {
   if (!simdSupported()) throw new Error("This browser lacks WebAssembly SIMD, which the models need: try a current Chrome, Edge, Firefox or Safari.");
   const fer = await load({ models, ort, threads });
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
+  $("labels").textContent = `${fer.labels.length} labels: ${fer.labels.join(", ")}`; // the model's own (config.json)
   $("loading").hidden = true;
   $("status-text").textContent = `Ready in ${seconds} s: ${fer.info.precision} model, ${fer.info.threads} thread${fer.info.threads > 1 ? "s" : ""}` +
     (self.crossOriginIsolated ? "" : " (threads need a cross-origin-isolated page)") + ".";

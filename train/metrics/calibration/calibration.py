@@ -1,7 +1,8 @@
 """Calibration of predicted probabilities as a local `evaluate` module: ECE, NLL, Brier score and reliability bins."""
 import datasets
 import evaluate
-import numpy as np
+
+from fer_model.calibrate import calibration_metrics
 
 _DESCRIPTION = "How well predicted probabilities match observed accuracy."
 _KWARGS_DESCRIPTION = """
@@ -25,23 +26,4 @@ class Calibration(evaluate.Metric):
         )
 
     def _compute(self, probabilities, references, num_bins=15):
-        p = np.asarray(probabilities, dtype=np.float64)
-        y = np.asarray(references)
-        confidence, predicted = p.max(1), p.argmax(1)
-        correct = (predicted == y).astype(float)
-        edges = np.linspace(0, 1, num_bins + 1)
-        which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, num_bins - 1)
-        bins, ece = [], 0.0
-        for b in range(num_bins):
-            members = which == b
-            count = int(members.sum())
-            accuracy = float(correct[members].mean()) if count else None
-            mean_confidence = float(confidence[members].mean()) if count else None
-            if count:
-                ece += count / len(y) * abs(accuracy - mean_confidence)
-            bins.append({"lower": float(edges[b]), "upper": float(edges[b + 1]), "count": count,
-                         "accuracy": accuracy, "confidence": mean_confidence})
-        one_hot = np.eye(p.shape[1])[y]
-        return {"ece": float(ece), "nll": float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, None)).mean()),
-                "brier": float(((p - one_hot) ** 2).sum(1).mean()), "accuracy": float(correct.mean()),
-                "mean_confidence": float(confidence.mean()), "bins": bins}
+        return calibration_metrics(probabilities, references, num_bins)
