@@ -110,7 +110,9 @@ def main() -> None:
     p.add_argument("--test-faces", type=int, default=1000, help="at most; fewer where the classes have fewer faces")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--train-args", default="", help="more options for train.train, e.g. \"--ema-decay 0\"")
     p.add_argument("--work", default=None, help="folder for the data and models (default: a temporary one)")
+    p.add_argument("--report", default="adapt", help="name of the results file (benchmarks/results/NAME.json)")
     args = p.parse_args()
 
     from datasets import load_dataset
@@ -147,16 +149,17 @@ def main() -> None:
                 figures["recalibration_kept"] = {m: v["kept"] for m, v in calibration["graphs"]["int8"]["modes"].items()}
             tuned = run / "fine_tuned"
             train(["--dataset", str(folder.parent), "--init-from", str(DEFAULT_MODEL_DIR), "--epochs", str(args.epochs),
-                   "--lr", str(args.lr), "--warmup-epochs", "1", "--batch-size", "64", "--output-dir", str(tuned)])
+                   "--lr", str(args.lr), "--warmup-epochs", "1", "--batch-size", "64", "--output-dir", str(tuned),
+                   *args.train_args.split()])
             figures["fine_tuned"] = scores(tuned, test, shift)
             figures["calibration"] = json.loads((tuned / "metrics.json").read_text())["uncertainty"]["reason"]
             results[shift]["sizes"][size] = figures
             print(shift, size, figures, flush=True)
-    previous = RESULTS / "adapt.json"  # shifts measured before with the same recipe are kept beside these
-    settings = {"epochs": args.epochs, "lr": args.lr, "test_faces": args.test_faces}
+    previous = RESULTS / f"{args.report}.json"  # shifts measured before with the same recipe are kept beside these
+    settings = {"epochs": args.epochs, "lr": args.lr, "train_args": args.train_args, "test_faces": args.test_faces}
     if previous.is_file() and {k: json.loads(previous.read_text()).get(k) for k in settings} == settings:
         results = {**json.loads(previous.read_text())["results"], **results}
-    report("adapt", {**settings, "results": results})
+    report(args.report, {**settings, "results": results})
 
 
 if __name__ == "__main__":
