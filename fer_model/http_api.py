@@ -139,13 +139,27 @@ def create_api(pool: RecognizerPool, settings: Settings | None = None) -> FastAP
             raise HTTPException(401, "a valid 'Authorization: Bearer <token>' header is required",
                                 headers={"WWW-Authenticate": "Bearer"})
 
+    admitted = 0
+
+    async def admit():
+        """At most the pool's capacity of requests past this point, so that no more bodies than that are ever
+        read into memory: one more is refused before its body is read."""
+        nonlocal admitted
+        if admitted >= pool.capacity:
+            raise pool.full()
+        admitted += 1
+        try:
+            yield
+        finally:
+            admitted -= 1
+
     async def analyze(data: bytes, tta: str | None) -> dict:
         return await pool.run_async(lambda recognizer: analyze_photo(recognizer, data, tta))
 
     tta_query = Query(None, description=f"test-time augmentation: {', '.join(TTA_MODES)} (default: the model's)")
     tta_query.json_schema_extra = {"enum": list(TTA_MODES)}
 
-    @api.post("/faces", dependencies=[Depends(authorized)], summary="Every face in a photo",
+    @api.post("/faces", dependencies=[Depends(authorized), Depends(admit)], summary="Every face in a photo",
               responses={200: {"content": {"application/json": {"example": EXAMPLE}}}},
               openapi_extra={"requestBody": {"required": True, "content": {
                   "image/*": {"schema": {"type": "string", "format": "binary"}},
@@ -168,7 +182,8 @@ def create_api(pool: RecognizerPool, settings: Settings | None = None) -> FastAP
             raise HTTPException(400, "the request body is empty: send the photo's bytes")
         return await analyze(data, tta)
 
-    @api.post("/faces/batch", dependencies=[Depends(authorized)], summary="Every face in several photos",
+    @api.post("/faces/batch", dependencies=[Depends(authorized), Depends(admit)],
+              summary="Every face in several photos",
               openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
                   "type": "object", "required": ["images"],
                   "properties": {"images": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}}}})

@@ -53,15 +53,14 @@ class RecognizerPool:
         for _ in range(self.workers):
             self._idle.put(load())
         self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="recognizer")
-        self._slots = threading.BoundedSemaphore(self.workers + queue_size)
+        self._slots = threading.BoundedSemaphore(self.capacity)
 
     def submit(self, fn: Callable[[T], object], wait: float | None = 0) -> Future:
         """Run `fn(recognizer)` on a worker, in the caller's context variables (as `asyncio.to_thread` does); a
         `Future` of its result. With every slot taken, waits up to `wait` seconds for one (None: as long as it
         takes), then raises `PoolFullError`."""
         if not self._slots.acquire(blocking=wait != 0, timeout=wait or None):
-            raise PoolFullError(f"the server is busy ({self.workers + self.queue_size} requests in progress); "
-                                "try again in a moment")
+            raise self.full()
         try:
             future = self._executor.submit(contextvars.copy_context().run, self._call, fn)
         except BaseException:
@@ -79,9 +78,17 @@ class RecognizerPool:
         return await asyncio.wrap_future(self.submit(fn))
 
     @property
+    def capacity(self) -> int:
+        """Calls it accepts at once: `workers` running and `queue_size` waiting."""
+        return self.workers + self.queue_size
+
+    def full(self) -> PoolFullError:
+        return PoolFullError(f"the server is busy ({self.capacity} requests in progress); try again in a moment")
+
+    @property
     def in_flight(self) -> int:
         """Calls accepted and not yet finished (running or waiting)."""
-        return self.workers + self.queue_size - self._slots._value
+        return self.capacity - self._slots._value
 
     def _call(self, fn):
         recognizer = self._idle.get()

@@ -165,3 +165,30 @@ def test_expected_errors_in_a_thousand_requests_leave_memory_flat(api, astronaut
     for i in range(1000):
         api.post("/faces", content=b"junk" * (i % 7), headers={"Content-Type": "image/png" if i % 2 else "text/plain"})
     assert process.memory_info().rss - before < 30 * 2**20
+
+
+def test_a_request_past_capacity_is_refused_before_its_body_is_read(recognizer, astronaut_jpeg):
+    pool = RecognizerPool(lambda: recognizer, workers=1, queue_size=0)
+    api = _client(pool)
+    reading, release, consumed = threading.Event(), threading.Event(), []
+
+    def slow_body():  # the first request is admitted and stays in its body
+        reading.set()
+        release.wait(30)
+        yield astronaut_jpeg
+
+    def counted_body():
+        consumed.append(True)
+        yield astronaut_jpeg
+
+    first = threading.Thread(target=lambda: consumed.append(api.post("/faces", content=slow_body()).status_code))
+    first.start()
+    assert reading.wait(30)
+    try:
+        refused = api.post("/faces", content=counted_body(), headers={"Content-Type": "image/jpeg"})
+        assert refused.status_code == 503 and "busy" in refused.json()["error"] and consumed == []
+    finally:
+        release.set()
+        first.join(30)
+    assert consumed == [200]
+    pool.close()
