@@ -76,9 +76,9 @@ def on_worker(fn):
         raise gr.Error(str(err), print_exception=False) from None
 
 
-def read_faces(image, explain=False):
-    """The image as loaded, its faces and, with `explain`, the saliency overlay (else None);
-    `gr.Error` with a readable message for anything unusable."""
+def read_faces(image, explain=False, annotated=False):
+    """The faces of an image and, with `annotated`, the picture with them drawn on it (over the saliency
+    overlay with `explain`), in one call on a worker; `gr.Error` with a readable message for anything unusable."""
     if image is None:
         raise gr.Error("Upload an image or take a webcam snapshot first.", print_exception=False)
 
@@ -86,23 +86,21 @@ def read_faces(image, explain=False):
         rgb = load_image(image)
         if explain:
             explanation = recognizer.explain(rgb)
-            return rgb, explanation.faces, explanation.overlay
-        return rgb, recognizer.predict(rgb), None
+            rgb, faces = explanation.overlay, explanation.faces
+        else:
+            faces = recognizer.predict(rgb)
+        return faces, recognizer.annotate(rgb, faces) if annotated else None
 
     return on_worker(run)
-
-
-def annotate(rgb, faces):
-    return on_worker(lambda recognizer: recognizer.annotate(rgb, faces))
 
 
 def analyze(image, explain=False):
     """The Photo tab: main face's scores, the annotated photo (boxes over the saliency overlay), the table, a summary."""
     try:
-        rgb, faces, overlay = read_faces(image, explain)
+        faces, picture = read_faces(image, explain, annotated=True)
     except gr.Error as err:
         return {}, None, [], f"⚠️ {err.message}"
-    return main_face_label(faces), annotate(rgb if overlay is None else overlay, faces), face_table(faces), summary(faces)
+    return main_face_label(faces), picture, face_table(faces), summary(faces)
 
 
 def predict(image):
@@ -114,7 +112,7 @@ def predict(image):
     Returns:
         The main face's label and the calibrated probability of each of the model's labels; an empty object when no face is found.
     """
-    return main_face_scores(read_faces(image)[1])
+    return main_face_scores(read_faces(image)[0])
 
 
 def faces(image):
@@ -180,10 +178,10 @@ def live(frame):
     if frame is None:
         return None, {}, ""
     try:
-        rgb, found, _ = read_faces(frame)
+        found, picture = read_faces(frame, annotated=True)
     except gr.Error as err:
         return None, {}, f"⚠️ {err.message}"
-    return annotate(rgb, found), main_face_label(found), "" if found else NO_FACE
+    return picture, main_face_label(found), "" if found else NO_FACE
 
 
 CSS = "#faces-view .image-container { padding-top: 30px; }"  # the picture below the panel's name and buttons

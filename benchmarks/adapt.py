@@ -1,5 +1,5 @@
-"""Adapting the shipped model to a user's data: fine-tuning and recalibration on 100, 300 and 1,000 faces of two
-realistic shifts, scored before and after in every TTA mode on faces of the same shift it never saw.
+"""Adapting the shipped model to a user's data: fine-tuning and recalibration on 100, 300 and 1,000 faces of three
+shifts, scored before and after in every TTA mode on faces of the same shift it never saw.
 
 - `camera`: FER-2013 faces as a webcam in a dim room gives them: darker (gamma), blurred, noisy, JPEG quality 40.
 - `valence`: FER-2013's labels as positive (happy, surprise), negative (angry, disgust, fear, sad) and neutral;
@@ -34,7 +34,7 @@ from fer_model import EMOTIONS, EmotionRecognizer  # noqa: E402
 from fer_model.calibrate import calibration_metrics  # noqa: E402
 from fer_model.hub import DEFAULT_MODEL_DIR  # noqa: E402
 from fer_model.recalibrate import labelled_faces  # noqa: E402
-from fer_model.tta import TTA_MODES, average_probabilities  # noqa: E402
+from fer_model.tta import average_probabilities, modes_for  # noqa: E402
 
 VALENCE = {"positive": ("happy", "surprise"), "negative": ("angry", "disgust", "fear", "sad"), "neutral": ("neutral",)}
 SUBSET = ("happy", "sad", "surprise")
@@ -83,16 +83,12 @@ def stratified(labels: np.ndarray, count: int, seed: int) -> np.ndarray:
 def scores(model_folder: Path, test_folder: Path, shift: str) -> dict:
     """Accuracy and ECE (15 bins) of a model's int8 graph on a labelled test folder, per TTA mode; a 7-label model
     on the valence folder reads each group as the sum of its members' probabilities."""
-    from fer_model.preprocess import normalize
-
     recognizer = EmotionRecognizer.from_pretrained(model_folder)
     grouped = shift == "valence" and recognizer.labels == EMOTIONS
     faces, labels, _ = labelled_faces(recognizer, test_folder, labels=tuple(VALENCE) if grouped else None)
-    pre, result = recognizer.config.preprocessing, {}
-    for mode in TTA_MODES if pre.crop_size else ("none", "flip"):
-        logits = np.concatenate([recognizer.logits(normalize(faces[i:i + 256], pre), mode)
-                                 for i in range(0, len(faces), 256)], axis=1)
-        probabilities = average_probabilities(logits.astype(np.float64), recognizer.calibration.temperature(mode),
+    result = {}
+    for mode in modes_for(recognizer.config.preprocessing.crop_size):
+        probabilities = average_probabilities(recognizer.face_logits(faces, mode).astype(np.float64), recognizer.calibration.temperature(mode),
                                               recognizer.calibration.class_bias(mode))
         if grouped:
             probabilities = np.stack([probabilities[:, [EMOTIONS.index(m) for m in members]].sum(1)

@@ -19,6 +19,8 @@ MAX_PIXELS = 40_000_000
 """Largest accepted image (width x height); larger ones are refused before decoding (decompression bombs)."""
 MIN_SIDE = 8
 """Smallest accepted width or height, in pixels."""
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+"""File endings read as images in folders of labelled images (training, `fer-model calibrate`)."""
 
 
 def load_image(source) -> Image.Image:

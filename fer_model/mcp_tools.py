@@ -18,7 +18,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Annotated
 
-from .errors import FERError, InvalidImageError, require
+from .errors import InvalidImageError, require
 from .results import NO_FACE, analyze_photo
 from .serving import RecognizerPool
 
@@ -151,11 +151,6 @@ def create_mcp(pool: RecognizerPool, upload_folder: str | Path, analyze_clip, la
         with tempfile.NamedTemporaryFile(suffix=suffix or ".mp4") as file:
             file.write(data)
             file.flush()
-            try:
-                return await pool.run_async(lambda recognizer: analyze_clip(recognizer, file.name))
-            except FERError:
-                raise
-            except ValueError as err:
-                raise FERError(str(err)) from None
+            return await pool.run_async(lambda recognizer: analyze_clip(recognizer, file.name))
 
     return server

@@ -17,7 +17,7 @@ from . import hub
 from .classifier import BACKENDS, INT8_NAME, ONNX_NAME, Classifier, OnnxClassifier
 from .config import PRECISIONS, Calibration, FERConfig
 from .detection import Box, FaceDetector, create_detector
-from .errors import require
+from .errors import FERError, require
 from .explain import class_activation_map, overlay
 from .image_io import load_image
 from .preprocess import crop_face, face_batch, looks_like_face_crop, normalize, to_face_array
@@ -52,6 +52,25 @@ def find_faces(detector: FaceDetector, frame: np.ndarray, size: int) -> list[tup
     if looks_like_face_crop((frame.shape[1], frame.shape[0])):
         return [((0, 0, frame.shape[1], frame.shape[0]), None, to_face_array(gray, size))]
     return []
+
+
+def single_faces(find, images, progress=None) -> tuple[list[np.ndarray], list[int], dict]:
+    """For labelled images (anything `load_image` reads): the crop of each one with exactly one face, as
+    `find(rgb_array)` (`find_faces`) gives it, the indices of those images, and how many were used and skipped
+    (no face, several faces, unreadable)."""
+    crops, kept, counts = [], [], {"used": 0, "no face": 0, "several faces": 0, "unreadable": 0}
+    for index, image in enumerate(progress(images) if progress else images):
+        try:
+            found = find(np.asarray(load_image(image)))
+        except FERError:
+            counts["unreadable"] += 1
+            continue
+        kind = "used" if len(found) == 1 else "no face" if not found else "several faces"
+        counts[kind] += 1
+        if kind == "used":
+            crops.append(found[0][2])
+            kept.append(index)
+    return crops, kept, counts
 
 
 def label_position(box: Box, label_size: tuple[int, int], image_size: tuple[int, int]) -> tuple[int, int]:
@@ -239,6 +258,12 @@ class EmotionRecognizer:
         probabilities = self.probabilities(normalize(face_batch(faces, pre.image_size), pre),
                                            self.tta if tta is None else tta)
         return [dict(zip(self.labels, map(float, row))) for row in probabilities]
+
+    def face_logits(self, faces: np.ndarray, tta: str = "none", batch_size: int = 256) -> np.ndarray:
+        """`logits` of uint8 face crops (N, image_size, image_size), `batch_size` at a time: (views, N, classes)."""
+        pre = self.config.preprocessing
+        return np.concatenate([self.logits(normalize(faces[i:i + batch_size], pre), tta)
+                               for i in range(0, len(faces), batch_size)], axis=1)
 
     def logits(self, inputs: np.ndarray, tta: str = "none") -> np.ndarray:
         """Logits of every `tta` view of normalized faces (N, 1, H, W), shape (views, N, classes)."""

@@ -13,13 +13,10 @@ import numpy as np
 
 from . import hub
 from .calibrate import calibration_metrics, choose_calibration
-from .image_io import load_image
-from .predictor import EmotionRecognizer
 from .errors import FERError
-from .preprocess import normalize
-from .tta import TTA_MODES, average_probabilities
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+from .image_io import IMAGE_SUFFIXES
+from .predictor import EmotionRecognizer, single_faces
+from .tta import average_probabilities, modes_for
 
 
 class LabelledFolderError(FERError, ValueError):
@@ -39,19 +36,10 @@ def labelled_faces(recognizer: EmotionRecognizer, folder: str | os.PathLike, pro
         raise LabelledFolderError(f"{', '.join(unknown)}: not among the model's labels ({', '.join(names)})")
     images = [(path, names.index(c.lower())) for c in classes for path in sorted((folder / c).rglob("*"))
               if path.suffix.lower() in IMAGE_SUFFIXES]
-    crops, ids, counts = [], [], {"used": 0, "no face": 0, "several faces": 0, "unreadable": 0}
-    for path, label in (progress(images) if progress else images):
-        try:
-            found = recognizer.find_faces(np.asarray(load_image(path)))
-        except FERError:
-            counts["unreadable"] += 1
-            continue
-        kind = "used" if len(found) == 1 else "no face" if not found else "several faces"
-        counts[kind] += 1
-        if kind == "used":
-            crops.append(found[0][2])
-            ids.append(label)
-    return (np.stack(crops) if crops else np.zeros((0, 1, 1), np.uint8)), np.array(ids, dtype=np.int64), counts
+    crops, kept, counts = single_faces(recognizer.find_faces, [path for path, _ in images], progress)
+    size = recognizer.config.preprocessing.image_size
+    return (np.stack(crops) if crops else np.zeros((0, size, size), np.uint8),
+            np.array([images[i][1] for i in kept], dtype=np.int64), counts)
 
 
 def held_out_split(labels: np.ndarray, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -79,7 +67,7 @@ def recalibrate(source: str | None, folder: str | os.PathLike, out: str | os.Pat
         raise LabelledFolderError(f"{counts['used']} usable faces in {folder}: calibrating needs at least two "
                                   "classes with two faces each (one to fit, one to check)")
     fit, held = held_out_split(labels, held_out, seed)
-    modes = TTA_MODES if config.preprocessing.crop_size else ("none", "flip")
+    modes = modes_for(config.preprocessing.crop_size)
     report = {"images": counts, "fit_faces": len(fit), "held_out_faces": len(held), "graphs": {}}
     for precision in ("fp32", "int8") if config.int8 else ("fp32",):
         runner = recognizer if precision == "fp32" else EmotionRecognizer.from_pretrained(model_folder, precision="int8")
@@ -94,9 +82,8 @@ def recalibrate(source: str | None, folder: str | os.PathLike, out: str | os.Pat
 def recalibrate_graph(recognizer: EmotionRecognizer, faces, labels, fit, held, modes) -> tuple[dict, dict]:
     """One graph's new calibration fields (each mode's own, or the old one where the new is worse on `held`) and,
     per mode, the held-out metrics before and after and which was kept."""
-    pre, old = recognizer.config.preprocessing, recognizer.calibration
-    logits = {m: np.concatenate([recognizer.logits(normalize(faces[i:i + 256], pre), m)
-                                 for i in range(0, len(faces), 256)], axis=1) for m in modes}
+    old = recognizer.calibration
+    logits = {m: recognizer.face_logits(faces, m) for m in modes}
     fitted = choose_calibration({m: x[:, fit] for m, x in logits.items()}, labels[fit], len(recognizer.labels), old)
     fields = {"temperatures": {}, "class_biases": {}, "uncertainty": fitted.fields["uncertainty"]}
     graph = {"method": fitted.method, "reason": fitted.reason, "modes": {}}

@@ -15,6 +15,11 @@ import numpy as np
 TTA_MODES = ("none", "flip", "ten_crop")
 
 
+def modes_for(crop_size: int | None) -> tuple[str, ...]:
+    """The TTA modes a model has: ten-crop only where it sees crops of its faces (`crop_size`)."""
+    return TTA_MODES if crop_size else ("none", "flip")
+
+
 def center_crop(inputs, size: int):
     """The central `size` x `size` square of (..., H, W) inputs."""
     top, left = (inputs.shape[-2] - size) // 2, (inputs.shape[-1] - size) // 2

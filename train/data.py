@@ -20,6 +20,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, load_dat
 from datasets.exceptions import DatasetNotFoundError
 
 from fer_model.config import EMOTIONS
+from fer_model.image_io import IMAGE_SUFFIXES
 from fer_model.preprocess import to_face_array
 
 FEATURES = Features({"image": Image(), "label": ClassLabel(names=list(EMOTIONS))})
@@ -27,7 +28,6 @@ KAGGLE_USAGE = {"Training": "train", "PublicTest": "validation", "PrivateTest": 
 SPLIT_ALIASES = {"valid": "validation", "val": "validation", "publictest": "validation", "privatetest": "test"}
 LABEL_ALIASES = {"anger": "angry", "disgusted": "disgust", "fearful": "fear", "happiness": "happy",
                  "sadness": "sad", "surprised": "surprise", "neutrality": "neutral"}
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
 DEFAULT_DATASET = "fer2013.csv"
@@ -214,21 +214,17 @@ def to_tensors(split: Dataset, image_size: int = 48, limit: int | None = None,
 def face_crops(split: Dataset, image_size: int = 48) -> tuple[np.ndarray, list[int], dict]:
     """Each image's one face, cropped as `predict` crops it (a face-sized image whole): uint8 faces (N, size,
     size), their labels, and how many images were used and skipped (no face, several faces), also printed."""
-    from fer_model.detection import create_detector
-    from fer_model.image_io import load_image
-    from fer_model.predictor import find_faces
+    from functools import partial
 
-    detector = create_detector()
-    crops, labels, counts = [], [], {"used": 0, "no face": 0, "several faces": 0}
-    for image, label in zip(split["image"], split["label"]):
-        found = find_faces(detector, np.asarray(load_image(image)), image_size)
-        kind = "used" if len(found) == 1 else "no face" if not found else "several faces"
-        counts[kind] += 1
-        if kind == "used":
-            crops.append(found[0][2])
-            labels.append(label)
+    from fer_model.detection import create_detector
+    from fer_model.predictor import find_faces, single_faces
+
+    crops, kept, counts = single_faces(partial(find_faces, create_detector(), size=image_size), split["image"])
+    every_label = split["label"]
+    labels = [every_label[i] for i in kept]
+    unreadable = counts.pop("unreadable")  # a dataset's images decode; one too small to be an image is skipped
     print(f"faces: {counts['used']} of {len(split)} images used; skipped {counts['no face']} with no face and "
-          f"{counts['several faces']} with several")
+          f"{counts['several faces']} with several" + (f", {unreadable} unusable" if unreadable else ""))
     if not crops:
         raise DatasetFormatError("no image has exactly one face: check the folder, or train on whole images "
                                  "with --faces whole")

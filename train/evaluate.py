@@ -14,14 +14,12 @@ import re
 from pathlib import Path
 
 import evaluate
-import numpy as np
 import torch
 
 from fer_model import EMOTIONS, EmotionRecognizer
 from fer_model.classifier import BACKENDS
 from fer_model.config import PRECISIONS
 from fer_model.predictor import DEFAULT_TTA
-from fer_model.preprocess import normalize
 from fer_model.tta import TTA_MODES, average_probabilities
 
 from .report import classification_report, plot_confusion_matrix, plot_reliability
@@ -38,10 +36,7 @@ def collect_logits(recognizer: EmotionRecognizer, faces: torch.Tensor, tta: str 
                    batch_size: int = 256) -> torch.Tensor:
     """Logits of every TTA view for uint8 faces (N, H, W), through the recognizer's classifier (the ONNX
     graph by default): shape (views, N, classes), on the CPU."""
-    pre = recognizer.config.preprocessing
-    faces = faces.cpu().numpy()
-    return torch.from_numpy(np.concatenate([recognizer.logits(normalize(faces[i:i + batch_size], pre), tta)
-                                            for i in range(0, len(faces), batch_size)], axis=1))
+    return torch.from_numpy(recognizer.face_logits(faces.cpu().numpy(), tta, batch_size))
 
 
 def score(logits: torch.Tensor, labels: torch.Tensor, names, temperature: float = 1.0,

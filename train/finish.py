@@ -14,7 +14,7 @@ from pathlib import Path
 
 from fer_model import EMOTIONS, EmotionRecognizer
 from fer_model.hub import CONFIG_NAME, read_config, resolve
-from fer_model.tta import TTA_MODES
+from fer_model.tta import modes_for
 
 from .calibration import calibrate
 from .card import write_model_card
@@ -39,7 +39,7 @@ def finish_run(folder: str | Path, split, history: list | None = None, command: 
     recognizer = EmotionRecognizer.from_pretrained(folder, precision="fp32")
     config = recognizer.config
     faces, labels = to_tensors(split, config.preprocessing.image_size, limit, faces)
-    modes = TTA_MODES if config.preprocessing.crop_size else ("none", "flip")
+    modes = modes_for(config.preprocessing.crop_size)
     results, fields, uncertainty = calibrate(recognizer, faces, labels, modes, base)
     temperatures = fields["temperatures"]
     config = replace(config, **fields)

@@ -20,7 +20,7 @@ from fer_model import EMOTIONS, EmotionRecognizer
 from fer_model.classifier import INPUT, INT8_NAME, ONNX_NAME, OnnxClassifier
 from fer_model.hub import CONFIG_NAME, read_config
 from fer_model.preprocess import normalize
-from fer_model.tta import TTA_MODES, center_crop
+from fer_model.tta import center_crop, modes_for
 
 from .calibration import calibrate
 
@@ -65,7 +65,7 @@ def add_int8(folder: str | Path, quantize_faces, faces, labels, float_results: d
     ranges = np.ascontiguousarray(center_crop(normalize(np.asarray(quantize_faces), pre), pre.input_size))
     quantize_onnx(folder / ONNX_NAME, folder / INT8_NAME, ranges)
     recognizer = EmotionRecognizer(OnnxClassifier(folder / INT8_NAME), config)
-    modes = TTA_MODES if pre.crop_size else ("none", "flip")
+    modes = modes_for(pre.crop_size)
     results, fields, uncertainty = calibrate(recognizer, faces, labels, modes, base=config.calibration())
     config = replace(config, int8={"file": INT8_NAME, **fields})
     (folder / CONFIG_NAME).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
