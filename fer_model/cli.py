@@ -3,6 +3,7 @@
     fer-model predict photo.jpg holiday/ --csv faces.csv --annotate annotated/
     fer-model video clip.mp4 --csv clip.csv --out clip_annotated.mp4 --plot timeline.png --fps 5
     fer-model --model runs/mine calibrate labelled/ --out runs/mine-recalibrated
+    fer-model batch photos/ clips/ dataset.parquet --out results/ --fps 5
 """
 from __future__ import annotations
 
@@ -57,10 +58,7 @@ def main(argv=None) -> int:
     video.add_argument("--csv", type=Path, required=True, help="per-frame CSV (one row per face per frame)")
     video.add_argument("--out", type=Path, help="annotated video (.mp4, .webm or .avi)")
     video.add_argument("--plot", type=Path, help="timeline plot (PNG): each emotion over time, one panel per face")
-    sampling = video.add_mutually_exclusive_group()
-    sampling.add_argument("--every", type=positive_int, help="analyse every N-th frame")
-    sampling.add_argument("--fps", type=float, help="analyse about this many frames a second")
-    video.add_argument("--smoothing", type=float, default=0.0, help="weight of the past in each face's scores (0..1)")
+    add_sampling(video)
     video.add_argument("--max-frames", type=positive_int, default=None, help="stop after this many analysed frames")
 
     calibrate = commands.add_parser(
@@ -73,12 +71,33 @@ def main(argv=None) -> int:
     calibrate.add_argument("--out", type=Path, required=True, help="folder for the recalibrated model")
     calibrate.add_argument("--held-out", type=float, default=0.5, help="share of each class kept to check the fit")
 
+    batch = commands.add_parser(
+        "batch", help="many photos, table rows and videos into Parquet tables, on every core or a Ray cluster",
+        description="Every face of many inputs into DIR/faces/ (one row per face per image or frame), DIR/errors/, "
+                    "DIR/tracks/ (per video and track) and DIR/run.json. Inputs: image and video files, folders "
+                    "(recursive), glob patterns, .txt/.csv manifests of paths or URLs, Parquet/Arrow files or "
+                    "Hugging Face dataset folders with an image column, hf:// and other fsspec URLs. Run again, it "
+                    "does only what is missing. Needs the batch extra: pip install 'fer-model[batch]'.")
+    batch.add_argument("inputs", nargs="+", help="files, folders, globs, manifests, tables or URLs")
+    batch.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the tables")
+    batch.add_argument("--csv", type=Path, help="also write every face row to this CSV file")
+    batch.add_argument("--column", help="tables' image column (default: the column of image bytes)")
+    add_sampling(batch)
+    batch.add_argument("--segment-seconds", type=float, default=60.0,
+                       help="cut videos into segments this long, analysed in parallel (default 60)")
+    batch.add_argument("--runner", choices=["local", "ray"], default="local",
+                       help="every core here (default), or a Ray cluster")
+    batch.add_argument("--address", help="the Ray cluster, e.g. 127.0.0.1:6379 (default: RAY_ADDRESS)")
+    batch.add_argument("--workers", type=positive_int, help="worker processes (default: one per core or cluster CPU)")
+
     args = parser.parse_args(argv)
     if args.command == "video" and args.out and args.out.suffix.lower() not in FOURCC:  # before any work starts
         parser.error(f"--out must end in {', '.join(FOURCC)}, not {args.out.suffix or 'nothing'}")
     try:
         if args.command == "calibrate":
             return run_calibrate(args)
+        if args.command == "batch":
+            return run_batch(args)
         from .predictor import EmotionRecognizer
 
         recognizer = EmotionRecognizer.from_pretrained(args.model, backend=args.backend, threads=args.threads,
@@ -90,6 +109,14 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("fer-model: interrupted; what was done so far is saved", file=sys.stderr)
         return 130
+
+
+def add_sampling(command) -> None:
+    """A video command's frame sampling and smoothing options."""
+    sampling = command.add_mutually_exclusive_group()
+    sampling.add_argument("--every", type=positive_int, help="analyse every N-th frame")
+    sampling.add_argument("--fps", type=float, help="analyse about this many frames a second")
+    command.add_argument("--smoothing", type=float, default=0.0, help="weight of the past in each face's scores (0..1)")
 
 
 def image_files(paths: list[Path]) -> list[Path]:
@@ -202,6 +229,22 @@ def run_calibrate(args) -> int:
                   f"{m['before']['nll']:.4f} -> {m['after']['nll']:.4f}, accuracy {m['before']['accuracy']:.1%} -> "
                   f"{m['after']['accuracy']:.1%}: kept the {m['kept']} calibration")
     print(f"recalibrated model written to {args.out}")
+    return 0
+
+
+def run_batch(args) -> int:
+    from . import batch
+
+    if args.backend != "onnx":
+        raise ValueError("batch runs the ONNX model only; leave out --backend")
+    record = batch.run(args.inputs, args.out, model=args.model, tta=args.tta, threads=args.threads or 1,
+                       detector=args.detector, every=args.every, fps=args.fps, smoothing=args.smoothing,
+                       segment_seconds=args.segment_seconds, column=args.column, runner=args.runner,
+                       address=args.address, workers=args.workers, csv=args.csv)
+    counts = record["counts"]
+    print(f"{counts['inputs']} inputs: {counts['faces']} faces, {counts['no_face']} with no face, "
+          f"{counts['errors']} unreadable (in {args.out / 'errors'}); {record['duration_s']:.1f} s; "
+          f"tables in {args.out}", file=sys.stderr)
     return 0
 
 

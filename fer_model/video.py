@@ -23,6 +23,10 @@ from .errors import InvalidVideoError
 from .predictor import EmotionRecognizer, FacePrediction
 
 
+VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp"}
+"""File endings read as videos in folders (`fer-model batch`)."""
+
+
 @dataclass(frozen=True)
 class TrackedFace(FacePrediction):
     """A face in one video frame, with the id it keeps across frames."""
@@ -79,19 +83,25 @@ def sampling(info: VideoInfo, every: int | None = None, fps: float | None = None
 
 
 def read_frames(path: str | Path, every: int | None = None, fps: float | None = None,
-                max_frames: int | None = None) -> Iterator[tuple[int, float, np.ndarray]]:
+                max_frames: int | None = None, start: int = 0,
+                stop: int | None = None) -> Iterator[tuple[int, float, np.ndarray]]:
     """(frame index, time in s, upright RGB frame) for every `every`-th frame, or about `fps` frames a second,
-    at most `max_frames` of them. Rotation metadata is applied; audio is ignored."""
+    at most `max_frames` of them, from frame `start` (sought to; a multiple of the step) to before `stop`.
+    Rotation metadata is applied; audio is ignored."""
     if every is not None and fps is not None:
         raise ValueError("give `every` or `fps`, not both")
     if (every is not None and every < 1) or (fps is not None and fps <= 0):
         raise ValueError("`every` must be at least 1 and `fps` positive")
     info = video_info(path)
     rate, step = sampling(info, every, fps)
+    if start % step:
+        raise ValueError(f"start frame {start} is not a multiple of the step {step}")
     capture = _open(path)
-    taken, index = 0, 0
+    if start:
+        capture.set(cv2.CAP_PROP_POS_FRAMES, start)
+    taken, index = 0, start
     try:
-        while max_frames is None or taken < max_frames:
+        while (max_frames is None or taken < max_frames) and (stop is None or index < stop):
             if not capture.grab():
                 break
             if index % step == 0:
@@ -103,7 +113,7 @@ def read_frames(path: str | Path, every: int | None = None, fps: float | None = 
             index += 1
     finally:
         capture.release()
-    if taken == 0:
+    if taken == 0 and start == 0:
         raise InvalidVideoError(f"{Path(path).name}: no frame could be decoded")
 
 
@@ -138,14 +148,14 @@ class IoUTracker:
 
 def predict_video(recognizer: EmotionRecognizer, path: str | Path, every: int | None = None, fps: float | None = None,
                   smoothing: float = 0.0, max_frames: int | None = None, batch_frames: int = 8,
-                  tta: str | None = None) -> Iterator[FrameResult]:
-    """Per-frame results of a video: faces tracked by IoU, scores optionally smoothed per track by an
-    exponential moving average (`smoothing` is the weight of the past, 0..1), the faces of `batch_frames`
-    frames classified in one forward pass."""
+                  tta: str | None = None, start: int = 0, stop: int | None = None) -> Iterator[FrameResult]:
+    """Per-frame results of a video (frames `start` to before `stop`, as `read_frames` takes them): faces
+    tracked by IoU, scores optionally smoothed per track by an exponential moving average (`smoothing` is
+    the weight of the past, 0..1), the faces of `batch_frames` frames classified in one forward pass."""
     if not 0 <= smoothing < 1:
         raise ValueError("smoothing must be in [0, 1)")
     tracker, history = IoUTracker(), {}
-    frames = read_frames(path, every, fps, max_frames)
+    frames = read_frames(path, every, fps, max_frames, start, stop)
     while batch := [frame for _, frame in zip(range(batch_frames), frames)]:
         for (index, time, image), faces in zip(batch, recognizer.predict_frames([f[2] for f in batch], tta)):
             tracked = []
@@ -159,26 +169,43 @@ def predict_video(recognizer: EmotionRecognizer, path: str | Path, every: int | 
             yield FrameResult(index, time, tracked, image)
 
 
+class TrackTally:
+    """Running totals per track of a video's faces (frames seen, first and last time, summed scores), so that
+    a summary needs no list of the frames."""
+
+    def __init__(self):
+        self.tracks: dict[int, dict] = {}
+
+    def add(self, time: float, track_id: int, scores: dict[str, float]) -> None:
+        track = self.tracks.setdefault(track_id, {"frames": 0, "first_seen": time, "sums": dict.fromkeys(scores, 0.0)})
+        track["frames"] += 1
+        track["last_seen"] = time
+        for label, score in scores.items():
+            track["sums"][label] += score
+
+    def summary(self, frame_interval: float) -> dict[int, dict]:
+        """Per track: dominant emotion (highest mean score), mean scores, frames seen, first and last time and
+        the time on screen (frames seen x the interval between analysed frames)."""
+        summary = {}
+        for track_id, track in sorted(self.tracks.items()):
+            mean = {label: total / track["frames"] for label, total in track["sums"].items()}
+            summary[track_id] = {"dominant": max(mean, key=mean.get), "mean_scores": mean, "frames": track["frames"],
+                                 "first_seen": track["first_seen"], "last_seen": track["last_seen"],
+                                 "seconds_on_screen": round(track["frames"] * frame_interval, 3)}
+        return summary
+
+
 def summarize(results: Iterable[FrameResult], frame_interval: float | None = None) -> dict[int, dict]:
-    """Per track: dominant emotion (highest mean score), mean scores, frames seen, first and last time
-    and the time on screen (frames seen x the interval between analysed frames)."""
+    """`TrackTally.summary` of per-frame results (the interval: the median between analysed frames)."""
     results = list(results)
     if frame_interval is None:
         times = [r.time for r in results]
         frame_interval = float(np.median(np.diff(times))) if len(times) > 1 else 0.0
-    tracks: dict[int, list[TrackedFace]] = {}
-    times: dict[int, list[float]] = {}
+    tally = TrackTally()
     for result in results:
         for face in result.faces:
-            tracks.setdefault(face.track_id, []).append(face)
-            times.setdefault(face.track_id, []).append(result.time)
-    summary = {}
-    for track, faces in sorted(tracks.items()):
-        mean = {label: float(np.mean([f.scores[label] for f in faces])) for label in faces[0].scores}
-        summary[track] = {"dominant": max(mean, key=mean.get), "mean_scores": mean, "frames": len(faces),
-                          "first_seen": times[track][0], "last_seen": times[track][-1],
-                          "seconds_on_screen": round(len(faces) * frame_interval, 3)}
-    return summary
+            tally.add(result.time, face.track_id, face.scores)
+    return tally.summary(frame_interval)
 
 
 CSV_FIELDS = ["frame", "time_s", "track_id", "x", "y", "width", "height", "label", "confidence", "uncertain"]

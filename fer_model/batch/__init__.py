@@ -1,0 +1,161 @@
+"""Collections: every face of many photos, table rows and videos, on every core or a Ray cluster, into Parquet.
+
+    from fer_model import batch
+    batch.run(["photos/", "clips/*.mp4", "dataset.parquet"], "results/")     # fer-model batch ... --out results/
+
+inputs -> units (image batches, table rows, video segments) -> workers (`Analyzer`, one recognizer each, on
+Daft) -> Parquet parts under `results/` as work completes (`output.RunFolder`). Started again, a run does only
+what is missing. Needs the `batch` extra (`pip install "fer-model[batch]"`). docs/batch.md tells more.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .. import __version__, hub
+from ..classifier import INT8_NAME, ONNX_NAME
+from ..errors import FERError, require
+from ..predictor import DEFAULT_TTA
+from ..runtime import cpu_name
+from ..tta import TTA_MODES
+from .analyze import ImageBatch, TableRows, UnitResult, one_line
+from .output import RunFolder
+from .segments import Segment, plan_segments
+from .sources import expand
+
+__all__ = ["run"]
+RUNNERS = ("local", "ray")
+CHUNK = 32
+"""Images or table rows per unit: enough to pay for a unit's round trip, few enough to spread over workers."""
+
+
+def run(inputs: list[str], out: str | Path, *, model: str | None = None, revision: str | None = None,
+        tta: str = DEFAULT_TTA, threads: int = 1, detector: str | None = None, every: int | None = None,
+        fps: float | None = None, smoothing: float = 0.0, segment_seconds: float | None = 60.0,
+        column: str | None = None, runner: str = "local", address: str | None = None, workers: int | None = None,
+        csv: str | Path | None = None, progress: bool = True) -> dict:
+    """Analyse `inputs` (files, folders, globs, manifests, tables, videos, URLs: `sources.expand`) into `out`.
+
+    `model`/`revision`, `tta`, `detector`: as `EmotionRecognizer.from_pretrained`; `threads` per worker.
+    Videos: every frame, every `every`-th or about `fps` a second, scores smoothed as `predict_video` smooths
+    them, cut into segments of `segment_seconds` (None: whole). `column`: tables' image column. `runner`
+    "local" (every core here) or "ray" (the cluster at `address`, else `RAY_ADDRESS`), with `workers`
+    processes (default: one per core). `csv`: also one CSV of every face. Returns what `run.json` records.
+    """
+    _check(tta, threads, every, fps, smoothing, segment_seconds, runner, workers)
+    require("daft", "fer-model batch", "batch")
+    from . import engine
+
+    started = time.time()
+    folder = hub.resolve(model, revision)
+    config = hub.read_config(folder)
+    results = RunFolder(out, config.labels)
+    results.check_labels()
+    found = expand(inputs, column, exclude=results.path)
+    done = results.done_sources()
+    units, videos_failed = [], set()
+    for source in found.videos:
+        if source in done:
+            continue
+        try:
+            segments = plan_segments(source, every, fps, smoothing, segment_seconds)
+        except FERError as err:
+            results.write([], [{"source": source, "message": one_line(err)}])
+            continue
+        pending = [s for s in segments if not results.segment_file(s).exists()]
+        if pending:
+            units += pending
+        else:  # every segment was done before the last run stopped
+            results.finish_video(source, len(segments), segments[0].interval)
+    images = [item for item in found.images if item[0] not in done]
+    units += [ImageBatch(tuple(images[i:i + CHUNK])) for i in range(0, len(images), CHUNK)]
+    for table in found.tables:
+        rows = [row for row in range(table.rows) if table.source(row) not in done]
+        units += [TableRows(table, tuple(rows[i:i + CHUNK])) for i in range(0, len(rows), CHUNK)]
+
+    todo = sum(_size(unit) for unit in units)
+    pending = len({u.source for u in units if isinstance(u, Segment)}) + sum(
+        len(u.rows if isinstance(u, TableRows) else u.items) for u in units if not isinstance(u, Segment))
+    settings = {"model": model and str(model), "revision": revision, "tta": tta, "threads": threads,
+                "detector": detector, "smoothing": smoothing}
+    record = {"model": _model_record(model, revision, folder, config), "package": {"fer_model": __version__},
+              "options": {"every": every, "fps": fps, "smoothing": smoothing, "segment_seconds": segment_seconds,
+                          "tta": tta, "threads": threads, "detector": detector or "yunet", "column": column,
+                          "runner": runner, "address": address, "workers": workers},
+              "machine": {"cpu": cpu_name()}, "inputs": found.count, "already_done": found.count - pending,
+              "started": datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds")}
+    bar = _progress_bar(found.count, found.count - todo, progress)
+    status = "interrupted"
+    try:
+        for result in engine.analyze(units, settings, runner, address, workers):
+            _keep(results, result, videos_failed)
+            bar.update(_size(result.unit))
+        if csv:
+            results.write_csv(csv)
+        status = "complete"
+    finally:
+        bar.close()
+        record.update(status=status, counts=results.counts(), duration_s=round(time.time() - started, 2))
+        results.write_record(record)
+    return record
+
+
+def _keep(results: RunFolder, result: UnitResult, videos_failed: set) -> None:
+    """Write a unit's result: rows and errors at once; a video's segment aside until the video is whole."""
+    unit = result.unit
+    if not isinstance(unit, Segment):
+        results.write(result.faces, result.errors)
+    elif unit.source in videos_failed:
+        return
+    elif result.errors:
+        videos_failed.add(unit.source)
+        results.drop_video(unit.source)
+        results.write([], result.errors)
+    else:
+        results.save_segment(unit, result.faces, result.overlap)
+        if results.segments_done(unit.source) == unit.count:
+            results.finish_video(unit.source, unit.count, unit.interval)
+
+
+def _size(unit) -> float:
+    """Inputs a unit stands for (a segment: its share of its video)."""
+    if isinstance(unit, Segment):
+        return 1 / unit.count
+    return len(unit.rows if isinstance(unit, TableRows) else unit.items)
+
+
+def _progress_bar(total: int, initial: float, enabled: bool):
+    import sys
+
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc="inputs", unit="input", disable=not enabled, file=sys.stderr,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total} [{elapsed}<{remaining}, {rate_fmt}]")
+
+
+def _model_record(model, revision, folder: Path, config) -> dict:
+    """Which model ran: its source, the Hub revision it resolved to, and the ONNX file with its sha256."""
+    onnx = folder / (config.int8.get("file", INT8_NAME) if config.int8 else ONNX_NAME)
+    digest = hashlib.sha256(onnx.read_bytes()).hexdigest()
+    snapshot = folder.name if folder.parent.name == "snapshots" else None
+    return {"source": str(model) if model else "embedded default", "folder": str(folder),
+            "revision": snapshot or revision, "onnx": onnx.name, "onnx_sha256": digest, "labels": config.labels}
+
+
+def _check(tta, threads, every, fps, smoothing, segment_seconds, runner, workers) -> None:
+    if tta not in TTA_MODES:
+        raise ValueError(f"unknown TTA mode {tta!r}; choose one of {', '.join(TTA_MODES)}")
+    if runner not in RUNNERS:
+        raise ValueError(f"unknown runner {runner!r}; choose one of {', '.join(RUNNERS)}")
+    if every is not None and fps is not None:
+        raise ValueError("give every or fps, not both")
+    if (every is not None and every < 1) or (fps is not None and fps <= 0):
+        raise ValueError("every must be at least 1 and fps positive")
+    if not 0 <= smoothing < 1:
+        raise ValueError("smoothing must be in [0, 1)")
+    if segment_seconds is not None and segment_seconds <= 0:
+        raise ValueError("segment_seconds must be positive")
+    if threads < 1 or (workers is not None and workers < 1):
+        raise ValueError("threads and workers must be at least 1")

@@ -1,0 +1,76 @@
+"""The engine: Daft runs the units through `Analyzer` workers, here on every core or on a Ray cluster.
+
+    units -> DataFrame -> UnitAnalyzer (a process each, the model loaded once) -> results, as they complete
+
+The same query runs on Daft's native runner (one machine) and on its Ray runner (`--runner ray`); why Daft
+and not Ray Data is measured in docs/batch.md.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+from collections.abc import Iterator
+
+os.environ.setdefault("DAFT_PROGRESS_BAR", "0")  # the run draws its own bar, in inputs
+import daft  # noqa: E402
+from daft import DataType  # noqa: E402
+
+from .analyze import Analyzer, UnitResult  # noqa: E402
+
+RAY_CPUS_PER_WORKER = 0.5
+"""Ray CPUs a worker asks for: a worker uses one core, but with a whole CPU each the workers of a 2-CPU node
+leave none for the tasks that feed them, and the run stalls."""
+
+
+class UnitAnalyzer:
+    """`Analyzer` for Daft: pickled units in, pickled `UnitResult`s out."""
+
+    def __init__(self, settings: dict):
+        self.analyzer = Analyzer(**settings)
+
+    @daft.method(return_dtype=DataType.binary())
+    def analyze(self, unit: bytes) -> bytes:
+        return pickle.dumps(self.analyzer(pickle.loads(unit)))
+
+
+def use_runner(runner: str, address: str | None) -> None:
+    """Daft's native runner ("local"), or its Ray runner on the cluster at `address` (else `RAY_ADDRESS`, else a
+    Ray started here). A process keeps the runner it first used."""
+    wanted = "ray" if runner == "ray" else "native"
+    if daft.runners._get_runner() is not None:
+        current = daft.runners.get_or_infer_runner_type()
+        if current != wanted:
+            raise RuntimeError(f"this process already runs batches on Daft's {current} runner; "
+                               f"start a new one for --runner {runner}")
+        return
+    if wanted == "ray":
+        daft.set_runner_ray(address or os.environ.get("RAY_ADDRESS"), noop_if_initialized=True)
+    else:
+        daft.set_runner_native()
+
+
+def cluster_cpus() -> int:
+    """CPUs of the Ray cluster this process is connected to."""
+    import ray
+
+    return int(ray.cluster_resources().get("CPU", 1))
+
+
+def analyze(units: list, settings: dict, runner: str = "local", address: str | None = None,
+            workers: int | None = None) -> Iterator[UnitResult]:
+    """`Analyzer(**settings)(unit)` for every unit on `workers` processes (default: one per core, or per
+    cluster CPU), in the order of `units`, each result as soon as it and those before it are done."""
+    if not units:
+        return
+    use_runner(runner, address)
+    on_ray = runner == "ray"
+    workers = workers or (cluster_cpus() if on_ray else os.cpu_count() or 1)
+    worker_class = daft.cls(UnitAnalyzer, max_concurrency=workers, use_process=True,
+                            cpus=RAY_CPUS_PER_WORKER if on_ray else None)
+    frame = daft.from_pydict({"unit": [pickle.dumps(unit) for unit in units]})
+    if on_ray:
+        frame = frame.into_partitions(min(len(units), 4 * workers))
+    frame = frame.select(worker_class(settings).analyze(frame["unit"]).alias("result"))
+    with daft.context.execution_config_ctx(default_morsel_size=1):  # each unit's result as soon as it is done
+        for row in frame.iter_rows():
+            yield pickle.loads(row["result"])

@@ -1,0 +1,140 @@
+"""The run's folder: Parquet parts written whole as work completes, and what they say is already done.
+
+    DIR/faces/*.parquet    one row per face per image or video frame (`table.FACE_COLUMNS` + labels)
+    DIR/errors/*.parquet   source, message: every input that could not be read
+    DIR/tracks/*.parquet   per video and track (`table.TRACK_COLUMNS` + labels)
+    DIR/run.json           the model, options, counts and duration of the last run
+    DIR/.work/             parts being written, and finished segments of videos not finished yet
+
+A part appears under its name only once written (rename), so a run stopped at any moment leaves only whole
+parts; an input counts as done once its source is in `faces/` or `errors/`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import shutil
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..video import TrackTally
+from .segments import Segment, TrackJoiner
+from .table import ERRORS_SCHEMA, faces_schema, no_face_row, track_rows, tracks_schema
+
+
+def video_key(source: str) -> str:
+    return hashlib.sha1(source.encode()).hexdigest()[:16]
+
+
+class RunFolder:
+    def __init__(self, path: str | Path, labels: list[str]):
+        self.path = Path(path)
+        self.labels = labels
+        self.faces_schema = faces_schema(labels)
+        self.faces, self.errors, self.tracks = (self.path / name for name in ("faces", "errors", "tracks"))
+        self.work = self.path / ".work"
+        for folder in (self.faces, self.errors, self.tracks, self.work):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def check_labels(self) -> None:
+        """Refuse to add to a folder whose faces carry another model's labels."""
+        for part in sorted(self.faces.glob("*.parquet"))[:1]:
+            names = pq.read_schema(part).names
+            if names != self.faces_schema.names:
+                raise ValueError(f"{self.path} holds the results of a model with other labels "
+                                 f"({', '.join(names[len(self.faces_schema.names) - len(self.labels):])}): "
+                                 "choose another --out")
+
+    def done_sources(self) -> set[str]:
+        """Sources already in `faces/` or `errors/`."""
+        done = set()
+        for folder in (self.faces, self.errors):
+            for part in folder.glob("*.parquet"):
+                done.update(pq.read_table(part, columns=["source"]).column("source").to_pylist())
+        return done
+
+    def write(self, faces: list[dict], errors: list[dict]) -> None:
+        """One part of errors, then one of faces (so an input is never in both)."""
+        if errors:
+            self._write(pa.Table.from_pylist(errors, ERRORS_SCHEMA), self.errors / f"part-{uuid.uuid4().hex}.parquet")
+        if faces:
+            self._write(pa.Table.from_pylist(faces, self.faces_schema), self.faces / f"part-{uuid.uuid4().hex}.parquet")
+
+    def _write(self, table: pa.Table, path: Path) -> None:
+        partial = self.work / f"{path.parent.name}-{path.name}.partial"
+        pq.write_table(table, partial)
+        os.replace(partial, path)
+
+    # Videos: segments are kept under .work until every one is there, then joined into one part.
+
+    def segment_file(self, segment: Segment) -> Path:
+        return self.work / f"video-{video_key(segment.source)}" / f"{segment.index:06d}.pkl"
+
+    def save_segment(self, segment: Segment, rows: list[dict], overlap: list[tuple]) -> None:
+        path = self.segment_file(segment)
+        path.parent.mkdir(exist_ok=True)
+        partial = path.with_suffix(".partial")
+        partial.write_bytes(pickle.dumps((rows, overlap)))
+        os.replace(partial, path)
+
+    def segments_done(self, source: str) -> int:
+        return len(list((self.work / f"video-{video_key(source)}").glob("*.pkl")))
+
+    def finish_video(self, source: str, count: int, frame_interval: float) -> None:
+        """Join a video's `count` segments into `faces/video-KEY.parquet` and its tracks into `tracks/`."""
+        folder = self.work / f"video-{video_key(source)}"
+        joiner, tally = TrackJoiner(), TrackTally()
+        partial = self.work / f"faces-video-{video_key(source)}.parquet.partial"
+        faces = 0
+        with pq.ParquetWriter(partial, self.faces_schema) as writer:
+            for index in range(count):
+                rows, overlap = pickle.loads((folder / f"{index:06d}.pkl").read_bytes())
+                rows = joiner.join(rows, overlap)
+                for row in rows:
+                    tally.add(row["time_s"], row["track_id"], {label: row[label] for label in self.labels})
+                faces += len(rows)
+                if rows:
+                    writer.write_table(pa.Table.from_pylist(rows, self.faces_schema))
+            if not faces:
+                writer.write_table(pa.Table.from_pylist([no_face_row(source)], self.faces_schema))
+        tracks = track_rows(source, tally.summary(frame_interval))
+        self._write(pa.Table.from_pylist(tracks, tracks_schema(self.labels)),
+                    self.tracks / f"video-{video_key(source)}.parquet")
+        os.replace(partial, self.faces / f"video-{video_key(source)}.parquet")
+        shutil.rmtree(folder)
+
+    def drop_video(self, source: str) -> None:
+        """Forget a video's segments (it went to `errors/`)."""
+        shutil.rmtree(self.work / f"video-{video_key(source)}", ignore_errors=True)
+
+    # The end of a run.
+
+    def counts(self) -> dict:
+        """Inputs, faces, inputs with no face and errors in the folder."""
+        faces = pa.concat_tables([pq.read_table(p, columns=["source", "face"]) for p in self.faces.glob("*.parquet")]
+                                 or [pa.table({"source": pa.array([], pa.string()), "face": pa.array([], pa.int32())})])
+        errors = sum(pq.read_metadata(p).num_rows for p in self.errors.glob("*.parquet"))
+        sources = faces.column("source").to_pylist()
+        found = faces.column("face").to_pylist()
+        return {"inputs": len(set(sources)) + errors, "faces": sum(f is not None for f in found),
+                "no_face": sum(f is None for f in found), "errors": errors}
+
+    def write_csv(self, path: str | Path) -> Path:
+        """Every face row in one CSV, sorted by source, frame and face."""
+        import pyarrow.csv
+
+        parts = [pq.read_table(p, schema=self.faces_schema) for p in sorted(self.faces.glob("*.parquet"))]
+        table = pa.concat_tables(parts) if parts else self.faces_schema.empty_table()
+        table = table.sort_by([("source", "ascending"), ("frame", "ascending"), ("face", "ascending")])
+        pyarrow.csv.write_csv(table, path, pyarrow.csv.WriteOptions(quoting_style="needed"))
+        return Path(path)
+
+    def write_record(self, record: dict) -> None:
+        partial = self.work / "run.json.partial"
+        partial.write_text(json.dumps(record, indent=2) + "\n")
+        os.replace(partial, self.path / "run.json")

@@ -1,0 +1,183 @@
+"""What a batch run reads: command-line inputs expanded into images, table rows and videos.
+
+Inputs mix freely: image and video files, folders (recursive; images, videos and Parquet/Arrow tables
+recognised by their endings, hidden files left out), glob patterns, manifests (`.txt`: one path or URL a line;
+`.csv`: a `path`, `url`, `image` or `file` column, else the first), Parquet or Arrow files and local Hugging
+Face `datasets` folders with an image column, and fsspec URLs (`hf://datasets/owner/name`, `s3://bucket/x/`...)
+whose Parquet files are read as tables. Every input has a `source`: its path or URL, or `FILE#ROW` for a table row.
+"""
+from __future__ import annotations
+
+import csv
+import glob
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..image_io import IMAGE_SUFFIXES
+from ..video import VIDEO_SUFFIXES
+
+TABLE_SUFFIXES = {".parquet", ".arrow"}
+MANIFEST_SUFFIXES = {".txt", ".csv"}
+MANIFEST_COLUMNS = ("path", "url", "image", "file", "source")
+IMAGE_COLUMNS = ("image", "img", "path", "file", "url", "image_path", "filename")
+"""Column names taken as the image column of a table whose images are not stored as bytes."""
+
+
+@dataclass(frozen=True)
+class Table:
+    """The image column of a Parquet or Arrow file and its number of rows; row i's source is `FILE#i`."""
+
+    file: str
+    column: str
+    rows: int
+
+    def source(self, row: int) -> str:
+        return f"{self.file}#{row}"
+
+
+@dataclass
+class Inputs:
+    """Expanded inputs: images as (source, location) (a path or URL), tables and videos, in the order given."""
+
+    images: list[tuple[str, str]] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    videos: list[str] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.images) + sum(t.rows for t in self.tables) + len(self.videos)
+
+
+def is_url(text: str) -> bool:
+    return "://" in text
+
+
+def expand(inputs: list[str], column: str | None = None, exclude: str | Path | None = None) -> Inputs:
+    """Every image, table row and video the inputs name, each once, leaving out files under `exclude` (the
+    run's own output). `column` names tables' image column (default: the first column of images stored as
+    bytes, else one named as `IMAGE_COLUMNS`)."""
+    found, seen = Inputs(), set()
+    excluded = Path(exclude).resolve() if exclude else None
+
+    def add_file(path: str, named: bool) -> None:
+        """A file by its ending; a `named` file (given, or listed in a manifest) with another ending is an image."""
+        if path in seen or (excluded and not is_url(path) and Path(path).resolve().is_relative_to(excluded)):
+            return
+        seen.add(path)
+        suffix = Path(path.split("?")[0]).suffix.lower()
+        if suffix in VIDEO_SUFFIXES:
+            found.videos.append(path)
+        elif suffix in TABLE_SUFFIXES:
+            found.tables.append(open_table(path, column))
+        elif suffix in IMAGE_SUFFIXES or named:
+            found.images.append((path, path))
+
+    for text in map(str, inputs):
+        path = Path(text)
+        if is_url(text):
+            for url in _expand_url(text):
+                add_file(url, named=True)
+        elif path.is_dir():
+            for file in sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p.relative_to(path))):
+                add_file(str(file), named=False)
+        elif path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES:
+            for entry in read_manifest(path):
+                add_file(entry, named=True)
+        elif path.is_file():
+            add_file(text, named=True)
+        elif glob.has_magic(text):
+            matches = sorted(glob.glob(text, recursive=True))
+            if not matches:
+                raise FileNotFoundError(f"no file matches {text}")
+            for match in matches:
+                if Path(match).is_file():
+                    add_file(match, named=False)
+        else:
+            raise FileNotFoundError(f"no such file or folder: {text}")
+    return found
+
+
+def read_manifest(path: Path) -> list[str]:
+    """The paths or URLs a manifest lists; relative paths are taken from the manifest's folder."""
+    text = path.read_text(encoding="utf-8-sig")
+    if path.suffix.lower() == ".csv":
+        rows = list(csv.reader(text.splitlines()))
+        header = [name.strip().lower() for name in rows[0]] if rows else []
+        index = next((header.index(name) for name in MANIFEST_COLUMNS if name in header), None)
+        entries = [row[index or 0] for row in rows[1 if index is not None else 0:] if row]
+    else:
+        entries = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    entries = [entry.strip() for entry in entries if entry.strip()]
+    return [entry if is_url(entry) or Path(entry).is_absolute() else str(path.parent / entry) for entry in entries]
+
+
+def open_table(file: str, column: str | None = None) -> Table:
+    """A Parquet or Arrow (Hugging Face `save_to_disk`) file's image column and row count."""
+    schema, rows = table_schema(file)
+    if column is None:
+        column = next((f.name for f in schema if _holds_image_bytes(f.type)), None) or next(
+            (f.name for f in schema if f.name.lower() in IMAGE_COLUMNS), None)
+        if column is None:
+            raise ValueError(f"{file} has no image column ({', '.join(schema.names)}): name it with --column")
+    elif column not in schema.names:
+        raise ValueError(f"{file} has no column {column!r} ({', '.join(schema.names)})")
+    return Table(file, column, rows)
+
+
+def table_schema(file: str):
+    """(Arrow schema, row count) of a Parquet or Arrow file, local or at an fsspec URL."""
+    import pyarrow.parquet as pq
+
+    if file.endswith(".arrow"):
+        table = read_arrow(file)
+        return table.schema, table.num_rows
+    with open_binary(file) as handle:
+        metadata = pq.ParquetFile(handle).metadata
+        return metadata.schema.to_arrow_schema(), metadata.num_rows
+
+
+def read_arrow(file: str):
+    """An Arrow IPC file or stream (`datasets`' `save_to_disk` writes streams), memory-mapped where local."""
+    import pyarrow as pa
+
+    source = pa.memory_map(file) if not is_url(file) else pa.BufferReader(open_binary(file).read())
+    try:
+        return pa.ipc.open_stream(source).read_all()
+    except pa.ArrowInvalid:
+        source.seek(0)
+        return pa.ipc.open_file(source).read_all()
+
+
+def open_binary(location: str):
+    """A local path or any fsspec URL (http(s), s3, hf...), opened for reading bytes."""
+    if not is_url(location):
+        return open(location, "rb")
+    import fsspec
+
+    return fsspec.open(location, "rb").open()
+
+
+def _expand_url(url: str) -> list[str]:
+    """A URL of a file, or of a folder (`hf://datasets/owner/name`) whose Parquet files it holds."""
+    if Path(url.split("?")[0]).suffix or url.startswith(("http://", "https://")):
+        return [url]
+    import fsspec
+
+    filesystem, root = fsspec.core.url_to_fs(url)
+    files = sorted(filesystem.glob(f"{root.rstrip('/')}/**/*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"no Parquet files under {url}")
+    protocol = url.split("://", 1)[0]
+    return [f"{protocol}://{file}" for file in files]
+
+
+def _holds_image_bytes(arrow_type) -> bool:
+    import pyarrow as pa
+
+    if pa.types.is_struct(arrow_type):
+        return any(arrow_type.field(i).name == "bytes" for i in range(arrow_type.num_fields))
+    return pa.types.is_binary(arrow_type) or pa.types.is_large_binary(arrow_type)
+
+
+def _hidden(relative: Path) -> bool:
+    return any(part.startswith(".") for part in relative.parts)
