@@ -252,3 +252,21 @@ def test_killed_run_resumes_with_every_input_exactly_once(tmp_path, astronaut, r
     record = json.loads((out / "run.json").read_text())
     assert record["already_done"] == partial.source.nunique() and record["counts"]["inputs"] == 241
     assert not list(out.glob(".work/video-*"))
+
+
+def test_fsspec_urls_of_images_and_of_a_folder_of_tables(inputs, tmp_path, recognizer):
+    """hf:// and s3:// take the same path as file:// here: an image URL is read through fsspec, and a URL
+    with no file ending is a folder whose Parquet files are tables."""
+    image_url, folder_url = f"file://{inputs / 'listed.jpg'}", f"file://{inputs}"
+    batch.run([image_url, folder_url], tmp_path / "out", workers=1, progress=False)
+    faces, errors = read(tmp_path / "out" / "faces"), read(tmp_path / "out" / "errors")
+    assert set(faces.source) == {image_url, f"{folder_url}/table.parquet#0", f"{folder_url}/table.parquet#1"}
+    assert list(errors.source) == [f"{folder_url}/table.parquet#2"]
+    expected = recognizer.predict(inputs / "listed.jpg")[0]
+    assert faces[faces.source == image_url].iloc[0].happy == pytest.approx(expected.scores["happy"], abs=1e-4)
+
+
+def test_nothing_to_do_is_a_one_line_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no images, videos or table rows"):
+        batch.run(str(tmp_path / "empty"), tmp_path / "out", progress=False)

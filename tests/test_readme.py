@@ -14,6 +14,19 @@ def test_readme_python_snippet_runs(tmp_path, monkeypatch):
     assert (tmp_path / "annotated.png").is_file() and (tmp_path / "saliency.png").is_file()
 
 
+def test_readme_batch_snippet_runs(tmp_path, monkeypatch):
+    readme = (ROOT / "README.md").read_text()
+    snippet = next(block for block in re.findall(r"```python\n(.*?)```", readme, re.S)
+                   if block.startswith("from fer_model import batch"))
+    (tmp_path / "web").symlink_to(ROOT / "web")
+    monkeypatch.chdir(tmp_path)
+    scope = {}
+    exec(compile(snippet, "README.md", "exec"), scope)
+    printed = re.search(r"print\(record\[\"counts\"\]\)\s+# (\{.*\})", snippet).group(1)
+    assert scope["record"]["counts"] == eval(printed)
+    assert list((tmp_path / "results" / "faces").glob("*.parquet"))
+
+
 def test_the_readme_links_only_to_files_that_exist():
     for folder, text in [(ROOT, (ROOT / "README.md").read_text())] + [
             (path.parent, path.read_text()) for path in (ROOT / "docs").glob("*.md")]:

@@ -45,6 +45,8 @@ def run(inputs: list[str], out: str | Path, *, model: str | None = None, revisio
     processes (default: one per core). `csv`: also one CSV of every face. Returns what `run.json` records.
     """
     _check(tta, threads, every, fps, smoothing, segment_seconds, runner, workers)
+    if isinstance(inputs, (str, Path)):
+        inputs = [inputs]
     require("daft", "fer-model batch", "batch")
     from . import engine
 
@@ -54,6 +56,8 @@ def run(inputs: list[str], out: str | Path, *, model: str | None = None, revisio
     results = RunFolder(out, config.labels)
     results.check_labels()
     found = expand(inputs, column, exclude=results.path)
+    if not found.count:
+        raise ValueError(f"no images, videos or table rows found in {', '.join(map(str, inputs))}")
     done = results.done_sources()
     units, videos_failed = [], set()
     for source in found.videos:

@@ -1,0 +1,171 @@
+"""Collections on this machine: photos/s and video frames/s of `fer-model batch` against one file after
+another, and the two engines it could run on (Daft, Ray Data) side by side on the same worker.
+
+    python benchmarks/batch_throughput.py [--photos 600] [--video-seconds 60]
+
+Every way runs in a fresh process, timed from its start (imports, engine start, model loads, Parquet
+writes included), its peak memory the sum of its process tree's resident sets, sampled every 50 ms.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import astronaut_canvas, report  # noqa: E402
+
+
+def write_photos(folder: Path, count: int) -> None:
+    """640x480 JPEGs with 1 to 6 faces each."""
+    import cv2
+
+    for i in range(count):
+        canvas, _ = astronaut_canvas((640, 480), [80] * (1 + i % 6), seed=i)
+        cv2.imwrite(str(folder / f"{i:05d}.jpg"), cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+
+
+def write_video(path: Path, seconds: float, fps: int = 30) -> None:
+    """640x480 Motion JPEG with 6 faces drifting right."""
+    import cv2
+
+    canvas, _ = astronaut_canvas((640, 480), [80] * 6, seed=0)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (640, 480))
+    for i in range(int(seconds * fps)):
+        writer.write(cv2.cvtColor(np.roll(canvas, i % 40, axis=1), cv2.COLOR_RGB2BGR))
+    writer.release()
+
+
+# The ways of running, each in its own process (`--way NAME INPUT OUT`); they print {"inputs": n} when done.
+
+def way_loop(inputs: str, out: str) -> dict:
+    """One recognizer (2 threads), one file after another, as `fer-model predict` runs."""
+    from fer_model import EmotionRecognizer
+
+    recognizer = EmotionRecognizer.from_pretrained()
+    files = sorted(Path(inputs).glob("*.jpg"))
+    return {"inputs": len(files), "faces": sum(len(recognizer.predict(f)) for f in files)}
+
+
+def way_video_loop(inputs: str, out: str) -> dict:
+    """`fer-model video`: one pass, one process."""
+    from fer_model import EmotionRecognizer
+    from fer_model.video import predict_video
+
+    frames = faces = 0
+    for frame in predict_video(EmotionRecognizer.from_pretrained(), inputs):
+        frames, faces = frames + 1, faces + len(frame.faces)
+    return {"frames": frames, "faces": faces}
+
+
+def way_batch(inputs: str, out: str) -> dict:
+    """`fer-model batch` (Daft's native runner, a worker per core), Parquet written."""
+    from fer_model import batch
+
+    record = batch.run([inputs], out, progress=False, segment_seconds=10)
+    return {"inputs": record["counts"]["inputs"], "faces": record["counts"]["faces"]}
+
+
+def way_batch_ray(inputs: str, out: str) -> dict:
+    """`fer-model batch --runner ray` on a Ray started here: Daft's Ray runner, a worker per core."""
+    from fer_model import batch
+
+    record = batch.run([inputs], out, progress=False, segment_seconds=10, runner="ray")
+    return {"inputs": record["counts"]["inputs"], "faces": record["counts"]["faces"]}
+
+
+def way_ray_data(inputs: str, out: str) -> dict:
+    """The same units and worker on Ray Data (`map_batches` over an actor pool, 0.5 CPU each), results
+    collected on the driver and nothing written."""
+    import ray
+
+    from fer_model.batch import CHUNK, ImageBatch
+    from fer_model.batch.analyze import Analyzer
+
+    class Worker:
+        def __init__(self):
+            self.analyzer = Analyzer()
+
+        def __call__(self, batch):
+            return {"result": [pickle.dumps(self.analyzer(pickle.loads(u))) for u in batch["unit"]]}
+
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    files = [str(p) for p in sorted(Path(inputs).glob("*.jpg"))]
+    units = [ImageBatch(tuple((f, f) for f in files[i:i + CHUNK])) for i in range(0, len(files), CHUNK)]
+    data = ray.data.from_items([{"unit": pickle.dumps(u)} for u in units]).map_batches(
+        Worker, concurrency=os.cpu_count(), num_cpus=0.5, batch_size=1)
+    results = [pickle.loads(row["result"]) for row in data.iter_rows()]
+    return {"inputs": sum(len(r.unit.items) for r in results),
+            "faces": sum(row.get("face") is not None for r in results for row in r.faces)}
+
+
+WAYS = {"loop": way_loop, "video_loop": way_video_loop, "batch": way_batch, "batch_ray": way_batch_ray,
+        "ray_data": way_ray_data}
+
+
+def measure(way: str, inputs: Path, out: Path) -> dict:
+    """Wall time and peak memory of one way, run in a fresh process."""
+    import psutil
+
+    start = time.perf_counter()
+    process = subprocess.Popen([sys.executable, __file__, "--way", way, str(inputs), str(out)],
+                               stdout=subprocess.PIPE, text=True, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+    parent, peak = psutil.Process(process.pid), 0
+    while process.poll() is None:
+        try:
+            tree = [parent, *parent.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.05)
+    seconds = time.perf_counter() - start
+    output = process.stdout.read()
+    if process.returncode:
+        raise SystemExit(f"{way} failed ({process.returncode})")
+    figures = json.loads(output.strip().splitlines()[-1])
+    return {**figures, "seconds": round(seconds, 2), "peak_memory_mb": round(peak / 2**20)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--photos", type=int, default=600)
+    parser.add_argument("--video-seconds", type=float, default=60.0)
+    parser.add_argument("--way", nargs=3, metavar=("WAY", "INPUT", "OUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.way:
+        way, inputs, out = args.way
+        print(json.dumps(WAYS[way](inputs, out)))
+        return
+    results = {}
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        (folder / "photos").mkdir()
+        write_photos(folder / "photos", args.photos)
+        for way in ("loop", "batch", "batch_ray", "ray_data"):
+            figures = measure(way, folder / "photos", folder / f"out-{way}")
+            results[f"photos_{way}"] = {**figures, "photos_per_s": round(figures["inputs"] / figures["seconds"], 1)}
+        for seconds in (args.video_seconds, 3 * args.video_seconds):
+            clip = folder / f"clip-{seconds:g}.avi"
+            write_video(clip, seconds)
+            for way in ("video_loop", "batch"):
+                if way == "video_loop" and seconds != args.video_seconds:
+                    continue
+                figures = measure(way, clip, folder / f"out-video-{seconds:g}")
+                frames = round(seconds * 30)
+                results[f"video_{seconds:g}s_{way}"] = {**figures, "frames_per_s": round(frames / figures["seconds"], 1)}
+    report("batch_throughput", {
+        "photos": f"{args.photos} 640x480 JPEGs, 1-6 faces each",
+        "video": f"640x480 Motion JPEG at 30 fps, 6 faces, {args.video_seconds:g} s and {3 * args.video_seconds:g} s; "
+                 "batch cuts it into 10 s segments", **results})
+
+
+if __name__ == "__main__":
+    main()
