@@ -270,3 +270,11 @@ def test_nothing_to_do_is_a_one_line_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no images, videos or table rows"):
         batch.run(str(tmp_path / "empty"), tmp_path / "out", progress=False)
+
+
+def test_a_process_keeps_its_daft_runner(inputs, tmp_path):
+    from fer_model.batch import engine
+
+    engine.use_runner("local", None)
+    with pytest.raises(RuntimeError, match="already runs Daft on its native runner"):
+        batch.run([str(inputs / "listed.jpg")], tmp_path, runner="ray", progress=False)

@@ -10,6 +10,7 @@ what is missing. Needs the `batch` extra (`pip install "fer-model[batch]"`). doc
 from __future__ import annotations
 
 import hashlib
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -131,8 +132,6 @@ def _size(unit) -> float:
 
 
 def _progress_bar(total: int, initial: float, enabled: bool):
-    import sys
-
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, desc="inputs", unit="input", disable=not enabled, file=sys.stderr,

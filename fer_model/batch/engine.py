@@ -33,20 +33,25 @@ class UnitAnalyzer:
         return pickle.dumps(self.analyzer(pickle.loads(unit)))
 
 
+_runner: list[str] = []  # the runner this process set
+
+
 def use_runner(runner: str, address: str | None) -> None:
     """Daft's native runner ("local"), or its Ray runner on the cluster at `address` (else `RAY_ADDRESS`, else a
-    Ray started here). A process keeps the runner it first used."""
+    Ray started here). Daft lets a process set its runner once: a process keeps the first one."""
     wanted = "ray" if runner == "ray" else "native"
-    if daft.runners._get_runner() is not None:
-        current = daft.runners.get_or_infer_runner_type()
-        if current != wanted:
-            raise RuntimeError(f"this process already runs batches on Daft's {current} runner; "
-                               f"start a new one for --runner {runner}")
-        return
-    if wanted == "ray":
-        daft.set_runner_ray(address or os.environ.get("RAY_ADDRESS"), noop_if_initialized=True)
-    else:
-        daft.set_runner_native()
+    if not _runner:
+        try:
+            if wanted == "ray":
+                daft.set_runner_ray(address or os.environ.get("RAY_ADDRESS"))
+            else:
+                daft.set_runner_native()
+        except Exception:  # set before, outside this module
+            pass
+        _runner.append(daft.runners.get_or_infer_runner_type())
+    if _runner[0] != wanted:
+        raise RuntimeError(f"this process already runs Daft on its {_runner[0]} runner; "
+                           f"start a new one for --runner {runner}")
 
 
 def cluster_cpus() -> int:
