@@ -55,6 +55,7 @@ def inputs(tmp_path_factory, astronaut):
     astronaut.transpose(Image.FLIP_LEFT_RIGHT).resize((256, 256)).save(photos / "more" / "small.png")
     Image.fromarray(data.coffee()).save(photos / "coffee.png")
     (photos / "broken.jpg").write_bytes(b"not a picture")
+    (photos / "broken.mp4").write_bytes(b"not a video")
     (photos / "notes.md").write_text("not an input")
     two_face_clip(root / "clip.avi", astronaut)
     cells = []
@@ -86,17 +87,19 @@ def test_every_input_once_in_faces_or_errors(inputs, run_all):
     out, record = run_all
     faces, errors = read(out / "faces"), read(out / "errors")
     sources = set(faces.source) | set(errors.source)
-    expected = {str(inputs / "photos" / name) for name in ("astronaut.jpg", "coffee.png", "broken.jpg", "more/small.png")}
+    expected = {str(inputs / "photos" / name)
+                for name in ("astronaut.jpg", "coffee.png", "broken.jpg", "broken.mp4", "more/small.png")}
     expected |= {str(inputs / "clip.avi"), str(inputs / "listed.jpg")}
     expected |= {f"{inputs / 'table.parquet'}#{row}" for row in range(3)}
     assert sources == expected and not set(faces.source) & set(errors.source)
     assert list(faces.columns) == FACE_COLUMNS + list(EMOTIONS)
-    assert sorted(errors.source) == sorted([str(inputs / "photos" / "broken.jpg"), f"{inputs / 'table.parquet'}#2"])
+    assert sorted(errors.source) == sorted([str(inputs / "photos" / "broken.jpg"), str(inputs / "photos" / "broken.mp4"),
+                                            f"{inputs / 'table.parquet'}#2"])
     assert all("\n" not in m and m for m in errors.message)
     no_face = faces[faces.source == str(inputs / "photos" / "coffee.png")]
     assert len(no_face) == 1 and no_face[["face", "label", "x", "confidence"]].isna().all(axis=None)
     assert record["status"] == "complete" and record["counts"] == {
-        "inputs": 9, "faces": int(faces.face.notna().sum()), "no_face": 1, "errors": 2}
+        "inputs": 10, "faces": int(faces.face.notna().sum()), "no_face": 1, "errors": 3}
 
 
 def test_image_rows_are_what_predict_gives(inputs, run_all, recognizer):
@@ -187,8 +190,9 @@ def test_expand_recognises_inputs_by_ending(inputs, tmp_path):
     found = expand([str(inputs)], exclude=inputs / "photos" / "more")
     assert [s for s, _ in found.images] == sorted(str(p) for p in [
         inputs / "listed.jpg", *(inputs / "photos" / n for n in ("astronaut.jpg", "broken.jpg", "coffee.png"))])
-    assert found.videos == [str(inputs / "clip.avi")] and [t.rows for t in found.tables] == [3]
-    assert found.tables[0].column == "image" and found.count == 8
+    assert found.videos == [str(inputs / "clip.avi"), str(inputs / "photos" / "broken.mp4")]
+    assert [t.rows for t in found.tables] == [3]
+    assert found.tables[0].column == "image" and found.count == 9
     (tmp_path / "list.csv").write_text(f"id,path\n1,{inputs / 'listed.jpg'}\n2,https://example.org/a.jpg\n")
     assert [s for s, _ in expand([str(tmp_path / "list.csv")]).images] == [str(inputs / "listed.jpg"),
                                                                            "https://example.org/a.jpg"]
