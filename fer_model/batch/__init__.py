@@ -52,6 +52,8 @@ def run(inputs: list[str], out: str | Path, *, model: str | None = None, revisio
     from . import engine
 
     started = time.time()
+    engine.use_runner(runner, address)
+    workers = engine.worker_count(runner, workers)
     folder = hub.resolve(model, revision)
     config = hub.read_config(folder)
     results = RunFolder(out, config.labels)
@@ -94,7 +96,7 @@ def run(inputs: list[str], out: str | Path, *, model: str | None = None, revisio
     bar = _progress_bar(found.count, found.count - todo, progress)
     status = "interrupted"
     try:
-        for result in engine.analyze(units, settings, runner, address, workers):
+        for result in engine.analyze(units, settings, runner, workers):
             _keep(results, result, videos_failed)
             bar.update(_size(result.unit))
         if csv:

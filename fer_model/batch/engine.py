@@ -54,22 +54,23 @@ def use_runner(runner: str, address: str | None) -> None:
                            f"start a new one for --runner {runner}")
 
 
-def cluster_cpus() -> int:
-    """CPUs of the Ray cluster this process is connected to."""
-    import ray
+def worker_count(runner: str, workers: int | None = None) -> int:
+    """`workers`, else one per core here, or per CPU of the Ray cluster (`use_runner` first)."""
+    if workers:
+        return workers
+    if runner == "ray":
+        import ray
 
-    return int(ray.cluster_resources().get("CPU", 1))
+        return int(ray.cluster_resources().get("CPU", 1))
+    return os.cpu_count() or 1
 
 
-def analyze(units: list, settings: dict, runner: str = "local", address: str | None = None,
-            workers: int | None = None) -> Iterator[UnitResult]:
-    """`Analyzer(**settings)(unit)` for every unit on `workers` processes (default: one per core, or per
-    cluster CPU), in the order of `units`, each result as soon as it and those before it are done."""
+def analyze(units: list, settings: dict, runner: str, workers: int) -> Iterator[UnitResult]:
+    """`Analyzer(**settings)(unit)` for every unit on `workers` processes of the runner `use_runner` set, in
+    the order of `units`, each result as soon as it and those before it are done."""
     if not units:
         return
-    use_runner(runner, address)
     on_ray = runner == "ray"
-    workers = workers or (cluster_cpus() if on_ray else os.cpu_count() or 1)
     worker_class = daft.cls(UnitAnalyzer, max_concurrency=workers, use_process=True,
                             cpus=RAY_CPUS_PER_WORKER if on_ray else None)
     frame = daft.from_pydict({"unit": [pickle.dumps(unit) for unit in units]})
