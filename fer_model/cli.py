@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .classifier import BACKENDS
 from .detection import DETECTORS
-from .errors import FERError
+from .errors import FERError, IncompleteRunError
 from .predictor import DEFAULT_TTA
 from .tta import TTA_MODES
 from .video import FOURCC
@@ -237,15 +237,23 @@ def run_batch(args) -> int:
 
     if args.backend != "onnx":
         raise ValueError("batch runs the ONNX model only; leave out --backend")
-    record = batch.run(args.inputs, args.out, model=args.model, tta=args.tta, threads=args.threads or 1,
-                       detector=args.detector, every=args.every, fps=args.fps, smoothing=args.smoothing,
-                       segment_seconds=args.segment_seconds, column=args.column, runner=args.runner,
-                       address=args.address, workers=args.workers, csv=args.csv)
-    counts = record["counts"]
-    print(f"{counts['inputs']} inputs: {counts['faces']} faces, {counts['no_face']} with no face, "
-          f"{counts['errors']} unreadable (in {args.out / 'errors'}); {record['duration_s']:.1f} s; "
-          f"tables in {args.out}", file=sys.stderr)
-    return 0
+    try:
+        record = batch.run(args.inputs, args.out, model=args.model, tta=args.tta, threads=args.threads or 1,
+                           detector=args.detector, every=args.every, fps=args.fps, smoothing=args.smoothing,
+                           segment_seconds=args.segment_seconds, column=args.column, runner=args.runner,
+                           address=args.address, workers=args.workers, csv=args.csv)
+    except IncompleteRunError as err:
+        message, code = f"fer-model: error: {err}", 2
+    except KeyboardInterrupt:
+        message, code = "fer-model: interrupted; what was done is saved: run the same command again to do the rest", 130
+    else:
+        counts = record["counts"]
+        print(f"{counts['inputs']} inputs: {counts['faces']} faces, {counts['no_face']} with no face, "
+              f"{counts['errors']} unreadable (in {args.out / 'errors'}); {record['duration_s']:.1f} s; "
+              f"tables in {args.out}", file=sys.stderr)
+        return 0
+    print(message, file=sys.stderr, flush=True)
+    os._exit(code)  # everything done is on disk; Daft's threads, cut off mid-query, would abort a normal exit
 
 
 if __name__ == "__main__":

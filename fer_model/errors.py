@@ -17,6 +17,11 @@ class InvalidVideoError(FERError, ValueError):
     """The input is not a readable video: missing, not a video, corrupt, empty or too long to analyse."""
 
 
+class IncompleteRunError(FERError):
+    """A batch run's engine gave fewer results than it was given work (stopped, or a worker lost): what was
+    done is saved, and the same run started again does the rest."""
+
+
 class MissingExtraError(FERError, ImportError):
     """A feature needs an optional dependency that is not installed; the message names the extra to install."""
 

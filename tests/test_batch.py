@@ -282,3 +282,31 @@ def test_a_process_keeps_its_daft_runner(inputs, tmp_path):
     engine.use_runner("local", None)
     with pytest.raises(RuntimeError, match="already runs Daft on its native runner"):
         batch.run([str(inputs / "listed.jpg")], tmp_path, runner="ray", progress=False)
+
+
+@pytest.mark.parametrize("stop", ["ctrl-c", "worker killed"])
+def test_a_stopped_run_says_so_in_one_line_and_the_same_command_finishes(tmp_path, astronaut, stop):
+    import psutil
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(320):
+        astronaut.resize((160, 160)).save(photos / f"{i:03d}.jpg")
+    command = [sys.executable, "-m", "fer_model.cli", "batch", str(photos), "--out", str(tmp_path / "out")]
+    process = subprocess.Popen(command, env=subprocess_env(), cwd=ROOT, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not list((tmp_path / "out" / "faces").glob("*.parquet")) and time.time() < deadline:
+        time.sleep(0.02)
+    if stop == "ctrl-c":  # the terminal sends SIGINT to the whole process group
+        os.killpg(process.pid, signal.SIGINT)
+    else:
+        psutil.Process(process.pid).children()[0].kill()
+    err = process.communicate(timeout=120)[1]
+    assert process.returncode in (2, 130) and "Traceback" not in err, err[-2000:]  # 130: Python saw the Ctrl-C
+    message = [line for line in err.replace("\r", "\n").splitlines() if line.startswith("fer-model: ")]
+    assert len(message) == 1 and "run the same command again" in message[0]
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["status"] == "interrupted"
+    assert subprocess.run(command, env=subprocess_env(), cwd=ROOT, capture_output=True).returncode == 0
+    faces = read(tmp_path / "out" / "faces")
+    assert faces.source.nunique() == len(faces) == 320

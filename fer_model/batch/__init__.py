@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .. import __version__, hub
 from ..classifier import INT8_NAME, ONNX_NAME
-from ..errors import FERError, require
+from ..errors import FERError, IncompleteRunError, require
 from ..predictor import DEFAULT_TTA
 from ..runtime import cpu_name
 from ..tta import TTA_MODES
@@ -26,7 +26,7 @@ from .output import RunFolder
 from .segments import Segment, plan_segments
 from .sources import expand
 
-__all__ = ["run"]
+__all__ = ["IncompleteRunError", "run"]
 RUNNERS = ("local", "ray")
 CHUNK = 32
 """Images or table rows per unit: enough to pay for a unit's round trip, few enough to spread over workers."""

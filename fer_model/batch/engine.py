@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 from collections.abc import Iterator
 
 os.environ.setdefault("DAFT_PROGRESS_BAR", "0")  # the run draws its own bar, in inputs
 import daft  # noqa: E402
 from daft import DataType  # noqa: E402
 
-from .analyze import Analyzer, UnitResult  # noqa: E402
+from ..errors import IncompleteRunError  # noqa: E402
+from .analyze import Analyzer, UnitResult, one_line  # noqa: E402
+
 
 RAY_CPUS_PER_WORKER = 0.5
 """Ray CPUs a worker asks for: a worker uses one core, but with a whole CPU each the workers of a 2-CPU node
@@ -26,6 +29,7 @@ class UnitAnalyzer:
     """`Analyzer` for Daft: pickled units in, pickled `UnitResult`s out."""
 
     def __init__(self, settings: dict):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the driver, which stops the workers
         self.analyzer = Analyzer(**settings)
 
     @daft.method(return_dtype=DataType.binary())
@@ -77,6 +81,14 @@ def analyze(units: list, settings: dict, runner: str, workers: int) -> Iterator[
     if on_ray:
         frame = frame.into_partitions(min(len(units), 4 * workers))
     frame = frame.select(worker_class(settings).analyze(frame["unit"]).alias("result"))
-    with daft.context.execution_config_ctx(default_morsel_size=1):  # each unit's result as soon as it is done
-        for row in frame.iter_rows():
-            yield pickle.loads(row["result"])
+    done, why = 0, "interrupted, or a worker was lost"
+    try:
+        with daft.context.execution_config_ctx(default_morsel_size=1):  # each unit's result as soon as it is done
+            for row in frame.iter_rows():
+                yield pickle.loads(row["result"])
+                done += 1
+    except Exception as err:  # noqa: BLE001 - the engine failed: a worker crashed or was lost
+        why = one_line(err)
+    if done < len(units):
+        raise IncompleteRunError(f"the run stopped after {done} of {len(units)} units of work ({why}); "
+                                 "run the same command again to do the rest")
