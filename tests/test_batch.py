@@ -310,3 +310,9 @@ def test_a_stopped_run_says_so_in_one_line_and_the_same_command_finishes(tmp_pat
     assert subprocess.run(command, env=subprocess_env(), cwd=ROOT, capture_output=True).returncode == 0
     faces = read(tmp_path / "out" / "faces")
     assert faces.source.nunique() == len(faces) == 320
+
+
+def test_without_the_batch_extra_the_command_says_which_to_install(monkeypatch, tmp_path, capsys, inputs):
+    monkeypatch.setitem(sys.modules, "daft", None)
+    assert main(["batch", str(inputs / "listed.jpg"), "--out", str(tmp_path / "out")]) == 2
+    assert "pip install 'fer-model[batch]'" in capsys.readouterr().err
