@@ -432,21 +432,6 @@ def test_freeze_leaves_the_named_parameters_as_they_were(tmp_path, trained, tiny
         main([*tiny, "--init-from", str(source), "--freeze", "heads", "--output-dir", str(tmp_path / "x")])
 
 
-def test_replay_mixes_faces_of_another_dataset_into_training(tmp_path, trained, tiny, tiny_fer):
-    from train.train import main
-
-    source, _ = trained
-    main([*tiny, "--init-from", str(source), "--replay", str(tiny_fer), "--replay-faces", "32", "--epochs", "1",
-          "--output-dir", str(tmp_path / "tuned")])
-    assert "train: 288" in (tmp_path / "tuned" / "README.md").read_text()  # 256 of its own, 32 replayed
-    for label in ("calm", "contempt"):
-        (tmp_path / "other" / "train" / label).mkdir(parents=True)
-        for i in range(4):
-            Image.fromarray(np.full((48, 48), 60 * i, np.uint8)).save(tmp_path / "other" / "train" / label / f"{i}.png")
-    with pytest.raises(SystemExit, match="has the labels calm, contempt, not the model's"):
-        main([*tiny, "--init-from", str(source), "--replay", str(tmp_path / "other"), "--output-dir", str(tmp_path / "x")])
-
-
 def test_a_wrong_dataset_path_is_one_line(tmp_path):
     result = subprocess.run([sys.executable, "-m", "train.train", "--dataset", "no/such/folder", "--output-dir",
                              str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120,

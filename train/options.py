@@ -45,10 +45,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--freeze", nargs="+", default=[], metavar="PREFIX",
                    help="fine-tune: leave the parameters whose names start with these unchanged, e.g. 'head features.3' "
                         "adapts only the first stages to a new camera (batch-norm statistics still follow the data)")
-    p.add_argument("--replay", default=None, metavar="DATASET",
-                   help="fine-tune: mix --replay-faces of this dataset's train split (e.g. FER-2013) into the training "
-                        "faces, so that the model keeps what it knows; it needs the model's labels")
-    p.add_argument("--replay-faces", type=int, default=1000, help="faces taken from --replay")
     p.add_argument("--own-labels", action="store_true",
                    help="train a head for the data's own classes even where they are some of FER-2013's (by default "
                         "such a folder keeps the 7-class head; classes FER-2013 lacks always get a head of their own)")

@@ -134,16 +134,6 @@ def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     return (counts.mean() / counts) ** 0.5
 
 
-def replay(args, labels: tuple[str, ...], image_size: int, faces: torch.Tensor, targets: torch.Tensor):
-    """The training faces with `--replay-faces` faces of `--replay`'s train split (seeded) added."""
-    extra = load_fer_dataset(args.replay, seed=args.seed)["train"]
-    if tuple(extra.features["label"].names) != labels:
-        raise DatasetFormatError(f"--replay {args.replay} has the labels {', '.join(extra.features['label'].names)}, "
-                                 f"not the model's ({', '.join(labels)})")
-    extra_x, extra_y = to_tensors(extra, image_size, args.replay_faces)
-    return torch.cat([faces, extra_x.to(faces.device)]), torch.cat([targets, extra_y.to(targets.device)])
-
-
 def main(argv=None) -> dict:
     args = parse_args(argv)
     command = "python -m train.train " + shlex.join(sys.argv[1:] if argv is None else argv)
@@ -185,8 +175,6 @@ def main(argv=None) -> dict:
     try:
         train_x, train_y = (t.to(device) for t in to_tensors(data["train"], pre.image_size, args.limit_train, faces))
         val_x, val_y = (t.to(device) for t in to_tensors(data["validation"], pre.image_size, args.limit_val, faces))
-        if args.replay:
-            train_x, train_y = replay(args, config.labels, pre.image_size, train_x, train_y)
     except DatasetFormatError as err:
         raise SystemExit(f"error: {err}") from None
     num_classes = len(config.labels)
