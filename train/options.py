@@ -42,9 +42,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--init-from", default=None, metavar="MODEL",
                    help="fine-tune: start from this model folder or Hub id, its architecture and preprocessing "
                         "(--widths, --convs-per-stage, --hidden, --dropout and --crop-size are then ignored)")
-    p.add_argument("--freeze", nargs="+", default=[], metavar="PREFIX",
-                   help="fine-tune: leave the parameters whose names start with these unchanged, e.g. 'head features.3' "
-                        "adapts only the first stages to a new camera (batch-norm statistics still follow the data)")
     p.add_argument("--own-labels", action="store_true",
                    help="train a head for the data's own classes even where they are some of FER-2013's (by default "
                         "such a folder keeps the 7-class head; classes FER-2013 lacks always get a head of their own)")

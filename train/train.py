@@ -185,12 +185,6 @@ def main(argv=None) -> dict:
         raise SystemExit(f"error: --teacher: {err}") from None
 
     model = (initial if initial is not None else build_model(config)).to(memory_format=torch.channels_last)
-    frozen = [name for name, weights in model.named_parameters() if name.startswith(tuple(args.freeze))]
-    if args.freeze and not frozen:
-        raise SystemExit(f"error: --freeze {' '.join(args.freeze)} names no parameter (they are named like "
-                         f"{next(iter(dict(model.named_parameters())))})")
-    for name, weights in model.named_parameters():
-        weights.requires_grad_(name not in frozen)
     optimizer = create_optimizer_v2(model, opt="adamw" if args.optimizer == "adamw" else "sgd", lr=args.lr,
                                     weight_decay=args.weight_decay, momentum=0.9)
     val_loader = DataLoader(TensorDataset(torch.arange(len(val_y))), batch_size=512)
