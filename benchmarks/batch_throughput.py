@@ -1,7 +1,7 @@
 """Collections on this machine: photos/s and video frames/s of `fer-model batch` against one file after
 another, and the two engines it could run on (Daft, Ray Data) side by side on the same worker.
 
-    python benchmarks/batch_throughput.py [--photos 600] [--video-seconds 60]
+    python benchmarks/batch_throughput.py [--photos 600] [--video-seconds 60] [--report NAME]
 
 Every way runs in a fresh process, timed from its start (imports, engine start, model loads, Parquet
 writes included), its peak memory the sum of its process tree's resident sets, sampled every 50 ms.
@@ -137,7 +137,8 @@ def measure(way: str, inputs: Path, out: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--photos", type=int, default=600)
-    parser.add_argument("--video-seconds", type=float, default=60.0)
+    parser.add_argument("--video-seconds", type=float, default=60.0, help="0: photos only")
+    parser.add_argument("--report", default="batch_throughput", help="results file: benchmarks/results/NAME.json")
     parser.add_argument("--way", nargs=3, metavar=("WAY", "INPUT", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.way:
@@ -152,7 +153,7 @@ def main() -> None:
         for way in ("loop", "batch", "batch_ray", "ray_data"):
             figures = measure(way, folder / "photos", folder / f"out-{way}")
             results[f"photos_{way}"] = {**figures, "photos_per_s": round(figures["inputs"] / figures["seconds"], 1)}
-        for seconds in (args.video_seconds, 3 * args.video_seconds):
+        for seconds in (args.video_seconds, 3 * args.video_seconds) if args.video_seconds else ():
             clip = folder / f"clip-{seconds:g}.avi"
             write_video(clip, seconds)
             for way in ("video_loop", "batch"):
@@ -161,10 +162,9 @@ def main() -> None:
                 figures = measure(way, clip, folder / f"out-video-{seconds:g}")
                 frames = round(seconds * 30)
                 results[f"video_{seconds:g}s_{way}"] = {**figures, "frames_per_s": round(frames / figures["seconds"], 1)}
-    report("batch_throughput", {
-        "photos": f"{args.photos} 640x480 JPEGs, 1-6 faces each",
-        "video": f"640x480 Motion JPEG at 30 fps, 6 faces, {args.video_seconds:g} s and {3 * args.video_seconds:g} s; "
-                 "batch cuts it into 10 s segments", **results})
+    video = (f"640x480 Motion JPEG at 30 fps, 6 faces, {args.video_seconds:g} s and {3 * args.video_seconds:g} s; "
+             "batch cuts it into 10 s segments") if args.video_seconds else "not measured"
+    report(args.report, {"photos": f"{args.photos} 640x480 JPEGs, 1-6 faces each", "video": video, **results})
 
 
 if __name__ == "__main__":
