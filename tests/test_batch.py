@@ -151,9 +151,15 @@ def test_any_cut_gives_the_same_rows(inputs, recognizer, tmp_path, every, segmen
     assert_same_video(video_rows(read(tmp_path / "faces"), source), expected)
 
 
-def test_tables_read_with_pandas_datasets_and_csv(run_all):
+def test_tables_read_with_pandas_polars_duckdb_datasets_and_csv(run_all):
+    import duckdb
+    import polars
+
     out, _ = run_all
     pandas_rows = len(pd.read_parquet(out / "faces"))
+    assert len(polars.read_parquet(str(out / "faces" / "*.parquet"))) == pandas_rows
+    counted = duckdb.sql(f"select count(*), count(distinct source) from '{out / 'tracks' / '*.parquet'}'").fetchall()[0]
+    assert counted == (3, 1)  # the video's three tracks
     from datasets import load_dataset
 
     dataset = load_dataset("parquet", data_files=str(out / "faces" / "*.parquet"), split="train")
