@@ -187,6 +187,15 @@ def test_track_joiner_continues_tracks_through_the_overlap():
     assert [r["track_id"] for r in second] == [2, 1, 3]
 
 
+def test_segments_of_another_cut_or_reading_wait_apart(inputs, tmp_path):
+    from fer_model.batch.output import RunFolder
+
+    folder, source = RunFolder(tmp_path, list(EMOTIONS)), str(inputs / "clip.avi")
+    cuts = [plan_segments(source, every, None, smoothing, seconds)[0]
+            for every, smoothing, seconds in [(None, 0.0, 1.0), (None, 0.0, 2.0), (2, 0.0, 1.0), (None, 0.2, 1.0)]]
+    assert len({folder.segment_folder(segment) for segment in cuts}) == 4
+
+
 def test_warm_up_is_long_enough_for_smoothing():
     assert warmup_frames(0.0) == 6
     assert 0.9 ** warmup_frames(0.9) < 1e-6 <= 0.9 ** (warmup_frames(0.9) - 1)
@@ -249,8 +258,8 @@ def test_killed_run_resumes_with_every_input_exactly_once(tmp_path, astronaut, r
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
 
-    kill_once(lambda: len(list(out.glob(".work/video-*/*.pkl"))) >= 2)  # in the middle of the video
-    assert 2 <= len(list(out.glob(".work/video-*/*.pkl"))) < 6 and not list(out.glob("faces/*.parquet"))
+    kill_once(lambda: len(list(out.glob(".work/segments-*/*.pkl"))) >= 2)  # in the middle of the video
+    assert 2 <= len(list(out.glob(".work/segments-*/*.pkl"))) < 6 and not list(out.glob("faces/*.parquet"))
     kill_once(lambda: len(list(out.glob("faces/part-*.parquet"))) >= 2)  # in the middle of the photos
     partial = read(out / "faces")
     assert clip in set(partial.source) and 0 < partial.source.nunique() - 1 < 240
@@ -261,7 +270,7 @@ def test_killed_run_resumes_with_every_input_exactly_once(tmp_path, astronaut, r
     assert_same_video(video_rows(faces, clip), list(predict_video(recognizer, clip, tta="flip")))
     record = json.loads((out / "run.json").read_text())
     assert record["already_done"] == partial.source.nunique() and record["counts"]["inputs"] == 241
-    assert not list(out.glob(".work/video-*"))
+    assert not list(out.glob(".work/segments-*"))
 
 
 def test_fsspec_urls_of_images_and_of_a_folder_of_tables(inputs, tmp_path, recognizer):

@@ -61,32 +61,12 @@ def run(inputs: list[str], out: str | Path, *, model: str | None = None, revisio
     found = expand(inputs, column, exclude=results.path)
     if not found.count:
         raise ValueError(f"no images, videos or table rows found in {', '.join(map(str, inputs))}")
-    done = results.done_sources()
-    units, videos_failed = [], set()
-    for source in found.videos:
-        if source in done:
-            continue
-        try:
-            segments = plan_segments(source, every, fps, smoothing, segment_seconds)
-        except FERError as err:
-            results.write([], [{"source": source, "message": one_line(err)}])
-            continue
-        pending = [s for s in segments if not results.segment_file(s).exists()]
-        if pending:
-            units += pending
-        else:  # every segment was done before the last run stopped
-            results.finish_video(source, len(segments), segments[0].interval)
-    images = [item for item in found.images if item[0] not in done]
-    units += [ImageBatch(tuple(images[i:i + CHUNK])) for i in range(0, len(images), CHUNK)]
-    for table in found.tables:
-        rows = [row for row in range(table.rows) if table.source(row) not in done]
-        units += [TableRows(table, tuple(rows[i:i + CHUNK])) for i in range(0, len(rows), CHUNK)]
-
+    units = _plan(found, results, every, fps, smoothing, segment_seconds)
     todo = sum(_size(unit) for unit in units)
     pending = len({u.source for u in units if isinstance(u, Segment)}) + sum(
         len(u.rows if isinstance(u, TableRows) else u.items) for u in units if not isinstance(u, Segment))
     settings = {"model": model and str(model), "revision": revision, "tta": tta, "threads": threads,
-                "detector": detector, "smoothing": smoothing}
+                "detector": detector}
     record = {"model": _model_record(model, revision, folder, config), "package": {"fer_model": __version__},
               "options": {"every": every, "fps": fps, "smoothing": smoothing, "segment_seconds": segment_seconds,
                           "tta": tta, "threads": threads, "detector": detector or "yunet", "column": column,
@@ -94,7 +74,7 @@ def run(inputs: list[str], out: str | Path, *, model: str | None = None, revisio
               "machine": {"cpu": cpu_name()}, "inputs": found.count, "already_done": found.count - pending,
               "started": datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds")}
     bar = _progress_bar(found.count, found.count - todo, progress)
-    status = "interrupted"
+    status, videos_failed = "interrupted", set()
     try:
         for result in engine.analyze(units, settings, runner, workers):
             _keep(results, result, videos_failed)
@@ -109,6 +89,32 @@ def run(inputs: list[str], out: str | Path, *, model: str | None = None, revisio
     return record
 
 
+def _plan(found, results: RunFolder, every, fps, smoothing, segment_seconds) -> list:
+    """The units of what is not done yet: the segments of videos still to do (a video that cannot be read
+    goes to `errors/` now), then batches of images and of table rows."""
+    done = results.done_sources()
+    units = []
+    for source in found.videos:
+        if source in done:
+            continue
+        try:
+            segments = plan_segments(source, every, fps, smoothing, segment_seconds)
+        except FERError as err:
+            results.write([], [{"source": source, "message": one_line(err)}])
+            continue
+        pending = [s for s in segments if not results.segment_file(s).exists()]
+        if pending:
+            units += pending
+        else:  # every segment was done before the last run stopped
+            results.finish_video(segments[0])
+    images = [item for item in found.images if item[0] not in done]
+    units += [ImageBatch(tuple(images[i:i + CHUNK])) for i in range(0, len(images), CHUNK)]
+    for table in found.tables:
+        rows = [row for row in range(table.rows) if table.source(row) not in done]
+        units += [TableRows(table, tuple(rows[i:i + CHUNK])) for i in range(0, len(rows), CHUNK)]
+    return units
+
+
 def _keep(results: RunFolder, result: UnitResult, videos_failed: set) -> None:
     """Write a unit's result: rows and errors at once; a video's segment aside until the video is whole."""
     unit = result.unit
@@ -118,12 +124,12 @@ def _keep(results: RunFolder, result: UnitResult, videos_failed: set) -> None:
         return
     elif result.errors:
         videos_failed.add(unit.source)
-        results.drop_video(unit.source)
+        results.drop_video(unit)
         results.write([], result.errors)
     else:
         results.save_segment(unit, result.faces, result.overlap)
-        if results.segments_done(unit.source) == unit.count:
-            results.finish_video(unit.source, unit.count, unit.interval)
+        if results.segments_done(unit) == unit.count:
+            results.finish_video(unit)
 
 
 def _size(unit) -> float:

@@ -50,12 +50,11 @@ class Analyzer:
     """Turns units into `UnitResult`s with one single-threaded recognizer (one per worker process)."""
 
     def __init__(self, model: str | None = None, revision: str | None = None, tta: str = DEFAULT_TTA,
-                 threads: int = 1, detector: str | None = None, smoothing: float = 0.0):
+                 threads: int = 1, detector: str | None = None):
         import cv2
 
         cv2.setNumThreads(threads)
         self.recognizer = EmotionRecognizer.from_pretrained(model, revision, threads=threads, detector=detector, tta=tta)
-        self.smoothing = smoothing
         self._row_groups: tuple = (None, None)  # (file, (first row, table)) of the last Parquet row groups read
 
     def __call__(self, unit) -> UnitResult:
@@ -80,7 +79,7 @@ class Analyzer:
 
     def segment(self, segment: Segment) -> UnitResult:
         try:
-            rows, overlap = analyze_segment(self.recognizer, segment, self.smoothing)
+            rows, overlap = analyze_segment(self.recognizer, segment)
             return UnitResult(segment, rows, overlap=overlap)
         except Exception as err:  # noqa: BLE001
             return UnitResult(segment, errors=[{"source": segment.source, "message": one_line(err)}])

@@ -72,8 +72,12 @@ class RunFolder:
 
     # Videos: segments are kept under .work until every one is there, then joined into one part.
 
+    def segment_folder(self, segment: Segment) -> Path:
+        """Where the segments of one cut of a video wait (another cut or reading of it waits elsewhere)."""
+        return self.work / f"segments-{video_key(segment.plan)}"
+
     def segment_file(self, segment: Segment) -> Path:
-        return self.work / f"video-{video_key(segment.source)}" / f"{segment.index:06d}.pkl"
+        return self.segment_folder(segment) / f"{segment.index:06d}.pkl"
 
     def save_segment(self, segment: Segment, rows: list[dict], overlap: list[tuple]) -> None:
         path = self.segment_file(segment)
@@ -82,12 +86,12 @@ class RunFolder:
         partial.write_bytes(pickle.dumps((rows, overlap)))
         os.replace(partial, path)
 
-    def segments_done(self, source: str) -> int:
-        return len(list((self.work / f"video-{video_key(source)}").glob("*.pkl")))
+    def segments_done(self, segment: Segment) -> int:
+        return len(list(self.segment_folder(segment).glob("*.pkl")))
 
-    def finish_video(self, source: str, count: int, frame_interval: float) -> None:
-        """Join a video's `count` segments into `faces/video-KEY.parquet` and its tracks into `tracks/`."""
-        folder = self.work / f"video-{video_key(source)}"
+    def finish_video(self, segment: Segment) -> None:
+        """Join the segments of `segment`'s video into `faces/video-KEY.parquet` and its tracks into `tracks/`."""
+        folder, source, count = self.segment_folder(segment), segment.source, segment.count
         joiner, tally = TrackJoiner(), TrackTally()
         partial = self.work / f"faces-video-{video_key(source)}.parquet.partial"
         faces = 0
@@ -102,15 +106,15 @@ class RunFolder:
                     writer.write_table(pa.Table.from_pylist(rows, self.faces_schema))
             if not faces:
                 writer.write_table(pa.Table.from_pylist([no_face_row(source)], self.faces_schema))
-        tracks = track_rows(source, tally.summary(frame_interval))
+        tracks = track_rows(source, tally.summary(segment.interval))
         self._write(pa.Table.from_pylist(tracks, tracks_schema(self.labels)),
                     self.tracks / f"video-{video_key(source)}.parquet")
         os.replace(partial, self.faces / f"video-{video_key(source)}.parquet")
         shutil.rmtree(folder)
 
-    def drop_video(self, source: str) -> None:
-        """Forget a video's segments (it went to `errors/`)."""
-        shutil.rmtree(self.work / f"video-{video_key(source)}", ignore_errors=True)
+    def drop_video(self, segment: Segment) -> None:
+        """Forget the segments of `segment`'s video (it went to `errors/`)."""
+        shutil.rmtree(self.segment_folder(segment), ignore_errors=True)
 
     # The end of a run.
 

@@ -18,17 +18,27 @@ SMOOTHING_TOLERANCE = 1e-6
 
 @dataclass(frozen=True)
 class Segment:
-    """Frames `start` to before `stop` (None: the end) of a video, analysed from `warmup_start` every `step`."""
+    """Frames `start` to before `stop` (None: the end) of a video, every `step`-th (`interval` seconds apart),
+    analysed from `warmup` frames before `start`, scores smoothed with weight `smoothing` on the past."""
 
     source: str
     index: int
     count: int
     start: int
     stop: int | None
-    warmup_start: int
     step: int
     interval: float
-    """Seconds between analysed frames."""
+    warmup: int
+    smoothing: float
+
+    @property
+    def warmup_start(self) -> int:
+        return max(0, self.start - self.warmup)
+
+    @property
+    def plan(self) -> str:
+        """What the segments of one cut of a video share: the cut and the reading (not the same, no mixing)."""
+        return f"{self.source}|{self.count}|{self.step}|{self.warmup}|{self.smoothing}"
 
 
 def warmup_frames(smoothing: float) -> int:
@@ -47,14 +57,14 @@ def plan_segments(source: str, every: int | None, fps: float | None, smoothing: 
     length = max(1, round(segment_seconds * rate / step)) * step if segment_seconds else None
     starts = list(range(0, info.frames, length)) if length and info.frames > 0 else [0]
     warmup = warmup_frames(smoothing) * step
-    return [Segment(source, i, len(starts), start, starts[i + 1] if i + 1 < len(starts) else None,
-                    max(0, start - warmup), step, step / rate) for i, start in enumerate(starts)]
+    return [Segment(source, i, len(starts), start, starts[i + 1] if i + 1 < len(starts) else None, step,
+                    step / rate, warmup, smoothing) for i, start in enumerate(starts)]
 
 
-def analyze_segment(recognizer, segment: Segment, smoothing: float) -> tuple[list[dict], list[tuple]]:
+def analyze_segment(recognizer, segment: Segment) -> tuple[list[dict], list[tuple]]:
     """The face rows of a segment's frames (its own track ids) and (frame, box, track id) of its warm-up's faces."""
     rows, overlap = [], []
-    for frame in predict_video(recognizer, segment.source, every=segment.step, smoothing=smoothing,
+    for frame in predict_video(recognizer, segment.source, every=segment.step, smoothing=segment.smoothing,
                                start=segment.warmup_start, stop=segment.stop):
         if frame.index < segment.start:
             overlap += [(frame.index, tuple(face.box), face.track_id) for face in frame.faces]
