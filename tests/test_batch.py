@@ -291,6 +291,24 @@ def test_nothing_to_do_is_a_one_line_error(tmp_path):
         batch.run(str(tmp_path / "empty"), tmp_path / "out", progress=False)
 
 
+def test_a_folder_keeps_one_model_and_one_reading(inputs, tmp_path):
+    import shutil
+
+    from fer_model.hub import DEFAULT_MODEL_DIR
+
+    float_model = shutil.copytree(DEFAULT_MODEL_DIR, tmp_path / "float_model")  # without its int8 graph
+    config = json.loads((float_model / "config.json").read_text())
+    (float_model / "config.json").write_text(json.dumps({k: v for k, v in config.items() if k != "int8"}))
+    photo, out = str(inputs / "listed.jpg"), tmp_path / "out"
+    batch.run([photo], out, tta="none", progress=False)
+    assert json.loads((out / "run.json").read_text())["status"] == "complete"
+    with pytest.raises(ValueError, match="another model or reading \\(tta none -> flip\\)"):
+        batch.run([photo], out, progress=False)
+    with pytest.raises(ValueError, match="another model or reading \\(model "):
+        batch.run([photo], out, tta="none", model=str(float_model), progress=False)
+    assert batch.run([photo], out, tta="none", segment_seconds=5, progress=False)["already_done"] == 1
+
+
 def test_a_process_keeps_its_daft_runner(inputs, tmp_path):
     from fer_model.batch import engine
 

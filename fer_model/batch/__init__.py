@@ -57,7 +57,13 @@ def run(inputs: list[str], out: str | Path, *, model: str | None = None, revisio
     folder = hub.resolve(model, revision)
     config = hub.read_config(folder)
     results = RunFolder(out, config.labels)
-    results.check_labels()
+    record = {"model": _model_record(model, revision, folder, config), "package": {"fer_model": __version__},
+              "options": {"every": every, "fps": fps, "smoothing": smoothing, "segment_seconds": segment_seconds,
+                          "tta": tta, "threads": threads, "detector": detector or "yunet", "column": column,
+                          "runner": runner, "address": address, "workers": workers},
+              "machine": {"cpu": cpu_name()},
+              "started": datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds")}
+    results.check_reading(record)
     found = expand(inputs, column, exclude=results.path)
     if not found.count:
         raise ValueError(f"no images, videos or table rows found in {', '.join(map(str, inputs))}")
@@ -65,14 +71,10 @@ def run(inputs: list[str], out: str | Path, *, model: str | None = None, revisio
     todo = sum(_size(unit) for unit in units)
     pending = len({u.source for u in units if isinstance(u, Segment)}) + sum(
         len(u.rows if isinstance(u, TableRows) else u.items) for u in units if not isinstance(u, Segment))
+    record.update(inputs=found.count, already_done=found.count - pending)
+    results.write_record({**record, "status": "running"})
     settings = {"model": model and str(model), "revision": revision, "tta": tta, "threads": threads,
                 "detector": detector}
-    record = {"model": _model_record(model, revision, folder, config), "package": {"fer_model": __version__},
-              "options": {"every": every, "fps": fps, "smoothing": smoothing, "segment_seconds": segment_seconds,
-                          "tta": tta, "threads": threads, "detector": detector or "yunet", "column": column,
-                          "runner": runner, "address": address, "workers": workers},
-              "machine": {"cpu": cpu_name()}, "inputs": found.count, "already_done": found.count - pending,
-              "started": datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds")}
     bar = _progress_bar(found.count, found.count - todo, progress)
     status, videos_failed = "interrupted", set()
     try:

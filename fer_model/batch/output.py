@@ -3,7 +3,7 @@
     DIR/faces/*.parquet    one row per face per image or video frame (`table.FACE_COLUMNS` + labels)
     DIR/errors/*.parquet   source, message: every input that could not be read
     DIR/tracks/*.parquet   per video and track (`table.TRACK_COLUMNS` + labels)
-    DIR/run.json           the model, options, counts and duration of the last run
+    DIR/run.json           the model, options, counts and duration of the last run (written as it starts)
     DIR/.work/             parts being written, and finished segments of videos not finished yet
 
 A part appears under its name only once written (rename), so a run stopped at any moment leaves only whole
@@ -27,6 +27,10 @@ from .segments import Segment, TrackJoiner
 from .table import ERRORS_SCHEMA, faces_schema, no_face_row, track_rows, tracks_schema
 
 
+READING = ("tta", "detector", "every", "fps", "smoothing")
+"""The options that change rows: a folder's rows all come from one model and one reading."""
+
+
 def video_key(source: str) -> str:
     return hashlib.sha1(source.encode()).hexdigest()[:16]
 
@@ -41,14 +45,19 @@ class RunFolder:
         for folder in (self.faces, self.errors, self.tracks, self.work):
             folder.mkdir(parents=True, exist_ok=True)
 
-    def check_labels(self) -> None:
-        """Refuse to add to a folder whose faces carry another model's labels."""
-        for part in sorted(self.faces.glob("*.parquet"))[:1]:
-            names = pq.read_schema(part).names
-            if names != self.faces_schema.names:
-                raise ValueError(f"{self.path} holds the results of a model with other labels "
-                                 f"({', '.join(names[len(self.faces_schema.names) - len(self.labels):])}): "
-                                 "choose another --out")
+    def check_reading(self, record: dict) -> None:
+        """Refuse to add to a folder whose rows another model or reading (`READING`) made."""
+        path = self.path / "run.json"
+        if not path.is_file():
+            return
+        previous = json.loads(path.read_text())
+        changed = [f"model {previous['model']['onnx_sha256'][:12]} -> {record['model']['onnx_sha256'][:12]}"] \
+            if previous["model"]["onnx_sha256"] != record["model"]["onnx_sha256"] else []
+        changed += [f"{name} {previous['options'].get(name)} -> {record['options'].get(name)}" for name in READING
+                    if previous["options"].get(name) != record["options"].get(name)]
+        if changed:
+            raise ValueError(f"{self.path} holds rows of another model or reading ({'; '.join(changed)}): "
+                             "give the same options, or another --out")
 
     def done_sources(self) -> set[str]:
         """Sources already in `faces/` or `errors/`."""
