@@ -15,6 +15,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from .. import __version__, hub
 from ..classifier import INT8_NAME, ONNX_NAME
 from ..errors import FERError, IncompleteRunError, require
@@ -67,7 +69,7 @@ def run(inputs: list[str], out: str | Path, *, model: str | None = None, revisio
     found = expand(inputs, column, exclude=results.path)
     if not found.count:
         raise ValueError(f"no images, videos or table rows found in {', '.join(map(str, inputs))}")
-    units = _plan(found, results, every, fps, smoothing, segment_seconds)
+    units = _plan(found, results, every, fps, smoothing, segment_seconds, progress)
     todo = sum(_size(unit) for unit in units)
     pending = len({u.source for u in units if isinstance(u, Segment)}) + sum(
         len(u.rows if isinstance(u, TableRows) else u.items) for u in units if not isinstance(u, Segment))
@@ -91,14 +93,14 @@ def run(inputs: list[str], out: str | Path, *, model: str | None = None, revisio
     return record
 
 
-def _plan(found, results: RunFolder, every, fps, smoothing, segment_seconds) -> list:
+def _plan(found, results: RunFolder, every, fps, smoothing, segment_seconds, progress: bool) -> list:
     """The units of what is not done yet: the segments of videos still to do (a video that cannot be read
     goes to `errors/` now), then batches of images and of table rows."""
     done = results.done_sources()
     units = []
-    for source in found.videos:
-        if source in done:
-            continue
+    videos = [source for source in found.videos if source not in done]
+    for source in tqdm(videos, desc="reading video lengths", unit="video", file=sys.stderr, leave=False,
+                       disable=not progress or len(videos) < 20):
         try:
             segments = plan_segments(source, every, fps, smoothing, segment_seconds)
         except FERError as err:
@@ -142,8 +144,6 @@ def _size(unit) -> float:
 
 
 def _progress_bar(total: int, initial: float, enabled: bool):
-    from tqdm.auto import tqdm
-
     return tqdm(total=total, initial=initial, desc="inputs", unit="input", disable=not enabled, file=sys.stderr,
                 bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total} [{elapsed}<{remaining}, {rate_fmt}]")
 
