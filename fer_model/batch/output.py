@@ -36,6 +36,8 @@ def video_key(source: str) -> str:
 
 
 class RunFolder:
+    """A run's output folder (layout above), for the rows of one model's labels."""
+
     def __init__(self, path: str | Path, labels: list[str]):
         self.path = Path(path)
         self.labels = labels
