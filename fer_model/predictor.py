@@ -42,6 +42,12 @@ def create_classifier(backend: str, folder: str | Path, threads: int | None = No
     raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
+def onnx_file(config: FERConfig, precision: str | None = None) -> str:
+    """The ONNX file of a model folder that runs at `precision` (None: the int8 one where the folder has it)."""
+    precision = precision or ("int8" if config.int8 else "fp32")
+    return config.int8.get("file", INT8_NAME) if precision == "int8" else ONNX_NAME
+
+
 def find_faces(detector: FaceDetector, frame: np.ndarray, size: int) -> list[tuple[Box, float | None, np.ndarray]]:
     """(box, detection score, `size` x `size` grayscale crop) for each face `detector` finds in an RGB array,
     largest first; an image with none that is small and near-square (a face crop) is one face, whole."""
@@ -161,8 +167,7 @@ class EmotionRecognizer:
         precision = precision or ("int8" if backend == "onnx" and config.int8 else "fp32")
         if precision == "int8" and not config.int8:
             raise ValueError(f"the model in {folder} has no int8 version (train.quantize makes one)")
-        onnx_file = config.int8.get("file", INT8_NAME) if precision == "int8" else ONNX_NAME
-        classifier = create_classifier(backend, folder, threads, device, onnx_file)
+        classifier = create_classifier(backend, folder, threads, device, onnx_file(config, precision))
         return cls(classifier, config, threads=threads, precision=precision, **kwargs)
 
     @property

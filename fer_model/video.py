@@ -82,16 +82,23 @@ def sampling(info: VideoInfo, every: int | None = None, fps: float | None = None
     return rate, every or (max(1, round(rate / fps)) if fps else 1)
 
 
+def check_sampling(every: int | None = None, fps: float | None = None, smoothing: float = 0.0) -> None:
+    """`ValueError` for frame sampling or smoothing a video cannot be read with."""
+    if every is not None and fps is not None:
+        raise ValueError("give `every` or `fps`, not both")
+    if (every is not None and every < 1) or (fps is not None and fps <= 0):
+        raise ValueError("`every` must be at least 1 and `fps` positive")
+    if not 0 <= smoothing < 1:
+        raise ValueError("smoothing must be in [0, 1)")
+
+
 def read_frames(path: str | Path, every: int | None = None, fps: float | None = None,
                 max_frames: int | None = None, start: int = 0,
                 stop: int | None = None) -> Iterator[tuple[int, float, np.ndarray]]:
     """(frame index, time in s, upright RGB frame) for every `every`-th frame, or about `fps` frames a second,
     at most `max_frames` of them, from frame `start` (sought to; a multiple of the step) to before `stop`.
     Rotation metadata is applied; audio is ignored."""
-    if every is not None and fps is not None:
-        raise ValueError("give `every` or `fps`, not both")
-    if (every is not None and every < 1) or (fps is not None and fps <= 0):
-        raise ValueError("`every` must be at least 1 and `fps` positive")
+    check_sampling(every, fps)
     info = video_info(path)
     rate, step = sampling(info, every, fps)
     if start % step:
@@ -152,8 +159,7 @@ def predict_video(recognizer: EmotionRecognizer, path: str | Path, every: int | 
     """Per-frame results of a video (frames `start` to before `stop`, as `read_frames` takes them): faces
     tracked by IoU, scores optionally smoothed per track by an exponential moving average (`smoothing` is
     the weight of the past, 0..1), the faces of `batch_frames` frames classified in one forward pass."""
-    if not 0 <= smoothing < 1:
-        raise ValueError("smoothing must be in [0, 1)")
+    check_sampling(smoothing=smoothing)  # the sampling: read_frames
     tracker, history = IoUTracker(), {}
     frames = read_frames(path, every, fps, max_frames, start, stop)
     while batch := [frame for _, frame in zip(range(batch_frames), frames)]:

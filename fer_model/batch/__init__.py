@@ -18,11 +18,11 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .. import __version__, hub
-from ..classifier import INT8_NAME, ONNX_NAME
 from ..errors import FERError, IncompleteRunError, require
-from ..predictor import DEFAULT_TTA
+from ..predictor import DEFAULT_TTA, onnx_file
 from ..runtime import cpu_name
 from ..tta import TTA_MODES
+from ..video import check_sampling
 from .analyze import ImageBatch, TableRows, UnitResult, one_line
 from .output import RunFolder
 from .segments import Segment, plan_segments
@@ -150,7 +150,7 @@ def _progress_bar(total: int, initial: float, enabled: bool):
 
 def _model_record(model, revision, folder: Path, config) -> dict:
     """Which model ran: its source, the Hub revision it resolved to, and the ONNX file with its sha256."""
-    onnx = folder / (config.int8.get("file", INT8_NAME) if config.int8 else ONNX_NAME)
+    onnx = folder / onnx_file(config)
     digest = hashlib.sha256(onnx.read_bytes()).hexdigest()
     snapshot = folder.name if folder.parent.name == "snapshots" else None
     return {"source": str(model) if model else "embedded default", "folder": str(folder),
@@ -162,12 +162,7 @@ def _check(tta, threads, every, fps, smoothing, segment_seconds, runner, workers
         raise ValueError(f"unknown TTA mode {tta!r}; choose one of {', '.join(TTA_MODES)}")
     if runner not in RUNNERS:
         raise ValueError(f"unknown runner {runner!r}; choose one of {', '.join(RUNNERS)}")
-    if every is not None and fps is not None:
-        raise ValueError("give every or fps, not both")
-    if (every is not None and every < 1) or (fps is not None and fps <= 0):
-        raise ValueError("every must be at least 1 and fps positive")
-    if not 0 <= smoothing < 1:
-        raise ValueError("smoothing must be in [0, 1)")
+    check_sampling(every, fps, smoothing)
     if segment_seconds is not None and segment_seconds <= 0:
         raise ValueError("segment_seconds must be positive")
     if threads < 1 or (workers is not None and workers < 1):
