@@ -345,7 +345,9 @@ def test_a_stopped_run_says_so_in_one_line_and_the_same_command_finishes(tmp_pat
     assert faces.source.nunique() == len(faces) == 320
 
 
-def test_without_the_batch_extra_the_command_says_which_to_install(monkeypatch, tmp_path, capsys, inputs):
-    monkeypatch.setitem(sys.modules, "daft", None)
-    assert main(["batch", str(inputs / "listed.jpg"), "--out", str(tmp_path / "out")]) == 2
-    assert "pip install 'fer-model[batch]'" in capsys.readouterr().err
+@pytest.mark.parametrize("missing", ["daft", "pyarrow"])
+def test_without_the_batch_extra_the_command_says_which_to_install(tmp_path, inputs, missing):
+    code = (f"import sys; sys.modules[{missing!r}] = None; from fer_model.cli import main; "
+            f"sys.exit(main(['batch', {str(inputs / 'listed.jpg')!r}, '--out', {str(tmp_path / 'out')!r}]))")
+    done = subprocess.run([sys.executable, "-c", code], env=subprocess_env(), cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 2 and "pip install 'fer-model[batch]'" in done.stderr and "Traceback" not in done.stderr

@@ -23,10 +23,12 @@ from ..predictor import DEFAULT_TTA, onnx_file
 from ..runtime import cpu_name
 from ..tta import TTA_MODES
 from ..video import check_sampling
-from .analyze import ImageBatch, TableRows, UnitResult, one_line
-from .output import RunFolder
-from .segments import Segment, plan_segments
-from .sources import expand
+
+require("pyarrow", "fer_model.batch", "batch")  # its tables; Daft, the engine, is checked when a run starts
+from .analyze import ImageBatch, TableRows, UnitResult, one_line  # noqa: E402
+from .output import RunFolder  # noqa: E402
+from .segments import Segment, plan_segments  # noqa: E402
+from .sources import expand  # noqa: E402
 
 __all__ = ["IncompleteRunError", "run"]
 RUNNERS = ("local", "ray")
