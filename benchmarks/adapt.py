@@ -8,13 +8,15 @@ shifts, scored before and after in every TTA mode on faces of the same shift it 
   fine-tuned model keeps the 7-class head.
 
 Every face comes from FER-2013's validation split, which the shipped model never trained on, as a user's own
-faces would be: 1,000 test faces (stratified; for `subset`, what its three classes leave beside 1,000 training
-faces), and the training faces of each size from the others.
+faces would be: the training faces of the largest size are drawn first (stratified), and every other face of the
+shift is a test face (2,589 for `camera` and `valence`, what the three classes leave for `subset`); the smaller
+sizes are drawn from the largest. `--seeds 0,1,2` fine-tunes each size once per training seed and reports the mean
+beside each run: one run moves by about a point.
 Each size is written as a folder `<label>/<n>.png`, as a user's would be, and goes through the same commands:
 `python -m train.train --dataset FOLDER --init-from <default>` and `fer-model calibrate FOLDER` (the shipped model
 recalibrated, no training); every model is read through its folder's int8 graph, as `predict` reads it.
 
-    python benchmarks/adapt.py --dataset ../shared/fer2013 [--sizes 100,300,1000] [--epochs 20]
+    python benchmarks/adapt.py --dataset ../shared/fer2013 [--sizes 100,300,1000] [--epochs 20] [--seeds 0,1,2]
 """
 from __future__ import annotations
 
@@ -98,16 +100,32 @@ def scores(model_folder: Path, test_folder: Path, shift: str) -> dict:
     return result
 
 
+def mean_scores(runs: list[dict]) -> dict:
+    """The mean accuracy and ECE of several runs' `scores`, mode by mode."""
+    return {mode: {k: round(float(np.mean([run[mode][k] for run in runs])), 4) for k in runs[0][mode]}
+            for mode in runs[0]}
+
+
+def share_won_back(clean: dict, degraded: dict, adapted: dict) -> dict:
+    """Per TTA mode, the part of the accuracy the shift cost (clean - degraded) that adaptation gave back."""
+    return {mode: round((adapted[mode]["accuracy"] - degraded[mode]["accuracy"])
+                        / (clean[mode]["accuracy"] - degraded[mode]["accuracy"]), 3) for mode in clean}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", required=True, help="FER-2013 in the datasets layout (its validation split is used)")
     p.add_argument("--sizes", default="100,300,1000")
     p.add_argument("--shifts", default="camera,valence,subset")
-    p.add_argument("--test-faces", type=int, default=1000, help="at most; fewer where the classes have fewer faces")
+    p.add_argument("--test-faces", type=int, default=None, help="at most (default: every face not drawn for training)")
+    p.add_argument("--seeds", default="0", help="training seeds: each size is fine-tuned once per seed")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--train-args", default="", help="more options for train.train, e.g. \"--ema-decay 0\"")
     p.add_argument("--work", default=None, help="folder for the data and models (default: a temporary one)")
+    p.add_argument("--ceiling", action="store_true",
+                   help="camera: also fine-tune on all of FER-2013's training faces, degraded the same way (10 epochs, "
+                        "lr 3e-4): what adaptation wins back when data is plentiful")
     p.add_argument("--report", default="adapt", help="name of the results file (benchmarks/results/NAME.json)")
     args = p.parse_args()
 
@@ -116,17 +134,23 @@ def main() -> None:
     from fer_model.recalibrate import recalibrate
     from train.train import main as train
 
+    def fine_tune(folder: Path, out: Path, epochs: int, lr: float, seed: int, *more: str) -> None:
+        train(["--dataset", str(folder.parent), "--init-from", str(DEFAULT_MODEL_DIR), "--epochs", str(epochs),
+               "--lr", str(lr), "--warmup-epochs", "1", "--batch-size", "64", "--seed", str(seed),
+               "--output-dir", str(out), *more])
+
     data = load_dataset(args.dataset)
     work = Path(args.work or tempfile.mkdtemp(prefix="fer_adapt_"))
     results = {}
     valid, sizes = data["validation"], [int(s) for s in args.sizes.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",")]
     for shift in args.shifts.split(","):
         labels = np.array(valid["label"])
         usable = np.flatnonzero(np.isin(labels, [EMOTIONS.index(c) for c in SUBSET])) if shift == "subset" else \
             np.arange(len(labels))
-        count = min(args.test_faces, len(usable) - max(sizes))  # what the largest training size leaves
-        test_faces = usable[stratified(labels[usable], count, 1)]
-        rest = np.setdiff1d(usable, test_faces)
+        train_faces = usable[stratified(labels[usable], max(sizes), 1)]
+        left = np.setdiff1d(usable, train_faces)
+        test_faces = left[stratified(labels[left], args.test_faces, 1)] if args.test_faces else left
         test = write_folder(valid, test_faces, shift, work / shift / "test", 1)
         results[shift] = {"shipped": scores(DEFAULT_MODEL_DIR, test, shift), "sizes": {}}
         print(shift, "shipped", results[shift]["shipped"], flush=True)
@@ -134,25 +158,41 @@ def main() -> None:
             clean = work / "clean_test"
             write_folder(valid, test_faces, "none", clean, 1)
             results[shift]["shipped_on_clean_faces"] = scores(DEFAULT_MODEL_DIR, clean, shift)
+        if shift == "camera" and args.ceiling:
+            ceiling = work / shift / "ceiling"
+            every = write_folder(data["train"], range(len(data["train"])), shift, ceiling / "data" / "train", 7)
+            fine_tune(every, ceiling / "fine_tuned", 10, 3e-4, 0, "--faces", "whole")
+            reached = scores(ceiling / "fine_tuned", test, shift)
+            won_back = share_won_back(results[shift]["shipped_on_clean_faces"], results[shift]["shipped"], reached)
+            results[shift]["ceiling"] = {"faces": len(data["train"]), "fine_tuned": reached, "share_won_back": won_back}
+            print(shift, "ceiling", results[shift]["ceiling"], flush=True)
         for size in sizes:
             run = work / shift / str(size)
-            folder = write_folder(valid, rest[stratified(labels[rest], size, size)], shift, run / "data" / "train", size)
+            picked = train_faces if size == max(sizes) else train_faces[stratified(labels[train_faces], size, size)]
+            folder = write_folder(valid, picked, shift, run / "data" / "train", size)
             recalibrated = run / "recalibrated"
             figures = {}
             if shift == "camera":  # the same labels: the shipped model recalibrated alone, no training
                 calibration = recalibrate(None, folder, recalibrated)
                 figures["recalibrated"] = scores(recalibrated, test, shift)
                 figures["recalibration_kept"] = {m: v["kept"] for m, v in calibration["graphs"]["int8"]["modes"].items()}
-            tuned = run / "fine_tuned"
-            train(["--dataset", str(folder.parent), "--init-from", str(DEFAULT_MODEL_DIR), "--epochs", str(args.epochs),
-                   "--lr", str(args.lr), "--warmup-epochs", "1", "--batch-size", "64", "--output-dir", str(tuned),
-                   *args.train_args.split()])
-            figures["fine_tuned"] = scores(tuned, test, shift)
+            runs = {}
+            for seed in seeds:
+                tuned = run / "fine_tuned" / f"seed{seed}"
+                fine_tune(folder, tuned, args.epochs, args.lr, seed, *args.train_args.split())
+                runs[seed] = scores(tuned, test, shift)
+            figures["fine_tuned"] = mean_scores(list(runs.values()))
+            if len(seeds) > 1:
+                figures["fine_tuned_by_seed"] = runs
+            if shift == "camera":
+                figures["share_won_back"] = share_won_back(results[shift]["shipped_on_clean_faces"],
+                                                           results[shift]["shipped"], figures["fine_tuned"])
             figures["calibration"] = json.loads((tuned / "metrics.json").read_text())["uncertainty"]["reason"]
             results[shift]["sizes"][size] = figures
             print(shift, size, figures, flush=True)
     previous = RESULTS / f"{args.report}.json"  # shifts measured before with the same recipe are kept beside these
-    settings = {"epochs": args.epochs, "lr": args.lr, "train_args": args.train_args, "test_faces": args.test_faces}
+    settings = {"epochs": args.epochs, "lr": args.lr, "train_args": args.train_args, "test_faces": args.test_faces,
+                "seeds": seeds, "ceiling": args.ceiling}
     if previous.is_file() and {k: json.loads(previous.read_text()).get(k) for k in settings} == settings:
         results = {**json.loads(previous.read_text())["results"], **results}
     report(args.report, {**settings, "results": results})
