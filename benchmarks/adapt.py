@@ -11,7 +11,8 @@ Every face comes from FER-2013's validation split, which the shipped model never
 faces would be: the training faces of the largest size are drawn first (stratified), and every other face of the
 shift is a test face (2,589 for `camera` and `valence`, what the three classes leave for `subset`); the smaller
 sizes are drawn from the largest. `--seeds 0,1,2` fine-tunes each size once per training seed and reports the mean
-beside each run: one run moves by about a point.
+beside each run: a seed moves a camera run by up to three points. `--ceiling` adds what the same fine-tuning wins
+back from all of FER-2013's training faces, degraded as the camera degrades them.
 Each size is written as a folder `<label>/<n>.png`, as a user's would be, and goes through the same commands:
 `python -m train.train --dataset FOLDER --init-from <default>` and `fer-model calibrate FOLDER` (the shipped model
 recalibrated, no training); every model is read through its folder's int8 graph, as `predict` reads it.
