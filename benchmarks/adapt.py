@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFilter
+from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import RESULTS, report  # noqa: E402
@@ -63,7 +64,7 @@ def write_folder(split, indices, shift: str, folder: Path, seed: int) -> Path:
     """The faces at `indices` of a FER-2013 split, shifted, as FOLDER/<label>/<n>.png."""
     rng = np.random.default_rng(seed)
     names = split.features["label"].names
-    for n, i in enumerate(indices):
+    for n, i in enumerate(tqdm(indices, desc=f"writing {folder}", leave=False, disable=len(indices) < 1000)):
         row = split[int(i)]
         face = webcam_in_a_dim_room(row["image"], rng) if shift == "camera" else row["image"]
         target = folder / relabel(shift, names[row["label"]])
@@ -91,7 +92,8 @@ def scores(model_folder: Path, test_folder: Path, shift: str) -> dict:
     faces, labels, _ = labelled_faces(recognizer, test_folder, labels=tuple(VALENCE) if grouped else None)
     result = {}
     for mode in modes_for(recognizer.config.preprocessing.crop_size):
-        probabilities = average_probabilities(recognizer.face_logits(faces, mode).astype(np.float64), recognizer.calibration.temperature(mode),
+        logits = recognizer.face_logits(faces, mode).astype(np.float64)
+        probabilities = average_probabilities(logits, recognizer.calibration.temperature(mode),
                                               recognizer.calibration.class_bias(mode))
         if grouped:
             probabilities = np.stack([probabilities[:, [EMOTIONS.index(m) for m in members]].sum(1)
@@ -176,7 +178,8 @@ def main() -> None:
             if shift == "camera":  # the same labels: the shipped model recalibrated alone, no training
                 calibration = recalibrate(None, folder, recalibrated)
                 figures["recalibrated"] = scores(recalibrated, test, shift)
-                figures["recalibration_kept"] = {m: v["kept"] for m, v in calibration["graphs"]["int8"]["modes"].items()}
+                kept = calibration["graphs"]["int8"]["modes"]
+                figures["recalibration_kept"] = {mode: graph["kept"] for mode, graph in kept.items()}
             runs = {}
             for seed in seeds:
                 tuned = run / "fine_tuned" / f"seed{seed}"
