@@ -4,7 +4,9 @@ plain HTTP API (`/v1`, `fer_model.http_api`) and an MCP server (`/mcp`, `fer_mod
     python app.py                                   # embedded default model, offline: http://127.0.0.1:7860
     FER_MODEL_ID=user/fer-cnn python app.py         # weights from the Hub (FER_MODEL_REVISION pins them)
     FER_WORKERS=2 python app.py                     # recognizers, one thread each (default: one per core)
-    FER_API_TOKEN=secret python app.py              # /v1 requires "Authorization: Bearer secret"
+    FER_API_TOKEN=secret python app.py              # every route that reads media is locked: /v1 and /mcp take
+                                                    # "Authorization: Bearer secret", the UI and Gradio's API the
+                                                    # login fer / secret (FER_APP_USER names another user)
 """
 import contextlib
 import os
@@ -16,7 +18,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("FER_THREADS", "1")
 
 from fer_model import EmotionRecognizer, FERError, load_image  # noqa: E402  (before torch: fer_model.runtime)
-from fer_model.http_api import Settings, create_api  # noqa: E402
+from fer_model.http_api import Settings, bearer_only, create_api  # noqa: E402
 from fer_model.mcp_tools import create_mcp  # noqa: E402
 from fer_model.results import (NO_FACE, TABLE_HEADERS, analyze_photo, face_table, main_face_label,  # noqa: E402
                                main_face_scores, summary)
@@ -261,12 +263,15 @@ def create_server() -> FastAPI:
         async with mcp.session_manager.run():
             yield
 
+    settings = Settings.from_env(os.environ)
     server = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
-    server.mount("/v1", create_api(pool, Settings.from_env(os.environ)))
+    server.mount("/v1", create_api(pool, settings))
     for path in ("/mcp", "/mcp/"):
-        server.add_route(path, mcp_app.routes[0].endpoint, methods=["GET", "POST", "DELETE"])
+        server.add_route(path, bearer_only(mcp_app.routes[0].endpoint, settings.token), methods=["GET", "POST", "DELETE"])
+    login = (os.environ.get("FER_APP_USER") or "fer", settings.token) if settings.token else None
     return gr.mount_gradio_app(server, demo, path="/", theme=theme, css=CSS, max_file_size=MAX_FILE_SIZE,
-                               show_error=True)
+                               show_error=True, auth=login,
+                               auth_message="This app is private: sign in with the user and token its owner gave you.")
 
 
 server = create_server()

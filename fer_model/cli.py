@@ -1,7 +1,7 @@
 """The `fer-model` command: emotions of the faces in photos, folders of photos and videos.
 
     fer-model predict photo.jpg holiday/ --csv faces.csv --annotate annotated/
-    fer-model video clip.mp4 --csv clip.csv --out clip_annotated.mp4 --plot timeline.png --fps 5
+    fer-model video clip.mp4 --csv clip.csv --out clip_annotated.webm --plot timeline.png --fps 5
     fer-model --model runs/mine calibrate labelled/ --out runs/mine-recalibrated
     fer-model batch photos/ clips/ dataset.parquet --out results/ --fps 5
 """
@@ -33,17 +33,38 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    """An argparse type: a number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
+    return value
+
+
+def add_model_options(parser, defaults: bool = True) -> None:
+    """The options every command shares; a command's own copy (`defaults` False) keeps what was said before it."""
+    default = (lambda value: value) if defaults else (lambda value: argparse.SUPPRESS)
+    parser.add_argument("--model", default=default(None), help="model folder or Hub repo id (default: the embedded model)")
+    parser.add_argument("--detector", choices=list(DETECTORS), default=default(None), help="face detector (default: yunet)")
+    parser.add_argument("--tta", choices=TTA_MODES, default=default(DEFAULT_TTA), help="test-time augmentation")
+    parser.add_argument("--backend", choices=BACKENDS, default=default("onnx"),
+                        help="run the CNN on ONNX Runtime, or on torch (needs the torch extra)")
+    parser.add_argument("--threads", type=positive_int, default=default(None),
+                        help="threads per call (default: FER_THREADS or 2)")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="fer-model", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=None, help="model folder or Hub repo id (default: the embedded model)")
-    parser.add_argument("--detector", choices=list(DETECTORS), default=None, help="face detector (default: yunet)")
-    parser.add_argument("--tta", choices=TTA_MODES, default=DEFAULT_TTA, help="test-time augmentation")
-    parser.add_argument("--backend", choices=BACKENDS, default="onnx",
-                        help="run the CNN on ONNX Runtime, or on torch (needs the torch extra)")
-    parser.add_argument("--threads", type=positive_int, default=None, help="threads per call (default: FER_THREADS or 2)")
+    add_model_options(parser)
+    shared = argparse.ArgumentParser(add_help=False)
+    add_model_options(shared, defaults=False)
     commands = parser.add_subparsers(dest="command", required=True)
+    add_command = lambda *args, **kwargs: commands.add_parser(*args, parents=[shared], **kwargs)  # noqa: E731
 
-    predict = commands.add_parser("predict", help="faces and emotions in images or folders of images",
+    predict = add_command("predict", help="faces and emotions in images or folders of images",
                                   description="Faces and emotions in images; folders are searched recursively. "
                                               "Files that are not images are reported and skipped.")
     predict.add_argument("paths", nargs="+", type=Path, help="image files or folders")
@@ -51,17 +72,17 @@ def main(argv=None) -> int:
     predict.add_argument("--csv", type=Path, help="also write one row per face to this CSV file")
     predict.add_argument("--annotate", type=Path, metavar="DIR", help="write annotated copies of the images here")
 
-    video = commands.add_parser("video", help="per-frame emotions of a video, faces tracked across frames",
+    video = add_command("video", help="per-frame emotions of a video, faces tracked across frames",
                                 description="Per-frame emotions of a video: a CSV with one row per face per frame, "
                                             "an annotated video and a timeline plot.")
     video.add_argument("video", type=Path)
     video.add_argument("--csv", type=Path, required=True, help="per-frame CSV (one row per face per frame)")
-    video.add_argument("--out", type=Path, help="annotated video (.mp4, .webm or .avi)")
+    video.add_argument("--out", type=Path, help="annotated video: .webm (VP8, fast), .mp4 (VP9, about 8 times slower) or .avi (Motion JPEG)")
     video.add_argument("--plot", type=Path, help="timeline plot (PNG): each emotion over time, one panel per face")
     add_sampling(video)
     video.add_argument("--max-frames", type=positive_int, default=None, help="stop after this many analysed frames")
 
-    calibrate = commands.add_parser(
+    calibrate = add_command(
         "calibrate", help="re-fit a model's calibration on a labelled folder (no training)",
         description="Re-fit the model's calibration (temperatures, class offsets, uncertainty thresholds) on a "
                     "labelled folder FOLDER/<label>/<image> of photos or face crops, as much as its faces support; "
@@ -71,7 +92,7 @@ def main(argv=None) -> int:
     calibrate.add_argument("--out", type=Path, required=True, help="folder for the recalibrated model")
     calibrate.add_argument("--held-out", type=float, default=0.5, help="share of each class kept to check the fit")
 
-    batch = commands.add_parser(
+    batch = add_command(
         "batch", help="many photos, table rows and videos into Parquet tables, on every core or a Ray cluster",
         description="Every face of many inputs into DIR/faces/ (one row per face per image or frame), DIR/errors/, "
                     "DIR/tracks/ (per video and track) and DIR/run.json. Inputs: image and video files, folders "
@@ -115,7 +136,7 @@ def add_sampling(command) -> None:
     """A video command's frame sampling and smoothing options."""
     sampling = command.add_mutually_exclusive_group()
     sampling.add_argument("--every", type=positive_int, help="analyse every N-th frame")
-    sampling.add_argument("--fps", type=float, help="analyse about this many frames a second")
+    sampling.add_argument("--fps", type=positive_float, help="analyse about this many frames a second")
     command.add_argument("--smoothing", type=float, default=0.0, help="weight of the past in each face's scores (0..1)")
 
 
@@ -165,9 +186,10 @@ def run_predict(recognizer, args) -> int:
             if args.json:
                 print(json.dumps({"file": str(path), "count": len(faces), "faces": [f.to_dict() for f in faces]}))
             rows += [(str(path), i + 1, face) for i, face in enumerate(faces)] or [(str(path), 0, None)]
-            if writer:
-                writer.writerows([str(path), i + 1, *f.box, f.label, f"{f.confidence:.4f}", int(f.uncertain),
-                                  *(f"{f.scores[k]:.4f}" for k in recognizer.labels)] for i, f in enumerate(faces))
+            if writer:  # a row for every image read, as batch writes: face 0 and empty fields where it has none
+                writer.writerows([[str(path), i + 1, *f.box, f.label, f"{f.confidence:.4f}", int(f.uncertain),
+                                   *(f"{f.scores[k]:.4f}" for k in recognizer.labels)] for i, f in enumerate(faces)]
+                                 or [[str(path), 0] + [""] * (7 + len(recognizer.labels))])
                 table.flush()
             if args.annotate:
                 annotated[path].parent.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@
     POST /v1/faces          the image as the body (any image/* type) or the multipart field `image`; ?tta=
     POST /v1/faces/batch    several multipart images (`images`, or `image` repeated): a list of results, in order
     GET  /v1/health         {"status": "ok", ...}: workers, queue size and calls in flight
-    GET  /v1/docs           the OpenAPI docs page (/v1/openapi.json the schema)
+    GET  /v1/docs           the OpenAPI docs page (/v1/openapi.json the schema), its assets served here (offline)
 
 Errors are `{"error": "one readable line"}`: 400 not a usable image, 401 a missing or wrong token, 413 a body
 over the limit (refused before it is read whole), 415 not an image type, 503 (with Retry-After) when every
@@ -15,6 +15,7 @@ import asyncio
 import hmac
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .errors import FERError, require
 from .results import analyze_photo
@@ -25,10 +26,14 @@ require("fastapi", "the HTTP API", extra="app")
 from fastapi import Depends, FastAPI, Query, Request  # noqa: E402
 from fastapi.exceptions import RequestValidationError  # noqa: E402
 from fastapi.middleware.cors import CORSMiddleware  # noqa: E402
+from fastapi.openapi.docs import get_swagger_ui_html  # noqa: E402
+from fastapi.staticfiles import StaticFiles  # noqa: E402
 from fastapi.responses import JSONResponse  # noqa: E402
 from starlette.exceptions import HTTPException  # noqa: E402
 
 log = logging.getLogger(__name__)
+SWAGGER_ASSETS = Path(require("fastapi_offline", "the HTTP API's docs page", extra="app").__file__).parent / "static"
+"""Swagger UI's script, style and icon, from a package (the docs page works with no internet)."""
 IMAGE_TYPES = ("image/", "application/octet-stream")
 """Content types read as an image (a body or a multipart part); anything else is 415."""
 RETRY_AFTER_S = 1
@@ -101,7 +106,17 @@ def create_api(pool: RecognizerPool, settings: Settings | None = None) -> FastAP
     settings = settings or Settings()
     api = FastAPI(title="Facial expression recognition API", version="1",
                   description="Every face in a photo and its emotion. Errors are `{\"error\": \"...\"}`.",
-                  docs_url="/docs", redoc_url=None, openapi_url="/openapi.json")
+                  docs_url=None, redoc_url=None, openapi_url="/openapi.json")
+    api.mount("/static", StaticFiles(directory=SWAGGER_ASSETS), name="static")
+
+    @api.get("/docs", include_in_schema=False)
+    async def docs(request: Request):
+        """Swagger UI from this server's own copy of its assets (the fastapi-offline package), not a CDN."""
+        root = request.scope.get("root_path", "").rstrip("/")
+        return get_swagger_ui_html(openapi_url=f"{root}/openapi.json", title=api.title,
+                                   swagger_js_url=f"{root}/static/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{root}/static/swagger-ui.css",
+                                   swagger_favicon_url=f"{root}/static/favicon.png")
 
     def refuse(status: int, message: str, **headers) -> JSONResponse:
         log.info("%s %s", status, message)  # the client's mistake: one line, no traceback
@@ -132,12 +147,8 @@ def create_api(pool: RecognizerPool, settings: Settings | None = None) -> FastAP
         return error(500, "internal error: the server could not analyse this request")
 
     def authorized(request: Request) -> None:
-        if settings.token is None:
-            return
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), settings.token.encode()):
-            raise HTTPException(401, "a valid 'Authorization: Bearer <token>' header is required",
-                                headers={"WWW-Authenticate": "Bearer"})
+        if not bearer_allows(request.headers.get("authorization"), settings.token):
+            raise HTTPException(401, UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"})
 
     admitted = 0
 
@@ -175,6 +186,8 @@ def create_api(pool: RecognizerPool, settings: Settings | None = None) -> FastAP
             images = await multipart_images(request, ("image",))
             if len(images) != 1:
                 raise HTTPException(400, "send one photo in the multipart field 'image' (several: /v1/faces/batch)")
+            if isinstance(images[0], str):
+                raise HTTPException(415, images[0])
             return await analyze(images[0], tta)
         check_image_type(content_type)
         data = await request.body()
@@ -188,8 +201,9 @@ def create_api(pool: RecognizerPool, settings: Settings | None = None) -> FastAP
                   "type": "object", "required": ["images"],
                   "properties": {"images": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}}}})
     async def faces_batch(request: Request, tta: str | None = tta_query) -> list[dict]:
-        """Several photos as multipart fields `images` (or `image`, repeated): one `/v1/faces` result per
-        photo, in order; a photo that is not a usable image gets `{"error": "..."}` in its place."""
+        """Several photos (at most 32, `FER_MAX_BATCH`) as multipart fields `images` (or `image`, repeated): one
+        `/v1/faces` result per photo, in order; a part that is not a usable image (a corrupt file, or a type that
+        is not an image's) gets `{"error": "..."}` in its place."""
         check_tta(tta)
         if not request.headers.get("content-type", "").startswith("multipart/form-data"):
             raise HTTPException(415, "send the photos as multipart/form-data fields named 'images'")
@@ -198,9 +212,13 @@ def create_api(pool: RecognizerPool, settings: Settings | None = None) -> FastAP
             raise HTTPException(400, "no photos: send them as multipart fields named 'images'")
         if len(images) > settings.max_batch_images:
             raise HTTPException(413, f"{len(images)} photos: at most {settings.max_batch_images} a request")
-        futures = [pool.submit(lambda recognizer, data=data: analyze_photo(recognizer, data, tta)) for data in images]
+        futures = [data if isinstance(data, str) else
+                   pool.submit(lambda recognizer, data=data: analyze_photo(recognizer, data, tta)) for data in images]
         results = []
         for future in futures:
+            if isinstance(future, str):  # a part of another type than an image's
+                results.append({"error": future})
+                continue
             try:
                 results.append(await asyncio.wrap_future(future))
             except FERError as err:
@@ -222,14 +240,51 @@ def create_api(pool: RecognizerPool, settings: Settings | None = None) -> FastAP
     return api
 
 
-def check_image_type(content_type: str) -> None:
+def not_an_image(content_type: str) -> str | None:
+    """Why a body or part of `content_type` is not read as an image; None where it is."""
     if content_type and not content_type.lower().startswith(IMAGE_TYPES):
-        raise HTTPException(415, f"the content type {content_type.split(';')[0]!r} is not an image: send the "
-                                 "photo's bytes as image/jpeg, image/png, ... or as multipart/form-data")
+        return (f"the content type {content_type.split(';')[0]!r} is not an image: send the photo's bytes as "
+                "image/jpeg, image/png, ... or as multipart/form-data")
+    return None
 
 
-async def multipart_images(request: Request, names: tuple[str, ...]) -> list[bytes]:
-    """The bytes of the multipart file fields called one of `names`, in order; 415 for a part that is not an image."""
+UNAUTHORIZED = "a valid 'Authorization: Bearer <token>' header is required"
+
+
+def bearer_allows(authorization: str | None, token: str | None) -> bool:
+    """Whether an `Authorization` header value carries `token` (any request does where no token is set)."""
+    if token is None:
+        return True
+    scheme, _, given = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+class BearerOnly:
+    """An ASGI app (the MCP server) behind the same bearer token as `/v1`: 401 and one JSON line without it."""
+
+    def __init__(self, app, token: str):
+        self.app, self.token = app, token
+
+    async def __call__(self, scope, receive, send):
+        headers = dict(scope.get("headers") or [])
+        if scope["type"] == "http" and not bearer_allows(headers.get(b"authorization", b"").decode("latin-1"), self.token):
+            return await error(401, UNAUTHORIZED, **{"WWW-Authenticate": "Bearer"})(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
+def bearer_only(app, token: str | None):
+    """`app` as it is where no token is set, else behind it (`BearerOnly`)."""
+    return app if token is None else BearerOnly(app, token)
+
+
+def check_image_type(content_type: str) -> None:
+    if reason := not_an_image(content_type):
+        raise HTTPException(415, reason)
+
+
+async def multipart_images(request: Request, names: tuple[str, ...]) -> list[bytes | str]:
+    """The bytes of the multipart file fields called one of `names`, in order; for a part whose type is not an
+    image's, why (`not_an_image`) in its place."""
     form = await request.form(max_files=1000, max_fields=100)
     images = []
     for name, value in form.multi_items():
@@ -237,7 +292,6 @@ async def multipart_images(request: Request, names: tuple[str, ...]) -> list[byt
             continue
         if isinstance(value, str):
             raise HTTPException(400, f"the field {name!r} must be a file, not text")
-        check_image_type(value.content_type or "")
-        images.append(await value.read())
+        images.append(not_an_image(value.content_type or "") or await value.read())
     await form.close()
     return images

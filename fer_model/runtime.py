@@ -11,6 +11,8 @@
 - glibc hands freed blocks over 128 KB back to the OS, so that the next photo can page-fault its
   buffers afresh. Its thresholds are set to the values glibc's own adaptive ones may grow to:
   allocations under 32 MB come from the heap, trimmed past 64 MB free. No-op outside glibc.
+- FFmpeg, inside OpenCV, logs nothing (`OPENCV_FFMPEG_LOGLEVEL`): a broken video gets the package's one-line
+  error, not "moov atom not found" before it.
 Each respects a value the user has set.
 """
 from __future__ import annotations
@@ -18,6 +20,8 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
+import sys
+from contextlib import contextmanager
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 DEFAULT_THREADS = 2
@@ -60,8 +64,23 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+@contextmanager
+def native_stderr_silenced():
+    """Nothing that native code (OpenCV's own warnings) writes to the process's stderr while inside comes out."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def configure() -> None:
     os.environ.setdefault("GOMP_SPINCOUNT", "10000")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
     if platform.libc_ver()[0] == "glibc" and not {"MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"} & set(os.environ):
         libc = ctypes.CDLL(None)
         libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)

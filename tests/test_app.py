@@ -300,6 +300,9 @@ def test_mcp_tools_through_a_real_client(server, photos):
         text = tool.description + json.dumps(tool.inputSchema)
         assert "data: URL" in text and "upload_file_to_gradio" not in text and ",," not in text, text
     assert "angry, disgust, fear, happy, sad, surprise or neutral" in tools["predict"].description
+    video_text = json.dumps(tools["video"].inputSchema)
+    assert "data:video/mp4" in video_text and "data:image" not in video_text  # a video's example is a video's
+    assert all("\n" not in r.content[0].text and '": ' not in r.content[0].text for r in results[:4])  # compact
     faces, main, by_path, video, *refused = [json.loads(r.content[0].text) if not r.isError else r for r in results]
     assert faces["count"] == 1 and faces["faces"][0]["label"] in EMOTIONS
     assert main["label"] == faces["faces"][0]["label"] and by_path == faces
@@ -330,3 +333,51 @@ def test_the_readme_api_snippets_run_as_written(server, monkeypatch):
         for line in curls:
             answer = subprocess.run(line, shell=True, capture_output=True, text=True, timeout=60, check=True).stdout
             assert '"count":' in answer and '"error"' not in answer
+
+
+def test_a_token_locks_every_route_that_reads_media(tmp_path, photos):
+    """With FER_API_TOKEN set, /v1 and /mcp want the bearer token, and the UI, Gradio's API and its uploads the
+    login (fer, token); without them nothing is analysed, with them everything works."""
+    import subprocess
+    import sys
+
+    import httpx
+
+    from .conftest import ROOT, subprocess_env
+
+    port = _free_port()
+    env = {**subprocess_env(), "FER_API_TOKEN": "s3cret", "GRADIO_SERVER_PORT": str(port), "FER_WORKERS": "1"}
+    app = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True)
+    base, bearer = f"http://127.0.0.1:{port}/", {"Authorization": "Bearer s3cret"}
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                httpx.get(f"{base}v1/health", timeout=5)
+                break
+            except httpx.TransportError:
+                assert app.poll() is None and time.time() < deadline, app.stderr.read()[-2000:] if app.poll() else "slow"
+                time.sleep(0.2)
+        photo = (photos / "astronaut.jpg").read_bytes()
+        jpeg = {"Content-Type": "image/jpeg"}
+        assert httpx.post(f"{base}v1/faces", content=photo, headers=jpeg).status_code == 401
+        assert httpx.post(f"{base}v1/faces", content=photo, headers={**jpeg, **bearer}).json()["count"] == 1
+        mcp_call = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+        accept = {"Accept": "application/json, text/event-stream"}
+        refused = httpx.post(f"{base}mcp", json=mcp_call, headers=accept)
+        assert refused.status_code == 401 and list(refused.json()) == ["error"]
+        assert httpx.post(f"{base}mcp", json=mcp_call, headers={**accept, **bearer}).status_code == 200
+        upload = httpx.post(f"{base}gradio_api/upload", files=[("files", ("a.jpg", photo))])
+        assert upload.status_code in (401, 403)
+        run = httpx.post(f"{base}gradio_api/run/faces", json={"data": [{"path": "x.jpg"}]})
+        assert run.status_code in (401, 403) and '"count"' not in run.text
+        with pytest.raises(Exception):
+            gradio_client.Client(base, verbose=False).predict(gradio_client.handle_file(str(photos / "astronaut.jpg")),
+                                                              api_name="/faces")
+        allowed = gradio_client.Client(base, verbose=False, auth=("fer", "s3cret"))
+        assert allowed.predict(gradio_client.handle_file(str(photos / "astronaut.jpg")), api_name="/faces")["count"] == 1
+        assert httpx.post(f"{base}login", data={"username": "fer", "password": "wrong"}).status_code in (400, 401)
+    finally:
+        app.kill()
+        app.wait(timeout=30)

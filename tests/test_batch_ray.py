@@ -3,6 +3,7 @@ that every node registers as 127.0.0.1 and nothing leaves the machine), gives th
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -15,6 +16,9 @@ pytest.importorskip("daft")
 
 CLUSTER = """
 set -e
+bin=$1; shift  # the interpreter's own bin/, where ray and python are: PATH may not hold them
+ray() { "$bin/ray" "$@"; }
+python() { "$bin/python" "$@"; }
 ip link set lo up
 export RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0
 trap 'ray stop --force >/dev/null 2>&1' EXIT
@@ -39,8 +43,10 @@ def test_two_node_ray_cluster_gives_the_local_rows(tmp_path, astronaut):
         astronaut.resize((200 + 8 * i, 200 + 8 * i)).save(photos / f"{i}.jpg")
     clip = two_face_clip(tmp_path / "clip.avi", astronaut, frames=30)
     args = [str(photos), str(clip), "--segment-seconds", "1", "--smoothing", "0.4"]
-    cluster = subprocess.run(["unshare", "-n", "bash", "-c", CLUSTER, "cluster", *args, "--out", str(tmp_path / "ray")],
-                             env=subprocess_env(), cwd=ROOT, capture_output=True, text=True, timeout=400)
+    env = {**subprocess_env(), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}  # no venv on PATH, as when it is not activated
+    cluster = subprocess.run(["unshare", "-n", "bash", "-c", CLUSTER, "cluster", str(Path(sys.executable).parent), *args,
+                              "--out", str(tmp_path / "ray")], env=env, cwd=ROOT, capture_output=True, text=True,
+                             timeout=400)
     assert cluster.returncode == 0, cluster.stderr[-3000:]
     assert "nodes 2 ['127.0.0.1']" in cluster.stdout
     local = subprocess.run([sys.executable, "-m", "fer_model.cli", "batch", *args, "--out", str(tmp_path / "local")],

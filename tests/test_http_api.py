@@ -1,6 +1,7 @@
 """The /v1 HTTP API (fer_model.http_api) and the recognizer pool behind it: routes, errors, token, limits."""
 import io
 import logging
+import re
 import threading
 
 import numpy as np
@@ -60,12 +61,15 @@ def test_tta_is_a_query_option(api, recognizer, astronaut_jpeg):
 
 def test_batch_answers_in_order_with_an_error_in_place(api, astronaut_jpeg, blank_png):
     files = [("images", ("a.jpg", astronaut_jpeg, "image/jpeg")), ("images", ("b.png", blank_png, "image/png")),
-             ("images", ("c.jpg", b"not an image", "image/jpeg"))]
+             ("images", ("c.jpg", b"not an image", "image/jpeg")), ("images", ("notes.txt", b"hello", "text/plain")),
+             ("images", ("d.jpg", astronaut_jpeg, "image/jpeg"))]
     answer = api.post("/faces/batch", files=files)
     assert answer.status_code == 200
-    first, second, third = answer.json()
+    first, second, third, text, last = answer.json()
     assert first["count"] == 1 and second["count"] == 0 and "No face found" in second["message"]
     assert third == {"error": "not an image, or an image format that cannot be read"}
+    assert list(text) == ["error"] and "'text/plain' is not an image" in text["error"]  # in its place, as a corrupt one
+    assert last == first
     assert api.post("/faces/batch", content=astronaut_jpeg, headers={"Content-Type": "image/jpeg"}).status_code == 415
 
 
@@ -74,7 +78,10 @@ def test_health_and_docs(api):
     schema = api.get("/openapi.json").json()
     assert {"/faces", "/faces/batch", "/health"} <= set(schema["paths"])
     assert "image/*" in schema["paths"]["/faces"]["post"]["requestBody"]["content"]
-    assert api.get("/docs").status_code == 200
+    page = api.get("/docs")
+    assert page.status_code == 200 and "cdn" not in page.text and "http" not in page.text.split("<body>")[-1]
+    scripts = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert scripts and all(api.get(url.removeprefix("/v1")).status_code == 200 for url in scripts)  # offline
 
 
 @pytest.mark.parametrize("content, content_type, status, says", [

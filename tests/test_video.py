@@ -3,8 +3,10 @@ import csv
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from fer_model import EMOTIONS, InvalidVideoError
 from fer_model.cli import main
@@ -108,6 +110,9 @@ def test_cli_annotations_mirror_the_input_folders(tmp_path, astronaut):
 
 @pytest.mark.parametrize("args, says", [(["--threads", "0", "predict", "x.jpg"], "must be at least 1"),
                                         (["video", "clip.mp4", "--csv", "f.csv", "--every", "0"], "at least 1"),
+                                        (["video", "clip.mp4", "--csv", "f.csv", "--fps", "0"], "above 0"),
+                                        (["video", "clip.mp4", "--csv", "f.csv", "--fps", "-3"], "above 0"),
+                                        (["predict", "x.jpg", "--tta", "sideways"], "invalid choice"),
                                         (["video", "clip.mp4", "--csv", "f.csv", "--out", "a.mov"], "--out must end in")])
 def test_cli_refuses_bad_options_before_any_work(tmp_path, monkeypatch, capsys, args, says):
     monkeypatch.chdir(tmp_path)
@@ -115,6 +120,27 @@ def test_cli_refuses_bad_options_before_any_work(tmp_path, monkeypatch, capsys, 
         main(args)
     assert stopped.value.code == 2 and says in capsys.readouterr().err
     assert not (tmp_path / "f.csv").exists()
+
+
+def test_cli_options_go_before_or_after_the_command(tmp_path, astronaut, monkeypatch):
+    """`--tta` after `predict` is the same option as before it; one given before is kept when none comes after."""
+    astronaut.save(tmp_path / "a.png")
+    seen = []
+    monkeypatch.setattr("fer_model.cli.run_predict", lambda recognizer, args: seen.append(recognizer.tta) or 0)
+    assert main(["predict", str(tmp_path / "a.png"), "--tta", "ten_crop"]) == 0
+    assert main(["--tta", "none", "predict", str(tmp_path / "a.png")]) == 0
+    assert seen == ["ten_crop", "none"]
+
+
+def test_cli_predict_csv_has_a_row_for_every_image(tmp_path, astronaut):
+    """As batch does: an image with no face gets a row (face 0, empty fields) rather than none."""
+    astronaut.save(tmp_path / "a.png")
+    Image.new("RGB", (400, 300), (90, 90, 90)).save(tmp_path / "blank.png")
+    assert main(["predict", str(tmp_path), "--csv", str(tmp_path / "faces.csv")]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "faces.csv")))
+    assert [(Path(r["file"]).name, r["face"], r["label"]) for r in rows] == [("a.png", "1", rows[0]["label"]),
+                                                                            ("blank.png", "0", "")]
+    assert rows[0]["label"] in EMOTIONS and len(rows[0]) == len(rows[1])
 
 
 def test_cli_predict_json(tmp_path, astronaut, capsys):
@@ -136,9 +162,20 @@ def test_cli_exit_codes_and_one_line_errors(tmp_path, clip):
                                 text=True, timeout=120)
         assert result.returncode != 0, args
         assert "Traceback" not in result.stderr and result.stderr.strip(), args
+        if args[0] == "video":  # the one-line error alone: no FFmpeg log ("moov atom not found") before it
+            assert result.stderr.strip().splitlines() == [result.stderr.strip()] and "moov" not in result.stderr
     help_text = subprocess.run([sys.executable, "-m", "fer_model.cli", "video", "--help"], cwd=ROOT,
                                capture_output=True, text=True, timeout=60)
     assert help_text.returncode == 0 and "--every" in help_text.stdout
+
+
+def test_writing_webm_prints_nothing(tmp_path, clip):
+    """OpenCV's "tag not supported" warning, written by native code on every .webm, does not come out."""
+    code = ("import fer_model, sys; from fer_model.cli import main; "
+            f"sys.exit(main(['video', {str(clip)!r}, '--csv', 'x.csv', '--out', 'x.webm', '--max-frames', '3']))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and (tmp_path / "x.webm").stat().st_size > 0
+    assert "tag" not in result.stderr and "OpenCV" not in result.stderr, result.stderr
 
 
 def test_broken_videos_raise_the_documented_error(tmp_path, clip):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, load_dataset
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, concatenate_datasets, load_dataset
 from datasets.exceptions import DatasetNotFoundError
 
 from fer_model.config import EMOTIONS
@@ -74,6 +74,45 @@ def check_splittable(split: Dataset, fraction: float, source: str) -> None:
                                  "every class needs at least 2 (one to train on, one to validate)")
 
 
+PERSONS_HELD_OUT = 0.5
+"""The share of a collection's images (whole persons) that training never sees; half of them select and calibrate
+(`calibration`), the other half are only ever measured (`test`)."""
+
+
+def person_splits(source: str, held_out: float = PERSONS_HELD_OUT) -> DatasetDict:
+    """Every image of `source` (all its splits; a `subject` column names the person) split by person into `train`,
+    `calibration` and `test` (`held_out` of the images, halved): no person is in two of them (`split_by_person`).
+    The split is fixed (seed 0), so that every run and benchmark holds out the same persons."""
+    whole = read_splits(source, keep_columns=("subject",))
+    whole = concatenate_datasets(list(whole.values())) if len(whole) > 1 else next(iter(whole.values()))
+    if "subject" not in whole.column_names:
+        raise DatasetFormatError(f"{source} has no subject column to split by person")
+    held = np.flatnonzero(split_by_person(whole["subject"], whole["label"], held_out))
+    test = split_by_person([whole["subject"][i] for i in held], [whole["label"][i] for i in held], 0.5, seed=1)
+    return DatasetDict({"train": whole.select(np.setdiff1d(np.arange(len(whole)), held)),
+                        "calibration": whole.select(held[~test]), "test": whole.select(held[test])})
+
+
+def split_by_person(subjects: list[str], labels: list[int], held_out: float, seed: int = 0) -> np.ndarray:
+    """A boolean mask of the images held out: whole persons, about `held_out` of the images of each class.
+    Persons go one by one, those of the rarest classes first (seeded order among equals), to the side that holds
+    less than its share of their rarest class, so that a class of a few persons still lands on both sides."""
+    subjects, labels = np.asarray(subjects), np.asarray(labels)
+    class_counts = np.bincount(labels)
+    persons = np.random.default_rng(seed).permutation(np.unique(subjects))
+    rarest = {person: min(labels[subjects == person], key=lambda c: class_counts[c]) for person in persons}
+    persons = sorted(persons, key=lambda person: class_counts[rarest[person]])  # stable: seeded among equals
+    held_counts, kept_counts = np.zeros_like(class_counts), np.zeros_like(class_counts)
+    held = np.zeros(len(labels), dtype=bool)
+    for person in persons:
+        mine = subjects == person
+        c = rarest[person]
+        to_held = held_counts[c] * (1 - held_out) <= kept_counts[c] * held_out
+        held |= mine & to_held
+        np.add.at(held_counts if to_held else kept_counts, labels[mine], 1)
+    return held
+
+
 def load_split(source: str, split: str, own_labels: bool = False) -> Dataset:
     """One split of `source` (train, validation, test or an alias such as PublicTest), with no other split needed."""
     dataset = read_splits(source, own_labels)
@@ -83,15 +122,18 @@ def load_split(source: str, split: str, own_labels: bool = False) -> Dataset:
     return dataset[name]
 
 
-def read_splits(source: str, own_labels: bool = False) -> DatasetDict:
-    """Every split of `source` as it is, canonical names and labels (`to_canonical`)."""
+def read_splits(source: str, own_labels: bool = False, keep_columns: tuple[str, ...] = ()) -> DatasetDict:
+    """Every split of `source` as it is, canonical names and labels (`to_canonical`), and the `keep_columns`
+    it has."""
     path = Path(source)
     if not path.exists() and (path.is_absolute() or source.startswith((".", "~")) or source.count("/") != 1
                               or path.suffix == ".csv"):
         raise DatasetFormatError(f"no such dataset folder or file: {source} (a Hub dataset id looks like user/name)")
     csv = path if path.suffix == ".csv" else next(iter(sorted(path.glob("*.csv"))), None) if path.is_dir() else None
     with _quiet_dataset_cards(), _no_bars_for(path):
-        if csv is not None:
+        if path.suffix == ".parquet" and path.is_file():
+            dataset = load_dataset("parquet", data_files={"train": str(path)})
+        elif csv is not None:
             dataset = _from_kaggle_csv(csv)
         elif path.is_dir() and _is_image_folder(path):
             dataset = load_dataset("imagefolder", data_dir=str(path))
@@ -104,7 +146,7 @@ def read_splits(source: str, own_labels: bool = False) -> DatasetDict:
                 raise DatasetFormatError(f"no such dataset folder: {source}, and no Hub dataset {source} could be "
                                          f"loaded ({type(err).__name__})") from err
         dataset = DatasetDict({SPLIT_ALIASES.get(name.lower(), name): split for name, split in dataset.items()})
-        return DatasetDict({name: to_canonical(split, own_labels) for name, split in dataset.items()})
+        return DatasetDict({name: to_canonical(split, own_labels, keep_columns) for name, split in dataset.items()})
 
 
 @contextmanager
@@ -134,26 +176,29 @@ def _no_bars_for(path: Path):
             datasets.enable_progress_bars()
 
 
-def to_canonical(split: Dataset, own_labels: bool = False) -> Dataset:
-    """Columns `image` and `label`. Labels that name FER-2013's emotions (any subset, aliases too) are remapped
-    by name onto its 7-label order; other label sets, or any with `own_labels`, are kept as the data names them."""
+def to_canonical(split: Dataset, own_labels: bool = False, keep_columns: tuple[str, ...] = ()) -> Dataset:
+    """Columns `image` and `label` (and those of `keep_columns` the split has). Labels that name FER-2013's
+    emotions (any subset, aliases too) are remapped by name onto its 7-label order; other label sets, or any
+    with `own_labels`, are kept as the data names them."""
     image_column = next((name for name, f in split.features.items() if isinstance(f, Image)), None)
     label_column = next((name for name, f in split.features.items() if isinstance(f, ClassLabel)), None)
     if image_column is None or label_column is None:
         raise DatasetFormatError(f"expected an image column and a ClassLabel column, found {dict(split.features)}")
     names = split.features[label_column].names
-    split = split.select_columns([image_column, label_column]).rename_columns(
+    kept = [c for c in keep_columns if c in split.column_names and c not in (image_column, label_column)]
+    split = split.select_columns([image_column, label_column, *kept]).rename_columns(
         {image_column: "image", label_column: "label"})
+    extra = {c: split.features[c] for c in kept}
     mapping = None if own_labels else map_label_names(names)
     if mapping is None:
         own = [n.strip().lower() for n in names]
         if len(set(own)) != len(own):
             raise DatasetFormatError(f"label names {list(names)} repeat themselves")
-        return split.cast(Features({"image": Image(), "label": ClassLabel(names=own)}))
+        return split.cast(Features({"image": Image(), "label": ClassLabel(names=own), **extra}))
     if mapping != list(range(len(EMOTIONS))):
         split = split.map(lambda batch: {"label": [mapping[i] for i in batch["label"]]}, batched=True,
-                          features=Features({"image": split.features["image"], "label": FEATURES["label"]}))
-    return split.cast(FEATURES)
+                          features=Features({"image": split.features["image"], "label": FEATURES["label"], **extra}))
+    return split.cast(Features({**FEATURES, **extra}))
 
 
 def map_label_names(names: list[str]) -> list[int] | None:

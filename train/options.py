@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .data import DEFAULT_DATASET
+from .data import DEFAULT_DATASET, PERSONS_HELD_OUT
 
 DESCRIPTION = "Train fer_model.EmotionCNN on FER-2013 with accelerate: CPU, one GPU or many, mixed precision."
 
@@ -28,7 +28,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="class imbalance: weighted loss or balanced sampling, class weights (mean count / count)^0.5")
     p.add_argument("--ema-decay", type=float, default=0.998, help="0 disables weight EMA")
     p.add_argument("--patience", type=int, default=10, help="epochs without improvement before stopping")
-    p.add_argument("--monitor", choices=["val_loss", "val_accuracy"], default="val_loss")
+    p.add_argument("--monitor", choices=["val_loss", "val_accuracy", "val_combined"], default="val_loss",
+                   help="val_combined: the mean of validation accuracy and --extra-dataset's held-out balanced accuracy")
     p.add_argument("--min-delta", type=float, default=0.0, help="smallest change of --monitor that counts as better")
     p.add_argument("--widths", default="32,64,128,256", help="channels per stage")
     p.add_argument("--convs-per-stage", type=int, default=2)
@@ -48,8 +49,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--faces", choices=["auto", "crop", "whole"], default="auto",
                    help="crop: find the face in each image as predict does (one face, else the image is skipped); "
                         "whole: resize each image whole; auto: crop in image folders, whole in datasets")
+    p.add_argument("--extra-dataset", default=None, metavar="DATASET",
+                   help="labelled faces of other sources (a `subject` column naming each person) to train on beside "
+                        "--dataset, cropped as predict crops them; split by person (train.data.person_splits): "
+                        "half of the held-out persons validate, the other half are never seen")
+    p.add_argument("--extra-held-out", type=float, default=PERSONS_HELD_OUT,
+                   help="share of --extra-dataset's images (whole persons) held out")
+    p.add_argument("--extra-repeat", type=int, default=1, help="times each --extra-dataset face comes in an epoch")
+    p.add_argument("--extra-label-smoothing", type=float, default=0.2,
+                   help="label smoothing of --extra-dataset's (noisier) labels")
+    p.add_argument("--capture", type=float, default=0.0, metavar="P",
+                   help="probability of each capture degradation per face: gamma, blur, lower resolution, aspect, "
+                        "sensor noise and JPEG compression (0 disables)")
     p.add_argument("--teacher", nargs="+", default=[], metavar="MODEL",
-                   help="distil from these model folders or Hub ids (their softened probabilities are averaged)")
+                   help="distil from these model folders or Hub ids (their softened probabilities are averaged); "
+                        "only --dataset's faces are distilled, --extra-dataset's learn from their labels")
     p.add_argument("--kd-temperature", type=float, default=4.0, help="softening temperature of distillation")
     p.add_argument("--kd-weight", type=float, default=0.7,
                    help="weight of the distillation loss; the label loss gets 1 - this")
@@ -70,6 +84,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if (args.mixup or args.cutmix) and args.batch_size % 2:
         p.error("--mixup/--cutmix mix each batch with its mirror: --batch-size must be even")
+    if args.monitor == "val_combined" and not args.extra_dataset:
+        p.error("--monitor val_combined needs --extra-dataset")
     if args.push_to_hub and not args.hub_model_id:
         p.error("--push-to-hub needs --hub-model-id user/name")
     return args

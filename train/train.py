@@ -38,8 +38,8 @@ from fer_model.hub import build_model, load_pretrained, push_to_hub, resolve, sa
 from fer_model.preprocess import normalize
 from fer_model.tta import center_crop
 
-from .augment import augment, random_crop
-from .data import DatasetFormatError, faces_mode, load_fer_dataset, to_tensors
+from .augment import augment, capture, random_crop
+from .data import DatasetFormatError, faces_mode, load_fer_dataset, person_splits, to_tensors
 from .evaluate import load_metric
 from .finish import finish_run
 from .options import parse_args
@@ -175,8 +175,19 @@ def main(argv=None) -> dict:
     try:
         train_x, train_y = (t.to(device) for t in to_tensors(data["train"], pre.image_size, args.limit_train, faces))
         val_x, val_y = (t.to(device) for t in to_tensors(data["validation"], pre.image_size, args.limit_val, faces))
+        extra = None
+        if args.extra_dataset:
+            extra_data = person_splits(args.extra_dataset, args.extra_held_out)
+            extra = [t.to(device) for split in ("train", "calibration")
+                     for t in to_tensors(extra_data[split], pre.image_size, faces="crop")]
     except DatasetFormatError as err:
         raise SystemExit(f"error: {err}") from None
+    from_extra = torch.zeros(len(train_y), dtype=torch.bool, device=device)
+    if extra:  # the extra faces join the training set --extra-repeat times, flagged for their own loss
+        train_x = torch.cat([train_x, extra[0].repeat(args.extra_repeat, 1, 1)])
+        train_y = torch.cat([train_y, extra[1].repeat(args.extra_repeat)])
+        from_extra = torch.cat([from_extra, torch.ones(len(extra[1]) * args.extra_repeat, dtype=torch.bool,
+                                                        device=device)])
     num_classes = len(config.labels)
     weights = class_weights(train_y, num_classes)
     try:
@@ -188,7 +199,8 @@ def main(argv=None) -> dict:
     optimizer = create_optimizer_v2(model, opt="adamw" if args.optimizer == "adamw" else "sgd", lr=args.lr,
                                     weight_decay=args.weight_decay, momentum=0.9)
     val_loader = DataLoader(TensorDataset(torch.arange(len(val_y))), batch_size=512)
-    model, optimizer, val_loader = accelerator.prepare(model, optimizer, val_loader)
+    extra_loader = DataLoader(TensorDataset(torch.arange(len(extra[3]) if extra else 0)), batch_size=512)
+    model, optimizer, val_loader, extra_loader = accelerator.prepare(model, optimizer, val_loader, extra_loader)
     if args.compile:
         model = torch.compile(model)
     ema = ModelEmaV3(accelerator.unwrap_model(model), decay=args.ema_decay, use_warmup=True) if args.ema_decay > 0 else None
@@ -254,19 +266,27 @@ def main(argv=None) -> dict:
                        desc=f"epoch {epoch + 1}/{epochs(scheduler, steps_per_epoch)}")
             for step in bar:
                 idx = order[step * args.batch_size:(step + 1) * args.batch_size]
-                faces = random_crop(augment(train_x[idx]), pre.input_size)
+                faces = random_crop(augment(train_x[idx], max_aspect=0.15 if args.capture else 0.0), pre.input_size)
                 targets = soft_targets = train_y[idx]
+                extra_faces = from_extra[idx]
                 if mix:
                     mixed, soft_targets = mix(faces.unsqueeze(1), targets)
                     faces = mixed.squeeze(1)
-                inputs = normalize(faces, pre).contiguous(memory_format=torch.channels_last)
+                captured = capture(faces, args.capture) if args.capture else faces  # teachers see the clean face
+                inputs = normalize(captured, pre).contiguous(memory_format=torch.channels_last)
                 with accelerator.autocast():
                     logits = model(inputs)
-                    loss = F.cross_entropy(logits.float(), soft_targets, weight=loss_weights,
-                                           label_smoothing=args.label_smoothing)
-                    if teachers:
-                        loss = (1 - args.kd_weight) * loss + args.kd_weight * distillation_loss(
-                            logits, faces, teachers, args.kd_temperature)
+                    per_face = torch.where(
+                        extra_faces,
+                        F.cross_entropy(logits.float(), soft_targets, weight=loss_weights, reduction="none",
+                                        label_smoothing=args.extra_label_smoothing),
+                        F.cross_entropy(logits.float(), soft_targets, weight=loss_weights, reduction="none",
+                                        label_smoothing=args.label_smoothing))
+                    if teachers:  # --dataset's faces keep the teachers' reading; extra faces learn their labels
+                        distilled = distillation_loss(logits, faces, teachers, args.kd_temperature)
+                        per_face = torch.where(extra_faces, per_face,
+                                               (1 - args.kd_weight) * per_face + args.kd_weight * distilled)
+                    loss = per_face.mean()
                 accelerator.backward(loss)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -294,9 +314,12 @@ def main(argv=None) -> dict:
             eval_model = ema.module if ema else model
             val = validate(accelerator, eval_model, val_loader, val_x, val_y, pre, metric, config.labels)
             record = {"epoch": epoch + 1, "train_loss": train_loss, "train_accuracy": train_accuracy,
-                      "val_loss": val["loss"], "val_accuracy": val["accuracy"], "val_macro_f1": val["macro_f1"],
-                      "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.time() - started, 1),
-                      "device": hardware}
+                      "val_loss": val["loss"], "val_accuracy": val["accuracy"], "val_macro_f1": val["macro_f1"]}
+            if extra:
+                held = validate(accelerator, eval_model, extra_loader, extra[2], extra[3], pre, metric, config.labels)
+                record.update(extra_accuracy=held["accuracy"], extra_balanced_accuracy=held["balanced_accuracy"],
+                              val_combined=(val["accuracy"] + held["balanced_accuracy"]) / 2)
+            record.update(lr=optimizer.param_groups[0]["lr"], seconds=round(time.time() - started, 1), device=hardware)
             improved = progress.update(record[args.monitor], args.monitor == "val_loss", args.min_delta)
             progress.history.append(record)
             progress.epoch, progress.step = epoch + 1, 0
@@ -313,7 +336,9 @@ def main(argv=None) -> dict:
                     accelerator.print(f"time budget: the schedule now ends at epoch {epochs(scheduler, steps_per_epoch)}")
             accelerator.print(f"epoch {epoch + 1}: train loss {train_loss:.4f} acc {train_accuracy:.4f} | "
                               f"val loss {val['loss']:.4f} acc {val['accuracy']:.4f} F1 {val['macro_f1']:.4f}"
-                              f"{' *' if improved else ''} ({record['seconds']}s)")
+                              + (f" | extra acc {record['extra_accuracy']:.4f} balanced "
+                                 f"{record['extra_balanced_accuracy']:.4f}" if extra else "")
+                              + f"{' *' if improved else ''} ({record['seconds']}s)")
             if progress.epoch % args.checkpoint_every == 0 or progress.epoch >= epochs(scheduler, steps_per_epoch):
                 save_checkpoint()
     if progress.bad_epochs >= args.patience:
@@ -380,11 +405,12 @@ class Teacher:
 
 def distillation_loss(logits: torch.Tensor, faces: torch.Tensor, teachers: list[Teacher],
                       temperature: float) -> torch.Tensor:
-    """KL divergence from the teachers' averaged softened probabilities, scaled by temperature^2 (Hinton et al.)."""
+    """Per face, the KL divergence from the teachers' averaged softened probabilities, scaled by temperature^2
+    (Hinton et al.)."""
     with torch.no_grad():
         target = torch.stack([t.probabilities(faces, temperature) for t in teachers]).mean(dim=0)
     log_student = F.log_softmax(logits.float() / temperature, dim=1)
-    return F.kl_div(log_student, target, reduction="batchmean") * temperature ** 2
+    return F.kl_div(log_student, target, reduction="none").sum(1) * temperature ** 2
 
 
 def _has_tensorboard() -> bool:

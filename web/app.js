@@ -210,25 +210,25 @@ async function startCamera() {
 MediaStreamTrackProcessor (Chromium) every frame as the camera delivers it: up to two wait while one is read, so
 that a slow frame delays the next rather than losing one, and a frame shown is never more than two behind;
 elsewhere each frame the video shows once the last one has been read. Frames never read count in `live.skipped`:
-gaps in the frames' timestamps, or in the video's count of frames shown. */
-async function eachFrame(track, video, analyze) {
+gaps in the frames' timestamps, or in the video's count of frames shown (`skip(n)`, while `running()`). */
+async function eachFrame(track, video, analyze, { running = () => live.running, skip = (n) => { live.skipped += n; } } = {}) {
   if (typeof MediaStreamTrackProcessor === "function") {
     const reader = new MediaStreamTrackProcessor({ track, maxBufferSize: 2 }).readable.getReader();
     const interval = 1e6 / (track.getSettings().frameRate || 30); // microseconds, as frames' timestamps
     let last = null;
-    while (live.running) {
+    while (running()) {
       const { value: frame, done } = await reader.read();
       if (done) return;
-      if (last !== null) live.skipped += Math.max(0, Math.round((frame.timestamp - last) / interval) - 1);
+      if (last !== null) skip(Math.max(0, Math.round((frame.timestamp - last) / interval) - 1));
       last = frame.timestamp;
       try { await analyze(frame); } finally { frame.close(); }
     }
     return reader.cancel();
   }
   let last = null;
-  while (live.running) {
+  while (running()) {
     const shown = await new Promise((presented) => video.requestVideoFrameCallback((now, meta) => presented(meta.presentedFrames)));
-    if (last !== null) live.skipped += Math.max(0, shown - last - 1);
+    if (last !== null) skip(Math.max(0, shown - last - 1));
     last = shown;
     await analyze(video);
   }
@@ -290,4 +290,4 @@ for (const [tab, panel] of [["tab-photo", "photo-panel"], ["tab-live", "live-pan
   };
 }
 
-window.ferDemo = { ready: ready.then(() => true), recognizer: ready, offlineReady, loadSeconds: ready.then(() => (performance.now() - started) / 1000), analyze: analyzeUrl, startCamera: () => { $("tab-live").click(); return startCamera(); }, stats };
+window.ferDemo = { ready: ready.then(() => true), recognizer: ready, offlineReady, loadSeconds: ready.then(() => (performance.now() - started) / 1000), analyze: analyzeUrl, startCamera: () => { $("tab-live").click(); return startCamera(); }, stats, eachFrame };

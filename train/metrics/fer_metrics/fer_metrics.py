@@ -10,7 +10,7 @@ Args:
     references (list of int): true class ids.
     labels (list of str): class names, in id order.
 Returns:
-    accuracy, macro_precision, macro_recall, macro_f1, per_class {name: {precision, recall, f1, support}},
+    accuracy, macro_precision, macro_recall, macro_f1, balanced_accuracy (mean recall of the classes present), per_class {name: {precision, recall, f1, support}},
     confusion_matrix (rows: true class, columns: predicted class), num_examples.
 """
 
@@ -36,6 +36,7 @@ class FERMetrics(evaluate.Metric):
             "macro_precision": float(precision.mean()),
             "macro_recall": float(recall.mean()),
             "macro_f1": float(f1.mean()),
+            "balanced_accuracy": float(recall[support > 0].mean()) if (support > 0).any() else 0.0,
             "per_class": {name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
                           for name, p, r, f, s in zip(labels, precision, recall, f1, support)},
             "confusion_matrix": matrix.tolist(),

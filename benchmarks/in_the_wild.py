@@ -1,0 +1,132 @@
+"""How a model reads real faces from other sources than FER-2013, through the whole `predict` pipeline (detect,
+crop as predict crops, classify; a tight crop with no face found is classified whole), beside FER-2013's
+validation split read the same way.
+
+Per TTA mode: accuracy, balanced accuracy (the mean recall of the classes present), per-class recall, the
+confusion matrix (also a plot), ECE, and the share flagged `uncertain` with the accuracy of flagged and other
+faces; for a collection with neutral faces, how often they read as angry or sad.
+
+The collection is any labelled set: a `datasets` folder (`../shared/faces_in_the_wild`), a Parquet file or a
+`FOLDER/<label>/<image>` tree. One with a `subject` column is read by person, as the trainer splits it
+(`train.data.load_by_person`, the same seed and share): `--persons test` (the default) reads the persons the
+trainer neither trained nor calibrated on; `calibration` those it selected and calibrated on; `held-out` both;
+`all` every image.
+
+    python benchmarks/in_the_wild.py                                   # the embedded default
+    python benchmarks/in_the_wild.py --model runs/wild --name in_the_wild_runs_wild
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import RESULTS, report  # noqa: E402
+from fer_model import EmotionRecognizer  # noqa: E402
+from fer_model.calibrate import calibration_metrics, flag_report  # noqa: E402
+from fer_model.image_io import load_image  # noqa: E402
+from fer_model.tta import average_probabilities, modes_for  # noqa: E402
+from train.data import DatasetFormatError, load_split, person_splits, read_splits  # noqa: E402
+from train.evaluate import load_metric  # noqa: E402
+from train.report import plot_confusion_matrix  # noqa: E402
+
+PERSONS = ("test", "calibration", "held-out", "all")
+
+
+def collection(source: str, persons: str):
+    """The labelled images of `source` to read: by person where it names them (see the module's docstring)."""
+    whole = read_splits(source, keep_columns=("subject",))
+    if "subject" not in next(iter(whole.values())).column_names or persons == "all":
+        from datasets import concatenate_datasets
+
+        return concatenate_datasets(list(whole.values()))
+    parts = person_splits(source)
+    if persons == "held-out":
+        from datasets import concatenate_datasets
+
+        return concatenate_datasets([parts["calibration"], parts["test"]])
+    return parts[persons]
+
+
+def pipeline_crops(recognizer: EmotionRecognizer, images, desc: str) -> tuple[np.ndarray, np.ndarray]:
+    """The crop `predict` classifies for each image (its largest face; a tight crop whole), and which images
+    gave one."""
+    crops, found = [], []
+    for image in tqdm(images, desc=desc, unit="image"):
+        faces = recognizer.find_faces(np.asarray(load_image(image)))
+        found.append(bool(faces))
+        if faces:
+            crops.append(faces[0][2])
+    size = recognizer.config.preprocessing.image_size
+    return (np.stack(crops) if crops else np.zeros((0, size, size), np.uint8)), np.array(found)
+
+
+def read(recognizer: EmotionRecognizer, split, name: str, plot: Path | None = None) -> dict:
+    """Every figure of the module's docstring for one labelled split, per TTA mode."""
+    crops, found = pipeline_crops(recognizer, split["image"], name)
+    labels = np.asarray(split["label"])[found]
+    names = list(recognizer.labels)
+    calibration, metric = recognizer.calibration, load_metric()
+    figures = {"images": len(found), "no_face": int((~found).sum()),
+               "support": dict(zip(names, np.bincount(labels, minlength=len(names)).tolist()))}
+    for mode in modes_for(recognizer.config.preprocessing.crop_size):
+        logits = recognizer.face_logits(crops, mode)
+        p = np.asarray(average_probabilities(logits, calibration.temperature(mode), calibration.class_bias(mode)))
+        scores = metric.compute(predictions=p.argmax(1), references=labels, labels=names)
+        present = [n for n in names if scores["per_class"][n]["support"]]
+        flags = flag_report(p, labels, calibration.uncertainty)
+        figures[mode] = {
+            "accuracy": round(scores["accuracy"], 4), "balanced_accuracy": round(scores["balanced_accuracy"], 4),
+            "recall": {n: round(scores["per_class"][n]["recall"], 4) for n in present},
+            "ece": round(calibration_metrics(p, labels)["ece"], 4),
+            "mean_confidence": round(float(p.max(1).mean()), 4),
+            "uncertain": round(flags["flagged_fraction"], 4),
+            "accuracy_uncertain": flags["accuracy_flagged"] and round(flags["accuracy_flagged"], 4),
+            "accuracy_certain": flags["accuracy_not_flagged"] and round(flags["accuracy_not_flagged"], 4),
+            "neutral_read_as": neutral_misreads(scores["confusion_matrix"], names),
+            "confusion_matrix": scores["confusion_matrix"]}
+        if plot is not None and mode == recognizer.tta:
+            plot_confusion_matrix(scores["confusion_matrix"], names, plot,
+                                  title=f"{name}, TTA {mode}: accuracy {scores['accuracy']:.1%}, "
+                                        f"balanced {scores['balanced_accuracy']:.1%}")
+    return figures
+
+
+def neutral_misreads(matrix, names) -> dict | None:
+    """The shares of neutral faces read as neutral, angry and sad."""
+    row = np.asarray(matrix)[names.index("neutral")] if "neutral" in names else None
+    if row is None or not row.sum():
+        return None
+    return {label: round(float(row[names.index(label)] / row.sum()), 4) for label in ("neutral", "angry", "sad")}
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", default="../shared/faces_in_the_wild",
+                   help="labelled real faces: a datasets folder, a Parquet file or FOLDER/<label>/<image>")
+    p.add_argument("--persons", choices=PERSONS, default="test", help="which persons of a set with a subject column")
+    p.add_argument("--fer2013", default="../shared/fer2013", help="FER-2013 (its validation split is read beside)")
+    p.add_argument("--model", default=None, help="model folder or Hub id (default: the embedded default)")
+    p.add_argument("--precision", choices=["int8", "fp32"], default=None, help="default: int8 where the model has it")
+    p.add_argument("--name", default="in_the_wild", help="results go to benchmarks/results/NAME.json and NAME.png")
+    args = p.parse_args(argv)
+    recognizer = EmotionRecognizer.from_pretrained(args.model, precision=args.precision)
+    try:
+        wild = collection(args.dataset, args.persons)
+        fer = load_split(args.fer2013, "validation") if args.fer2013 else None
+    except DatasetFormatError as err:
+        raise SystemExit(f"error: {err}") from None
+    figures = {"model": args.model or "embedded default", "precision": recognizer.precision,
+               "dataset": args.dataset, "persons": args.persons,
+               "real_faces": read(recognizer, wild, Path(args.dataset).name, RESULTS / f"{args.name}.png")}
+    if fer is not None:
+        figures["fer2013_validation"] = read(recognizer, fer, "FER-2013 validation")
+    return report(args.name, figures)
+
+
+if __name__ == "__main__":
+    main()
