@@ -244,6 +244,11 @@ def run_calibrate(args) -> int:
     print(f"{images['used']} faces used ({report['fit_faces']} to fit, {report['held_out_faces']} held out); skipped "
           f"{images['no face']} images with no face, {images['several faces']} with several, "
           f"{images['unreadable']} unreadable", file=sys.stderr)
+    if not report["written"]:
+        reasons = {graph["reason"] for graph in report["graphs"].values()}
+        print(f"nothing changed: the model's own calibration is kept in every mode ({'; '.join(sorted(reasons))}); "
+              f"nothing written to {args.out}")
+        return 0
     for precision, graph in report["graphs"].items():
         print(f"{precision}: {graph['method']} ({graph['reason']})")
         for mode, m in graph["modes"].items():

@@ -58,7 +58,8 @@ def recalibrate(source: str | None, folder: str | os.PathLike, out: str | os.Pat
                 seed: int = 0, progress=None) -> dict:
     """Fit the calibration of the model at `source` (each of its graphs: float, and int8 where it has one) on
     part of the labelled `folder`, keep it per TTA mode only where the held-out part's ECE and NLL are no worse
-    than the model's own calibration gives, and write the model with it to `out`. Returns the report."""
+    than the model's own calibration gives, and write the model with it to `out`; where no mode of any graph
+    changed, nothing is written (`report["written"]` False). Returns the report."""
     model_folder = hub.resolve(source)
     config = hub.read_config(model_folder)
     recognizer = EmotionRecognizer.from_pretrained(model_folder, precision="fp32")
@@ -75,7 +76,9 @@ def recalibrate(source: str | None, folder: str | os.PathLike, out: str | os.Pat
         report["graphs"][precision] = graph
         config = replace(config, **calibration) if precision == "fp32" else replace(
             config, int8={**config.int8, **calibration})
-    hub.copy_pretrained(model_folder, config, out)
+    report["written"] = any(graph["changed"] for graph in report["graphs"].values())
+    if report["written"]:
+        hub.copy_pretrained(model_folder, config, out)
     return report
 
 
@@ -91,14 +94,16 @@ def recalibrate_graph(recognizer: EmotionRecognizer, faces, labels, fit, held, m
         new = (fitted.fields["temperatures"][mode], fitted.fields["class_biases"].get(mode))
         before = held_out_metrics(logits[mode][:, held], labels[held], old.temperature(mode), old.class_bias(mode))
         after = held_out_metrics(logits[mode][:, held], labels[held], *new)
-        keep_new = after["ece"] <= before["ece"] and after["nll"] <= before["nll"]
+        differs = new != (old.temperature(mode), old.class_bias(mode))
+        keep_new = differs and after["ece"] <= before["ece"] and after["nll"] <= before["nll"]
         temperature, bias = new if keep_new else (old.temperature(mode), old.class_bias(mode))
         fields["temperatures"][mode] = temperature
         if bias is not None:
             fields["class_biases"][mode] = bias
         graph["modes"][mode] = {"kept": "new" if keep_new else "model's own", "before": before, "after": after,
                                 "temperature": temperature, "class_bias": bias}
-    if not any(m["kept"] == "new" for m in graph["modes"].values()):
+    graph["changed"] = any(m["kept"] == "new" for m in graph["modes"].values())
+    if not graph["changed"]:
         fields["uncertainty"] = dict(old.uncertainty)
     return fields, graph
 

@@ -504,3 +504,44 @@ def test_calibrate_refits_on_a_labelled_folder_and_never_does_worse_on_its_held_
     Image.fromarray(faces[0]).save(tmp_path / "faces" / "contempt" / "0.png")
     assert cli(["calibrate", str(tmp_path / "faces"), "--out", str(tmp_path / "x")]) == 2
     assert "contempt: not among the model's labels" in capsys.readouterr().err
+
+
+def test_calibrate_on_too_few_faces_says_nothing_changed_and_writes_nothing(tmp_path, capsys):
+    """48 faces are too few to fit anything: one line says so, with no "kept the new calibration", and no model."""
+    from fer_model.cli import main as cli
+
+    from .conftest import synthetic_faces
+
+    for i, face in enumerate(synthetic_faces(48, seed=6)):
+        folder = tmp_path / "faces" / ("happy", "sad")[i % 2]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(face).save(folder / f"{i}.png")
+    assert cli(["calibrate", str(tmp_path / "faces"), "--out", str(tmp_path / "out")]) == 0
+    output = capsys.readouterr().out.strip().splitlines()
+    assert len(output) == 1 and output[0].startswith("nothing changed") and "kept the new" not in output[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_folder_of_photos_is_validated_and_calibrated_on_its_face_crops(tmp_path, trained, astronaut, monkeypatch):
+    """The end of a fine-tuning on photos crops their faces as the epochs did (not the whole photo), and its
+    card names the folder, not FER-2013."""
+    import train.train as trainer
+
+    rng = np.random.default_rng(0)
+    for label in ("happy", "sad"):
+        (tmp_path / "photos" / label).mkdir(parents=True)
+        for i in range(12):
+            canvas = Image.new("RGB", (480, 360), tuple(int(v) for v in rng.integers(40, 200, 3)))
+            side = int(rng.integers(150, 220))
+            canvas.paste(astronaut.resize((side, side)), (int(rng.integers(0, 480 - side)), int(rng.integers(0, 360 - side))))
+            canvas.save(tmp_path / "photos" / label / f"{i}.jpg")
+    seen = []
+    monkeypatch.setattr(trainer, "range_faces", lambda split, size, faces: seen.append(faces) or np.zeros((4, 48, 48), np.uint8))
+    finish = trainer.finish_run
+    monkeypatch.setattr(trainer, "finish_run", lambda *args, **kwargs: seen.append(kwargs["faces"]) or finish(*args, **kwargs))
+    source, _ = trained
+    trainer.main(["--dataset", str(tmp_path / "photos"), "--init-from", str(source), "--epochs", "1",
+                  "--batch-size", "8", "--output-dir", str(tmp_path / "run")])
+    assert seen == ["crop", "crop"]
+    card = (tmp_path / "run" / "README.md").read_text()
+    assert "photos (its validation split)" in card and "PublicTest" not in card

@@ -35,6 +35,9 @@ def write_model_card(folder: str | Path, results: dict, command: str, dataset: s
                      f"| {r['calibration_before']['brier']:.4f} → {r['calibration']['brier']:.4f} |"
                      for mode, r in results.items())
     pre = config["preprocessing"]
+    on_fer2013 = "fer2013" in Path(dataset.rstrip("/")).name.lower().replace("-", "")
+    validation = ("FER-2013 (PublicTest as validation)" if on_fer2013 else
+                  f"{Path(dataset.rstrip('/')).name} (its validation split)")
     devices = sorted({h["device"] for h in history or [] if "device" in h})
     verb = f"Fine-tuned from `{fine_tuned_from}` (the commands before the last made it)" if fine_tuned_from else "Trained"
     if teachers:
@@ -73,7 +76,7 @@ model-index:
           name: Facial expression recognition
         dataset:
           type: fer2013
-          name: FER-2013 (PublicTest as validation)
+          name: {validation}
           split: validation
         metrics:
 {metric_yaml}
@@ -98,7 +101,7 @@ Input: a face found by the package's detector, cropped square to FER-2013's fram
 
 ## Training
 Data: `{dataset}` ({splits}). Model selection and calibration used the validation split
-(FER-2013 PublicTest) only.{hardware}
+({validation.split(" (")[0] + " PublicTest" if on_fer2013 else "held out from the training images"}) only.{hardware}
 
 ```bash
 {command}

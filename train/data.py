@@ -210,7 +210,8 @@ def map_label_names(names: list[str]) -> list[int] | None:
 
 
 def _is_image_folder(path: Path) -> bool:
-    return any(f.suffix.lower() in IMAGE_SUFFIXES for f in path.glob("*/*/*"))
+    """Images in class folders: FOLDER/<label>/<image>, or FOLDER/<split>/<label>/<image>."""
+    return any(f.suffix.lower() in IMAGE_SUFFIXES for pattern in ("*/*", "*/*/*") for f in path.glob(pattern))
 
 
 def _from_kaggle_csv(csv: Path) -> DatasetDict:

@@ -171,10 +171,10 @@ def main(argv=None) -> dict:
         if initial is not None:
             initial = with_new_head(initial, config)
             accelerator.print(f"a new head for the labels {', '.join(labels)}; the backbone is {args.init_from}'s")
-    faces = faces_mode(args.faces, args.dataset)
+    face_mode = faces_mode(args.faces, args.dataset)
     try:
-        train_x, train_y = (t.to(device) for t in to_tensors(data["train"], pre.image_size, args.limit_train, faces))
-        val_x, val_y = (t.to(device) for t in to_tensors(data["validation"], pre.image_size, args.limit_val, faces))
+        train_x, train_y = (t.to(device) for t in to_tensors(data["train"], pre.image_size, args.limit_train, face_mode))
+        val_x, val_y = (t.to(device) for t in to_tensors(data["validation"], pre.image_size, args.limit_val, face_mode))
         extra = None
         if args.extra_dataset:
             extra_data = person_splits(args.extra_dataset, args.extra_held_out)
@@ -347,9 +347,9 @@ def main(argv=None) -> dict:
 
     results = {}
     if is_main:
-        quantize_faces = range_faces(data["train"], pre.image_size, faces=faces)
+        quantize_faces = range_faces(data["train"], pre.image_size, faces=face_mode)
         results = finish_run(out, data["validation"], progress.history, command=(out / COMMAND_FILE).read_text(),
-                             base=base, faces=faces,
+                             base=base, faces=face_mode,
                              dataset=args.dataset, fine_tuned_from=args.init_from, teachers=args.teacher,
                              split_sizes={"train": len(train_y), "validation": len(val_y)}, limit=args.limit_val,
                              quantize_faces=quantize_faces)
