@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +58,9 @@ def _open(data: bytes) -> Image.Image:
     if not data:
         raise InvalidImageError("the file is empty")
     try:
-        return Image.open(io.BytesIO(data))
+        with warnings.catch_warnings():  # one too large is refused in one line (`_check_size`), with no warning first
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as err:
         raise InvalidImageError(f"image is larger than the {MAX_PIXELS:,}-pixel limit") from err
     except Exception as err:

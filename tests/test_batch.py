@@ -156,7 +156,12 @@ def test_tables_read_with_pandas_polars_duckdb_datasets_and_csv(run_all):
     import polars
 
     out, _ = run_all
-    pandas_rows = len(pd.read_parquet(out / "faces"))
+    frame = pd.read_parquet(out / "faces")
+    pandas_rows = len(frame)
+    assert frame.source.isna().sum() == 0 and frame.face.isna().any()  # no-face rows are there, with empty cells
+    assert {column: str(frame[column].dtype) for column in ("frame", "face", "x", "track_id", "uncertain")} == {
+        "frame": "Int64", "face": "Int32", "x": "Int32", "track_id": "Int64", "uncertain": "boolean"}
+    assert str(pd.read_parquet(out / "tracks").frames.dtype) == "Int64"
     assert len(polars.read_parquet(str(out / "faces" / "*.parquet"))) == pandas_rows
     counted = duckdb.sql(f"select count(*), count(distinct source) from '{out / 'tracks' / '*.parquet'}'").fetchall()[0]
     assert counted == (3, 1)  # the video's three tracks
@@ -258,8 +263,9 @@ def test_killed_run_resumes_with_every_input_exactly_once(tmp_path, astronaut, r
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
 
-    kill_once(lambda: len(list(out.glob(".work/segments-*/*.pkl"))) >= 2)  # in the middle of the video
-    assert 2 <= len(list(out.glob(".work/segments-*/*.pkl"))) < 6 and not list(out.glob("faces/*.parquet"))
+    kill_once(lambda: len(list(out.glob(".work/segments-*/*.parquet"))) >= 2)  # in the middle of the video
+    assert 2 <= len(list(out.glob(".work/segments-*/*.parquet"))) < 6 and not list(out.glob("faces/*.parquet"))
+    assert not list(out.rglob("*.pkl"))  # waiting segments are data, never pickles
     kill_once(lambda: len(list(out.glob("faces/part-*.parquet"))) >= 2)  # in the middle of the photos
     partial = read(out / "faces")
     assert clip in set(partial.source) and 0 < partial.source.nunique() - 1 < 240
@@ -289,6 +295,44 @@ def test_nothing_to_do_is_a_one_line_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no images, videos or table rows"):
         batch.run(str(tmp_path / "empty"), tmp_path / "out", progress=False)
+    with pytest.raises(Exception):
+        batch.run(str(tmp_path / "missing.jpg"), tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()  # nothing made for a run with nothing to read
+
+
+def test_a_second_run_into_a_folder_in_use_is_refused_naming_the_other(tmp_path, inputs):
+    """While one run holds `--out`, another is refused in one line and writes nothing; once the first is gone
+    (even killed: the lock is the kernel's), the folder is free again."""
+    from fer_model.batch.output import RunFolder
+
+    out = tmp_path / "out"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from fer_model.batch.output import RunFolder\n"
+                               f"with RunFolder({str(out)!r}, []).locked():\n    print('held', flush=True); time.sleep(600)"],
+                              cwd=ROOT, env=subprocess_env(), stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        command = [sys.executable, "-m", "fer_model.cli", "batch", str(inputs / "listed.jpg"), "--out", str(out)]
+        refused = subprocess.run(command, cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+        assert refused.returncode == 2 and refused.stderr.strip().count("\n") == 0
+        assert f"pid {holder.pid}" in refused.stderr and "in use by another run" in refused.stderr
+        assert not list(out.glob("faces/*")) and not (out / "run.json").exists()
+    finally:
+        holder.kill()  # SIGKILL: no chance to let go of the lock itself
+        holder.wait()
+    assert subprocess.run(command, cwd=ROOT, env=subprocess_env(), capture_output=True, timeout=300).returncode == 0
+    with RunFolder(out, []).locked():
+        pass
+
+
+def test_the_bar_counts_a_video_by_its_frames(inputs):
+    """A long video moves the bar as its segments finish, by the frames each reads, as photos do one by one."""
+    from fer_model.batch import _size
+    from fer_model.video import video_info
+
+    source = str(inputs / "clip.avi")
+    segments = plan_segments(source, None, None, 0.0, 1.0)
+    assert len(segments) > 1 and sum(_size(s) for s in segments) == video_info(source).frames
+    assert sum(_size(s) for s in plan_segments(source, 2, None, 0.0, 1.0)) == len(range(0, video_info(source).frames, 2))
 
 
 def test_a_folder_keeps_one_model_and_one_reading(inputs, tmp_path):

@@ -67,19 +67,28 @@ def run(inputs: list[str], out: str | Path, *, model: str | None = None, revisio
                           "runner": runner, "address": address, "workers": workers},
               "machine": {"cpu": cpu_name()},
               "started": datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds")}
-    results.check_reading(record)
     found = expand(inputs, column, exclude=results.path)
-    if not found.count:
+    if not found.count:  # before the folder is made: a run with nothing to read leaves nothing behind
         raise ValueError(f"no images, videos or table rows found in {', '.join(map(str, inputs))}")
+    with results.locked():
+        results.check_reading(record)
+        return _run(results, found, record, started, every, fps, smoothing, segment_seconds, runner, workers,
+                    {"model": model and str(model), "revision": revision, "tta": tta, "threads": threads,
+                     "detector": detector}, csv, progress)
+
+
+def _run(results: RunFolder, found, record: dict, started: float, every, fps, smoothing, segment_seconds, runner,
+         workers, settings: dict, csv, progress: bool) -> dict:
+    """`run` on a folder this run holds: plan what is not done, analyse it, write it, record the run."""
+    from . import engine
+
     units = _plan(found, results, every, fps, smoothing, segment_seconds, progress)
     todo = sum(_size(unit) for unit in units)
     pending = len({u.source for u in units if isinstance(u, Segment)}) + sum(
         len(u.rows if isinstance(u, TableRows) else u.items) for u in units if not isinstance(u, Segment))
     record.update(inputs=found.count, already_done=found.count - pending)
     results.write_record({**record, "status": "running"})
-    settings = {"model": model and str(model), "revision": revision, "tta": tta, "threads": threads,
-                "detector": detector}
-    bar = _progress_bar(found.count, found.count - todo, progress)
+    bar = _progress_bar(todo, found.count - pending, progress)
     status, videos_failed = "interrupted", set()
     try:
         for result in engine.analyze(units, settings, runner, workers):
@@ -138,15 +147,18 @@ def _keep(results: RunFolder, result: UnitResult, videos_failed: set) -> None:
             results.finish_video(unit)
 
 
-def _size(unit) -> float:
-    """Inputs a unit stands for (a segment: its share of its video)."""
+def _size(unit) -> int:
+    """Frames a unit stands for: one per image or table row, a segment's frames to read (so that the bar and its
+    time left move with a long video as with many photos)."""
     if isinstance(unit, Segment):
-        return 1 / unit.count
+        return unit.frames
     return len(unit.rows if isinstance(unit, TableRows) else unit.items)
 
 
-def _progress_bar(total: int, initial: float, enabled: bool):
-    return tqdm(total=total, initial=initial, desc="inputs", unit="input", disable=not enabled, file=sys.stderr,
+def _progress_bar(total: int, done_before: int, enabled: bool):
+    """The run's bar in frames (photos and video frames alike), naming the inputs an earlier run did."""
+    before = f", {done_before} input{'s' * (done_before != 1)} done before" if done_before else ""
+    return tqdm(total=total, desc=f"frames{before}", unit="frame", disable=not enabled, file=sys.stderr,
                 bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total} [{elapsed}<{remaining}, {rate_fmt}]")
 
 

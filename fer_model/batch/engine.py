@@ -12,7 +12,8 @@ import pickle
 import signal
 from collections.abc import Iterator
 
-os.environ.setdefault("DAFT_PROGRESS_BAR", "0")  # the run draws its own bar, in inputs
+os.environ.setdefault("DAFT_PROGRESS_BAR", "0")  # the run draws its own bar, in frames
+os.environ.setdefault("DAFT_SHOW_QUERY_ID", "0")  # no "Daft Query ID" line on a terminal's stderr
 import daft  # noqa: E402
 from daft import DataType  # noqa: E402
 

@@ -4,24 +4,31 @@
     DIR/errors/*.parquet   source, message: every input that could not be read
     DIR/tracks/*.parquet   per video and track (`table.TRACK_COLUMNS` + labels)
     DIR/run.json           the model, options, counts and duration of the last run (written as it starts)
-    DIR/.work/             parts being written, and finished segments of videos not finished yet
+    DIR/.work/             parts being written, and finished segments of videos not finished yet (Parquet,
+                           never pickles: a shared folder others can write to runs no code of theirs)
+    DIR/.lock              held by the run writing to the folder: a second run is refused (`FolderInUseError`)
 
 A part appears under its name only once written (rename), so a run stopped at any moment leaves only whole
-parts; an input counts as done once its source is in `faces/` or `errors/`.
+parts; an input counts as done once its source is in `faces/` or `errors/`. The lock is the operating system's
+(flock): a run killed even with SIGKILL leaves none behind.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
-import pickle
 import shutil
+import socket
 import uuid
+from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..errors import FERError
 from ..video import TrackTally
 from .segments import Segment, TrackJoiner
 from .table import ERRORS_SCHEMA, faces_schema, no_face_row, track_rows, tracks_schema
@@ -35,8 +42,13 @@ def video_key(source: str) -> str:
     return hashlib.sha1(source.encode()).hexdigest()[:16]
 
 
+class FolderInUseError(FERError, ValueError):
+    """Another run is writing to the output folder."""
+
+
 class RunFolder:
-    """A run's output folder (layout above), for the rows of one model's labels."""
+    """A run's output folder (layout above), for the rows of one model's labels. Nothing is created on disk
+    until `locked()`."""
 
     def __init__(self, path: str | Path, labels: list[str]):
         self.path = Path(path)
@@ -44,8 +56,31 @@ class RunFolder:
         self.faces_schema = faces_schema(labels)
         self.faces, self.errors, self.tracks = (self.path / name for name in ("faces", "errors", "tracks"))
         self.work = self.path / ".work"
-        for folder in (self.faces, self.errors, self.tracks, self.work):
-            folder.mkdir(parents=True, exist_ok=True)
+
+    @contextmanager
+    def locked(self):
+        """The folder, made and held for this run alone: `FolderInUseError`, naming the other run, while one holds it."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.path / ".lock", "a+") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.seek(0)
+                holder = lock.read().strip() or "another process"
+                raise FolderInUseError(f"{self.path} is in use by another run ({holder}): wait for it to end, "
+                                       "or give another --out") from None
+            lock.seek(0)
+            lock.truncate()
+            lock.write(f"pid {os.getpid()} on {socket.gethostname()}, since "
+                       f"{datetime.now(timezone.utc).isoformat(timespec='seconds')}\n")
+            lock.flush()
+            for folder in (self.faces, self.errors, self.tracks, self.work):
+                folder.mkdir(exist_ok=True)
+            try:
+                yield self
+            finally:
+                lock.truncate(0)
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def check_reading(self, record: dict) -> None:
         """Refuse to add to a folder whose rows another model or reading (`READING`) made."""
@@ -64,7 +99,7 @@ class RunFolder:
     def done_sources(self) -> set[str]:
         """Sources already in `faces/` or `errors/`."""
         done = set()
-        for folder in (self.faces, self.errors):
+        for folder in (self.faces, self.errors) if self.path.is_dir() else ():
             for part in folder.glob("*.parquet"):
                 done.update(pq.read_table(part, columns=["source"]).column("source").to_pylist())
         return done
@@ -88,17 +123,26 @@ class RunFolder:
         return self.work / f"segments-{video_key(segment.plan)}"
 
     def segment_file(self, segment: Segment) -> Path:
-        return self.segment_folder(segment) / f"{segment.index:06d}.pkl"
+        return self.segment_folder(segment) / f"{segment.index:06d}.parquet"
 
     def save_segment(self, segment: Segment, rows: list[dict], overlap: list[tuple]) -> None:
+        """A segment's rows as Parquet, with the faces its last frames share with the next (`overlap`) as JSON
+        in the file's metadata."""
         path = self.segment_file(segment)
         path.parent.mkdir(exist_ok=True)
         partial = path.with_suffix(".partial")
-        partial.write_bytes(pickle.dumps((rows, overlap)))
+        table = pa.Table.from_pylist(rows, self.faces_schema)
+        pq.write_table(table.replace_schema_metadata({**table.schema.metadata, b"overlap": json.dumps(overlap)}), partial)
         os.replace(partial, path)
 
+    def load_segment(self, path: Path) -> tuple[list[dict], list[tuple]]:
+        """What `save_segment` wrote: the rows, and the overlap as (frame, box, track) tuples."""
+        table = pq.read_table(path, schema=self.faces_schema)
+        overlap = json.loads(pq.read_schema(path).metadata[b"overlap"])
+        return table.to_pylist(), [(frame, tuple(box), track) for frame, box, track in overlap]
+
     def segments_done(self, segment: Segment) -> int:
-        return len(list(self.segment_folder(segment).glob("*.pkl")))
+        return len(list(self.segment_folder(segment).glob("*.parquet")))
 
     def finish_video(self, segment: Segment) -> None:
         """Join the segments of `segment`'s video into `faces/video-KEY.parquet` and its tracks into `tracks/`."""
@@ -108,7 +152,7 @@ class RunFolder:
         faces = 0
         with pq.ParquetWriter(partial, self.faces_schema) as writer:
             for index in range(count):
-                rows, overlap = pickle.loads((folder / f"{index:06d}.pkl").read_bytes())
+                rows, overlap = self.load_segment(folder / f"{index:06d}.parquet")
                 rows = joiner.join(rows, overlap)
                 for row in rows:
                     tally.add(row["time_s"], row["track_id"], {label: row[label] for label in self.labels})

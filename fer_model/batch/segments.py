@@ -30,6 +30,8 @@ class Segment:
     interval: float
     warmup: int
     smoothing: float
+    frames: int = 1
+    """Frames it reports (its share of the run's work; 1 where the video does not say its length)."""
 
     @property
     def warmup_start(self) -> int:
@@ -57,8 +59,9 @@ def plan_segments(source: str, every: int | None, fps: float | None, smoothing: 
     length = max(1, round(segment_seconds * rate / step)) * step if segment_seconds else None
     starts = list(range(0, info.frames, length)) if length and info.frames > 0 else [0]
     warmup = warmup_frames(smoothing) * step
-    return [Segment(source, i, len(starts), start, starts[i + 1] if i + 1 < len(starts) else None, step,
-                    step / rate, warmup, smoothing) for i, start in enumerate(starts)]
+    stops = starts[1:] + [None]
+    return [Segment(source, i, len(starts), start, stop, step, step / rate, warmup, smoothing,
+                    max(1, len(range(start, stop or info.frames, step)))) for i, (start, stop) in enumerate(zip(starts, stops))]
 
 
 def analyze_segment(recognizer, segment: Segment) -> tuple[list[dict], list[tuple]]:

@@ -1,6 +1,8 @@
 """The run's table: the columns of `faces/`, `errors/` and `tracks/`, and rows made from predictions."""
 from __future__ import annotations
 
+import json
+
 import pyarrow as pa
 
 from ..predictor import FacePrediction
@@ -13,10 +15,24 @@ TRACK_COLUMNS = ["source", "track_id", "first_s", "last_s", "frames", "dominant"
 """`tracks/`'s columns before each label's mean probability."""
 
 
+PANDAS_TYPES = {pa.int64(): "Int64", pa.int32(): "Int32", pa.bool_(): "boolean", pa.string(): "object"}
+"""The pandas types that keep a column's empty cells (a no-face row's) without turning ints into floats and
+booleans into objects."""
+
+
+def with_pandas_types(schema: pa.Schema) -> pa.Schema:
+    """`schema` with the metadata `pd.read_parquet` reads its column types from: nullable ints and booleans."""
+    columns = [{"name": f.name, "field_name": f.name, "metadata": None,
+                "pandas_type": "unicode" if f.type == pa.string() else str(f.type),
+                "numpy_type": PANDAS_TYPES.get(f.type, str(f.type))} for f in schema]
+    return schema.with_metadata({"pandas": json.dumps({"index_columns": [], "column_indexes": [], "columns": columns,
+                                                       "creator": {"library": "fer_model"}})})
+
+
 def faces_schema(labels: list[str]) -> pa.Schema:
     types = [pa.string(), pa.int64(), pa.float64(), pa.int32(), pa.int64(), pa.int32(), pa.int32(), pa.int32(),
              pa.int32(), pa.float64(), pa.string(), pa.float64(), pa.bool_()]
-    return pa.schema([*zip(FACE_COLUMNS, types), *((label, pa.float64()) for label in labels)])
+    return with_pandas_types(pa.schema([*zip(FACE_COLUMNS, types), *((label, pa.float64()) for label in labels)]))
 
 
 ERRORS_SCHEMA = pa.schema([("source", pa.string()), ("message", pa.string())])
@@ -24,7 +40,7 @@ ERRORS_SCHEMA = pa.schema([("source", pa.string()), ("message", pa.string())])
 
 def tracks_schema(labels: list[str]) -> pa.Schema:
     types = [pa.string(), pa.int64(), pa.float64(), pa.float64(), pa.int64(), pa.string()]
-    return pa.schema([*zip(TRACK_COLUMNS, types), *((label, pa.float64()) for label in labels)])
+    return with_pandas_types(pa.schema([*zip(TRACK_COLUMNS, types), *((label, pa.float64()) for label in labels)]))
 
 
 def face_rows(source: str, faces: list[FacePrediction], frame: int | None = None, time_s: float | None = None) -> list[dict]:
