@@ -4,7 +4,7 @@ from __future__ import annotations
 from .image_io import load_image
 from .predictor import FacePrediction
 
-NO_FACE = "No face found. Try a brighter photo where the face is at least ~20 pixels wide."
+NO_FACE = "No face found: a face needs to be at least ~24 pixels wide, turned towards the camera and not covered."
 TABLE_HEADERS = ["face", "emotion", "confidence", "uncertain", "x", "y", "width", "height"]
 
 

@@ -54,6 +54,58 @@ def test_default_detector_finds_every_face_from_3_percent_of_the_long_side(size,
     assert count_matches(create_detector().detect(canvas), truth) == (len(truth), 0)
 
 
+@pytest.mark.parametrize("size, widths", [((3600, 2700), [28, 32, 40, 52, 70] * 12 + [400]),
+                                          ((4000, 3000), [24] * 40),
+                                          ((6000, 6000), [36, 90, 260, 800] * 2),
+                                          ((8000, 5000), [30, 36, 44] * 20)])
+def test_every_face_of_24_px_and_up_is_found_in_a_photo_of_any_size(size, widths):
+    """Rows of faces across tile edges and pyramid levels, from 24 px to 800 px, in photos up to 40 MP: each
+    found once, nothing else (YuNet's own misses near 12 px make 24-30 px faces at a photo's very edge the
+    limit: benchmarks/detection.py measures recall by size)."""
+    canvas, truth = astronaut_canvas(size, widths, seed=len(widths))
+    assert count_matches(create_detector().detect(canvas), truth) == (len(truth), 0)
+
+
+def test_the_detector_reads_more_only_where_a_photo_is_larger(monkeypatch):
+    """A photo of up to about 1,000 px is read once, as one 416 px copy; past that the network reads grow with
+    the pixels (the finest level in tiles), not faster."""
+    from fer_model.detection import yunet
+
+    detector, calls = create_detector(), []
+    forward = detector._forward
+    monkeypatch.setattr(detector, "_forward", lambda blob: calls.append(blob.shape[2] * blob.shape[3]) or forward(blob))
+    pixels_read = {}
+    for size in ((640, 480), (1000, 750), (4000, 3000), (8000, 5000)):
+        calls.clear()
+        detector.detect(np.zeros((size[1], size[0], 3), np.uint8))
+        pixels_read[size] = sum(calls)
+        assert len(calls) == 1 if max(size) <= 1000 else len(calls) > 1
+    assert yunet.pyramid_sides(640, 480, 416) == [416]
+    ratios = [pixels_read[s] / (s[0] * s[1]) for s in ((4000, 3000), (8000, 5000))]
+    assert ratios[1] <= ratios[0] * 1.2  # per pixel of the photo, no more for a larger one
+
+
+@pytest.mark.parametrize("make", ["noise", "cat", "coffee", "rocket"])
+def test_a_small_image_with_no_face_is_not_read_as_one(make):
+    """A thumbnail is read whole only where the detector takes it for a face crop (`WHOLE_FACE_SCORE`)."""
+    import cv2
+    from skimage import data
+
+    image = (np.random.default_rng(0).random((100, 100, 3)) * 255).astype(np.uint8) if make == "noise" else \
+        cv2.resize(getattr(data, make)(), (120, 120))
+    assert EmotionRecognizer.from_pretrained().predict(image) == []
+
+
+def test_a_tight_face_crop_the_detector_finds_no_face_in_is_still_read_whole(fer_crop, monkeypatch):
+    """As in many of FER-2013's crops, the face fills the frame and no box is found: `face_in_crop` still takes
+    it for a face, and it is read whole."""
+    recognizer = EmotionRecognizer.from_pretrained()
+    monkeypatch.setattr(recognizer.detector, "detect", lambda image: [])
+    assert recognizer.detector.face_in_crop(np.asarray(fer_crop.convert("RGB"))) > 0.5
+    faces = recognizer.predict(fer_crop)
+    assert len(faces) == 1 and faces[0].detection_score is None and faces[0].box == (0, 0, 48, 48)
+
+
 def test_every_detector_finds_large_faces_exactly(detector):
     canvas, truth = astronaut_canvas((1280, 720), [100, 150, 200], seed=3)
     assert count_matches(detector.detect(canvas), truth) == (3, 0)

@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from benchmarks.common import CHROMIUM_FLAGS, astronaut_canvas, data_url, write_y4m
 from web.serve import LOCAL_PAGE, ROUTES, serve
@@ -73,6 +74,7 @@ def photos():
     yield "astronaut", data.astronaut()
     for seed, widths in ((1, [60, 90, 140]), (2, [40, 70, 110, 160, 55, 80])):
         yield f"canvas{seed}", astronaut_canvas((1024, 768), widths, seed=seed)[0]
+    yield "large", astronaut_canvas((3200, 2400), [28, 36, 48, 64] * 6 + [300, 500], seed=3)[0]  # pyramid and tiles
 
 
 FP32 = """async (url) => {
@@ -111,6 +113,46 @@ def test_no_face_says_so(demo):
 
     assert demo.evaluate("(url) => window.ferDemo.analyze(url)", data_url(data.chelsea())) == []
     assert demo.text_content("#message").startswith("No face found")
+
+
+@pytest.mark.parametrize("make", ["noise", "rocket"])
+def test_a_small_image_with_no_face_is_not_read_as_one(demo, make):
+    from skimage import data
+
+    image = (np.random.default_rng(0).random((100, 100, 3)) * 255).astype(np.uint8) if make == "noise" else \
+        np.asarray(Image.fromarray(data.rocket()).resize((120, 120)))
+    assert demo.evaluate("(url) => window.ferDemo.analyze(url)", data_url(image)) == []
+
+
+def test_an_image_under_8_px_gets_the_message_python_gives(demo):
+    url = data_url(np.zeros((1, 1, 3), np.uint8))
+    assert demo.evaluate("(url) => window.ferDemo.analyze(url)", url) == []
+    assert "each side must be at least 8 pixels" in demo.text_content("#message")
+
+
+def test_a_bad_file_after_a_photo_leaves_no_photo_on_screen(demo):
+    from skimage import data
+
+    assert len(demo.evaluate("(url) => window.ferDemo.analyze(url)", data_url(data.astronaut()))) == 1
+    assert demo.is_visible("#photo") and demo.locator("#faces button").count() == 1
+    bad = "data:image/png;base64," + base64.b64encode(b"definitely not a PNG").decode()
+    assert demo.evaluate("(url) => window.ferDemo.analyze(url)", bad) == []
+    assert not demo.is_visible("#photo") and demo.locator("#faces button").count() == 0
+    assert "not an image" in demo.text_content("#message")
+
+
+def test_at_phone_width_the_photo_takes_the_whole_width(playwright, base_url):
+    from skimage import data
+
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_FLAGS))
+    try:
+        page = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
+        page.goto(base_url + LOCAL_PAGE)
+        assert page.evaluate("window.ferDemo.ready") is True
+        page.evaluate("(url) => window.ferDemo.analyze(url)", data_url(data.astronaut()))
+        assert page.locator("#photo").bounding_box()["width"] >= 300  # not a strip beside the bars
+    finally:
+        browser.close()
 
 
 def test_a_file_that_is_not_an_image_gets_a_message(demo):

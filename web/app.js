@@ -4,7 +4,7 @@
 import { DEFAULT_ORT, Tracker, load } from "./fer.js";
 
 export const MODEL_REPO = "fer-model/fer-cnn"; // the Hub model repo that push_to_hub fills
-const NO_FACE = "No face found. Try a brighter photo where the face is at least ~20 pixels wide."; // fer_model.results
+const NO_FACE = "No face found: a face needs to be at least ~24 pixels wide, turned towards the camera and not covered."; // fer_model.results
 const SMOOTHING = 0.5; // weight of a face's past scores in the live view (video.predict_video's `smoothing`)
 const LIVE_TTA = "none"; // every camera frame: one view a face; photos get the default flip TTA
 const EXAMPLES = ["examples/astronaut.jpg", "examples/chelsea.jpg"];
@@ -104,19 +104,32 @@ async function analyzeUrl(url) {
 }
 
 async function analyzeBlob(blob) {
-  let image;
+  let image, faces;
   try {
     image = await createImageBitmap(blob, { imageOrientation: "from-image" });
   } catch {
-    say("That file is not an image this browser can read.", true);
-    return [];
+    return refuse("That file is not an image this browser can read.");
   }
   const fer = await ready;
-  const faces = await fer.analyze(image);
+  try {
+    faces = await fer.analyze(image);
+  } catch (err) {
+    return refuse(err.message);
+  }
   photo = { image, faces };
   showPhoto(0);
   say(faces.length ? `${faces.length} face${faces.length > 1 ? "s" : ""}: main face ${describe(faces[0])}.` : NO_FACE);
   return faces;
+}
+
+/** A file that cannot be read: its message, and nothing left on screen of the photo before it. */
+function refuse(message) {
+  photo = null;
+  $("photo").hidden = true; $("drop-hint").hidden = false; $("another").hidden = true;
+  $("faces").replaceChildren();
+  drawBars($("bars"), undefined);
+  say(message, true);
+  return [];
 }
 
 function showPhoto(selected) {

@@ -16,8 +16,11 @@ export const DETECTOR_FILE = "yunet.onnx";
 
 // fer_model/detection/yunet.py: YuNetDetector's defaults and framing (benchmarks/fit_framing.py).
 export const YUNET = { maxSide: 416, scoreThreshold: 0.7, minFace: 16, nmsIou: 0.5, strides: [8, 16, 32],
-                       multiple: 32, framing: { scale: 1.12, shiftY: -0.03 } };
-const FACE_CROP = { maxSide: 160, maxAspect: 1.3 }; // preprocess.looks_like_face_crop
+                       multiple: 32, framing: { scale: 1.12, shiftY: -0.03 },
+                       smallestFace: 24, smallestSeen: 12, levelStep: 3, tile: 640, tileOverlap: 160,
+                       cropPads: [0, 0.25, 0.5], cropSide: 192 };
+const FACE_CROP = { maxSide: 160, maxAspect: 1.3, minScore: 0.2 }; // preprocess.looks_like_face_crop, predictor.WHOLE_FACE_SCORE
+const MIN_SIDE = 8; // image_io.MIN_SIDE
 
 /** Load the detector and the CNN of a model folder; `ort` is onnxruntime-web's dist/ URL or the module itself. */
 export async function load({ models, ort = DEFAULT_ORT, threads, precision } = {}) {
@@ -72,12 +75,15 @@ export class Recognizer {
   async analyzeNow(source, { tta = "flip" } = {}) {
     const t0 = performance.now();
     const image = await rgba(source);
+    if (Math.min(image.width, image.height) < MIN_SIDE) {
+      throw new Error(`image is ${image.width}x${image.height}; each side must be at least ${MIN_SIDE} pixels`);
+    }
     const t1 = performance.now();
     const faces = await this.detect(image);
     const t2 = performance.now();
     const size = this.pre.image_size;
     const found = faces.length ? faces.map((f) => ({ ...f, crop: cropFace(image, f.box, YUNET.framing, size) }))
-      : looksLikeFaceCrop(image.width, image.height)
+      : looksLikeFaceCrop(image.width, image.height) && await this.faceInCrop(image) >= FACE_CROP.minScore
         ? [{ box: [0, 0, image.width, image.height], score: null, crop: resizeBilinearPil(grayscale(image), size, size) }] : [];
     const scores = found.length ? await this.classify(found.map((f) => f.crop), tta) : [];
     const t3 = performance.now();
@@ -86,17 +92,51 @@ export class Recognizer {
   }
 
   // ---- detect: fer_model/detection/yunet.py ----
+  /** Every face of the RGBA image, read at each level of `pyramidSides` (in tiles where a level is large). */
   async detect(image) {
-    const { image: small, factor } = downscaled(image, YUNET.maxSide);
-    const { tensor, width, height } = networkInput(small);
-    const ort = this.info.ort;
-    const outputs = await this.detector.run({ input: new ort.Tensor("float32", tensor, [1, 3, height, width]) });
-    const { boxes, scores, points } = decodeYunet(outputs, YUNET.scoreThreshold, width);
+    const sides = pyramidSides(image.width, image.height, YUNET.maxSide);
+    const boxes = [], scores = [], points = [];
+    for (const side of sides) {
+      const { image: level, factor } = downscaled(image, side);
+      const smallest = side === sides[sides.length - 1] ? 0 : 2 * YUNET.smallestSeen;
+      const views = tiles(level);
+      const largest = views.length > 1 && side !== sides[0] ? YUNET.tileOverlap : Infinity; // a coarser level sees those whole
+      for (const { left, top, tile, owned: [x0, y0, x1, y1] } of views) {
+        const found = await this.runDetector(tile, YUNET.scoreThreshold);
+        found.boxes.forEach(([x, y, w, h], i) => {
+          const cx = x + left + w / 2, cy = y + top + h / 2;
+          if (cx < x0 || cx >= x1 || cy < y0 || cy >= y1 || Math.min(w, h) < smallest || Math.max(w, h) > largest) return;
+          boxes.push([(x + left) / factor, (y + top) / factor, w / factor, h / factor]);
+          scores.push(found.scores[i]);
+          points.push(found.points[i].map(([px, py]) => [(px + left) / factor, (py + top) / factor]));
+        });
+      }
+    }
     const faces = nms(boxes, scores, YUNET.nmsIou).map((i) => ({
-      box: boxes[i].map((v) => pyRound(v / factor)), score: scores[i],
-      keypoints: points[i].map(([x, y]) => [Math.round(x / factor * 10) / 10, Math.round(y / factor * 10) / 10]),
+      box: boxes[i].map(pyRound), score: scores[i],
+      keypoints: points[i].map(([x, y]) => [Math.round(x * 10) / 10, Math.round(y * 10) / 10]),
     }));
     return largestFirst(faces, YUNET.minFace);
+  }
+
+  /** YuNet's candidates in an RGB image ({data, width, height}), in its pixels. */
+  async runDetector(image, threshold) {
+    const { tensor, width, height } = networkInput(image);
+    const ort = this.info.ort;
+    const outputs = await this.detector.run({ input: new ort.Tensor("float32", tensor, [1, 3, height, width]) });
+    return decodeYunet(outputs, threshold, width);
+  }
+
+  /** yunet.face_in_crop: YuNet's best score over the RGBA image padded by each of `cropPads` (border repeated),
+   * read at `cropSide` px. */
+  async faceInCrop(image) {
+    let best = 0;
+    for (const pad of YUNET.cropPads) {
+      const border = pyRound(Math.max(image.width, image.height) * pad / 2);
+      const framed = resizeLinear(padReplicate(image, border), YUNET.cropSide, YUNET.cropSide, 3);
+      best = Math.max(best, ...(await this.runDetector(framed, 0)).scores);
+    }
+    return best;
   }
 
   // ---- classify: fer_model/predictor.py (predict_faces, logits) and fer_model/tta.py (views) ----
@@ -255,6 +295,48 @@ function makeLinearTaps(inSize, outSize, across) {
     weight0[i] = pyRound(Math.fround(Math.fround(1 - f) * 2048)); weight1[i] = pyRound(Math.fround(f * 2048));
   }
   return [first, second, weight0, weight1];
+}
+
+/** yunet.pyramid_sides: the longer side of each level, the whole image at `maxSide` first, then `levelStep` times
+finer until a `smallestFace` face is `smallestSeen` pixels. */
+export function pyramidSides(width, height, maxSide) {
+  const longest = Math.max(width, height);
+  const finest = Math.min(longest, pyRound(longest * YUNET.smallestSeen / YUNET.smallestFace));
+  const sides = [Math.min(longest, maxSide)];
+  while (finest > sides[sides.length - 1] * 1.25) sides.push(Math.min(finest, pyRound(sides[sides.length - 1] * YUNET.levelStep)));
+  return sides;
+}
+
+/** yunet.tiles: the `tile`-sized views of an RGB level and the part (x0, y0, x1, y1) whose faces each reports. */
+export function tiles(level) {
+  const spans = (size) => {
+    const starts = [0];
+    if (size > YUNET.tile) {
+      for (let s = YUNET.tile - YUNET.tileOverlap; s < size - YUNET.tile; s += YUNET.tile - YUNET.tileOverlap) starts.push(s);
+      starts.push(size - YUNET.tile);
+    }
+    const cuts = [0, ...starts.slice(1).map((s, i) => (s + starts[i] + YUNET.tile) / 2), size];
+    return starts.map((start, i) => [start, cuts[i], cuts[i + 1]]);
+  };
+  const out = [];
+  for (const [top, y0, y1] of spans(level.height)) for (const [left, x0, x1] of spans(level.width)) {
+    const width = Math.min(YUNET.tile, level.width - left), height = Math.min(YUNET.tile, level.height - top);
+    const data = new Uint8Array(width * height * 3);
+    for (let y = 0; y < height; y++) data.set(level.data.subarray(((top + y) * level.width + left) * 3, ((top + y) * level.width + left + width) * 3), y * width * 3);
+    out.push({ left, top, tile: { data, width, height, channels: 3 }, owned: [x0, y0, x1, y1] });
+  }
+  return out;
+}
+
+/** cv2.copyMakeBorder(BORDER_REPLICATE) of an RGBA image by `border` px on every side, as RGB. */
+function padReplicate({ data, width, height }, border) {
+  const w = width + 2 * border, h = height + 2 * border, out = new Uint8Array(w * h * 3);
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
+    const sx = Math.min(width - 1, Math.max(0, x - border)), sy = Math.min(height - 1, Math.max(0, y - border));
+    const i = (sy * width + sx) * 4, o = (y * w + x) * 3;
+    out[o] = data[i]; out[o + 1] = data[i + 1]; out[o + 2] = data[i + 2];
+  }
+  return { data: out, width: w, height: h, channels: 3 };
 }
 
 /** yunet.network_input: BGR, 0..255 float32 (1, 3, H, W), padded with black to multiples of 32. */

@@ -45,6 +45,9 @@ class FaceDetector(Protocol):
 
     def detect(self, image: np.ndarray) -> list[Face]: ...
 
+    def face_in_crop(self, image: np.ndarray) -> float:
+        """0..1: how sure the detector is that a small image, in which it found no face, is a face crop."""
+
 
 def downscaled(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     """`image` shrunk so that its longer side is at most `max_side`, and the factor applied.

@@ -21,10 +21,23 @@ STRIDES = (8, 16, 32)
 OUTPUTS = tuple(f"{kind}_{stride}" for stride in STRIDES for kind in ("cls", "obj", "bbox", "kps"))
 MULTIPLE = 32  # the network's input sides must be multiples of its largest stride
 ENGINES = ("onnxruntime", "opencv")
+SMALLEST_FACE = 24
+"""Faces this many pixels wide are found in a photo of any size: levels finer than the whole photo at `max_side`
+are added until such a face is `SMALLEST_SEEN` pixels there."""
+SMALLEST_SEEN = 12
+"""The narrowest face, in the network's pixels, that YuNet finds reliably (at 10-11 px it misses some)."""
+LEVEL_STEP = 3.0
+"""Scale between pyramid levels: a level finds faces from `SMALLEST_SEEN` to `TILE_OVERLAP` of its pixels wide."""
+CROP_PADS, CROP_SIDE = (0.0, 0.25, 0.5), 192
+"""`face_in_crop` pads an image by these shares of its side (its border repeated) and reads it at this size."""
+TILE, TILE_OVERLAP = 640, 160
+"""A level larger than `TILE` pixels is read in tiles that overlap by `TILE_OVERLAP`, so that a face of up to that
+width is whole in one of them; the cost grows with the photo's pixels, not faster."""
 
 
 class YuNetDetector:
-    """YuNet run on a copy whose longer side is at most `max_side` pixels.
+    """YuNet run on a copy whose longer side is at most `max_side` pixels, and, in a large photo, on finer
+    levels read in tiles (`pyramid_sides`, `tiles`), so that faces of `SMALLEST_FACE` pixels are found at any size.
 
     `score_threshold` (0..1) keeps the candidates YuNet is sure of; `min_face` drops boxes narrower
     than this many pixels of the original image; overlapping candidates above `nms_iou` are merged by
@@ -63,18 +76,69 @@ class YuNetDetector:
         return self._local.net
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        small, scale = downscaled(image, self.max_side)
-        boxes, scores, points = decode(self._forward(network_input(small)), self.score_threshold)
-        faces = [Face(tuple(int(round(v / scale)) for v in boxes[i]), float(scores[i]),
-                      tuple(map(tuple, (points[i] / scale).round(1).tolist())))
+        """Every face of `image`, read at each level of `pyramid_sides` (in tiles where a level is large)."""
+        height, width = image.shape[:2]
+        found, sides = [], pyramid_sides(width, height, self.max_side)
+        for side in sides:
+            level, scale = downscaled(image, side)
+            smallest = 0 if side == sides[-1] else 2 * SMALLEST_SEEN  # a finer level sees those LEVEL_STEP x larger
+            views = tiles(level)
+            largest = TILE_OVERLAP if len(views) > 1 and side != sides[0] else np.inf  # a coarser level sees those whole
+            for left, top, tile, (x0, y0, x1, y1) in views:
+                boxes, scores, points = decode(self._forward(network_input(tile)), self.score_threshold)
+                boxes[:, :2] += (left, top)
+                points += (left, top)
+                cx, cy = boxes[:, 0] + boxes[:, 2] / 2, boxes[:, 1] + boxes[:, 3] / 2
+                owned = ((cx >= x0) & (cx < x1) & (cy >= y0) & (cy < y1) & (boxes[:, 2:].min(1) >= smallest)
+                         & (boxes[:, 2:].max(1) <= largest))
+                found.append((boxes[owned] / scale, scores[owned], points[owned] / scale))
+        boxes, scores, points = (np.concatenate(parts) for parts in zip(*found))
+        faces = [Face(tuple(int(round(v)) for v in boxes[i]), float(scores[i]), tuple(map(tuple, points[i].round(1).tolist())))
                  for i in nms(boxes, scores, self.nms_iou)]
         return largest_first(faces, self.min_face)
+
+    def face_in_crop(self, image: np.ndarray) -> float:
+        """How sure YuNet is that a small image is a face crop (one it finds no face in, as it fills the frame):
+        its best score over the image padded by each of `CROP_PADS` and read at `CROP_SIDE` pixels."""
+        best = 0.0
+        for pad in CROP_PADS:
+            border = int(round(max(image.shape[:2]) * pad / 2))
+            padded = cv2.copyMakeBorder(image, border, border, border, border, cv2.BORDER_REPLICATE)
+            framed = cv2.resize(padded, (CROP_SIDE, CROP_SIDE), interpolation=cv2.INTER_LINEAR)
+            scores = decode(self._forward(network_input(framed)), 0.0)[1]
+            best = max(best, float(scores.max()) if len(scores) else 0.0)
+        return best
 
     def _forward(self, blob: np.ndarray) -> list[np.ndarray]:
         if self.engine == "onnxruntime":
             return self._session.run(list(OUTPUTS), {"input": blob})
         self._net.setInput(blob)
         return self._net.forward(list(OUTPUTS))
+
+
+def pyramid_sides(width: int, height: int, max_side: int) -> list[int]:
+    """The longer side of each level YuNet reads: the whole photo at `max_side`, then `LEVEL_STEP` times finer
+    until a `SMALLEST_FACE` face is `SMALLEST_SEEN` pixels (a photo of up to about 1,000 px: one level)."""
+    longest = max(width, height)
+    finest = min(longest, round(longest * SMALLEST_SEEN / SMALLEST_FACE))
+    sides = [min(longest, max_side)]
+    while finest > sides[-1] * 1.25:
+        sides.append(min(finest, round(sides[-1] * LEVEL_STEP)))
+    return sides
+
+
+def tiles(level: np.ndarray) -> list[tuple[int, int, np.ndarray, tuple[float, float, float, float]]]:
+    """(left, top, view, owned) of the `TILE`-sized views that cover `level`, overlapping by `TILE_OVERLAP` at
+    least (one view where it fits); `owned` (x0, y0, x1, y1, in the level) is the part whose faces the view
+    reports, split midway through each overlap, so that every face is reported once, by a view it is whole in."""
+    def spans(size: int) -> list[tuple[int, float, float]]:
+        starts = [0] if size <= TILE else list(range(0, size - TILE, TILE - TILE_OVERLAP)) + [size - TILE]
+        cuts = [0.0] + [(start + before + TILE) / 2 for before, start in zip(starts, starts[1:])] + [float(size)]
+        return [(start, cuts[i], cuts[i + 1]) for i, start in enumerate(starts)]
+
+    height, width = level.shape[:2]
+    return [(left, top, level[top:top + TILE, left:left + TILE], (x0, y0, x1, y1))
+            for top, y0, y1 in spans(height) for left, x0, x1 in spans(width)]
 
 
 def network_input(rgb: np.ndarray) -> np.ndarray:
