@@ -57,15 +57,17 @@ def nll(logits, labels, temperature: float = 1.0, class_bias=None) -> float:
 
 
 def fit_calibration(logits, labels, class_bias: bool = True, temperature_range=FULL["temperature"],
-                    offset_bound: float = FULL["offset"]) -> tuple[float, tuple[float, ...] | None]:
+                    offset_bound: float = FULL["offset"], weights=None) -> tuple[float, tuple[float, ...] | None]:
     """The temperature (within `temperature_range`) and, with `class_bias`, the per-class offsets (within
     ±`offset_bound`; returned centred on 0, which changes no probability) that minimise `nll` of (views, N, K)
-    logits; L-BFGS in float64 on smooth bounded parameters."""
+    logits, each face counting its `weights` (default: equally); L-BFGS in float64 on smooth bounded parameters."""
     from .errors import require
 
     torch = require("torch", "fitting a calibration")
     logits = torch.as_tensor(np.asarray(logits), dtype=torch.float64)
     labels = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
+    weights = torch.ones(len(labels), dtype=torch.float64) if weights is None else torch.as_tensor(
+        np.asarray(weights), dtype=torch.float64)
     low, high = np.log(temperature_range[0]), np.log(temperature_range[1])
     u = torch.full((), float(np.arctanh(-(low + high) / (high - low))), dtype=torch.float64, requires_grad=True)
     v = torch.zeros(logits.shape[-1], dtype=torch.float64, requires_grad=class_bias)
@@ -81,7 +83,7 @@ def fit_calibration(logits, labels, class_bias: bool = True, temperature_range=F
         optimizer.zero_grad()
         temperature, bias = parameters()
         probabilities = average_probabilities(logits, temperature, bias if class_bias else None)
-        loss = torch.nn.functional.nll_loss(probabilities.clamp_min(1e-12).log(), labels)
+        loss = -(weights * probabilities.clamp_min(1e-12).log()[torch.arange(len(labels)), labels]).sum() / weights.sum()
         loss.backward()
         return loss
 
@@ -130,23 +132,25 @@ class Fitted:
     uncertainty: dict
 
 
-def choose_calibration(logits_by_mode: dict, labels, num_classes: int, base=None) -> Fitted:
+def choose_calibration(logits_by_mode: dict, labels, num_classes: int, base=None, weights=None) -> Fitted:
     """Fit as much calibration as the labelled faces support (see the module's table), per TTA mode of
-    `logits_by_mode` ((views, N, K) logits each). `base`: the `config.Calibration` to fall back on and to take
-    thresholds from (None for a model with none: temperature 1, no offsets, `DEFAULT_UNCERTAINTY`)."""
+    `logits_by_mode` ((views, N, K) logits each), each face counting its `weights` (default: equally). `base`:
+    the `config.Calibration` to fall back on and to take thresholds from (None for a model with none:
+    temperature 1, no offsets, `DEFAULT_UNCERTAINTY`)."""
     labels = np.asarray(labels)
     counts = np.bincount(labels, minlength=num_classes)
     n, present = len(labels), int((counts > 0).sum())
     base_fields = base_calibration(base, logits_by_mode)
     if n >= FULL["faces"] and counts.min() >= FULL["per_class"]:
         method, reason = "full", f"{n} faces, every class at least {FULL['per_class']}"
-        fits = {m: fit_calibration(x, labels, True, FULL["temperature"], FULL["offset"]) for m, x in logits_by_mode.items()}
+        fits = {m: fit_calibration(x, labels, True, FULL["temperature"], FULL["offset"], weights)
+                for m, x in logits_by_mode.items()}
     elif n >= REGULARISED["faces"] and present >= 2:
         method = "regularised"
         reason = (f"{n} faces, {int((counts < FULL['per_class']).sum())} of {num_classes} classes under "
                   f"{FULL['per_class']}: temperature in {REGULARISED['temperature']}, offsets within "
                   f"±{REGULARISED['offset']}")
-        fits = {m: fit_calibration(x, labels, True, REGULARISED["temperature"], REGULARISED["offset"])
+        fits = {m: fit_calibration(x, labels, True, REGULARISED["temperature"], REGULARISED["offset"], weights)
                 for m, x in logits_by_mode.items()}
     elif n >= TEMPERATURE["faces"]:
         method, reason = "temperature", f"{n} faces of one class: a temperature alone, in {TEMPERATURE['temperature']}"

@@ -86,13 +86,24 @@ def single_faces(find, images, progress=None) -> tuple[list[np.ndarray], list[in
     return crops, kept, counts
 
 
-def label_position(box: Box, label_size: tuple[int, int], image_size: tuple[int, int]) -> tuple[int, int]:
-    """Top-left corner of a face's label: above its box, else below it, moved left and up as far as needed
-    for the whole label to lie inside the image."""
-    x, y, w, h = box
-    (width, height), (image_width, image_height) = label_size, image_size
-    ty = y - height if y - height >= 0 else y + h
-    return max(0, min(x, image_width - width)), max(0, min(ty, image_height - height))
+def label_positions(boxes: list[Box], label_sizes: list[tuple[int, int]],
+                    image_size: tuple[int, int]) -> list[tuple[int, int]]:
+    """Top-left corners of the faces' labels, in order, each whole inside the image and clear of the labels
+    placed before it: the first free one of above the box, below it, inside its top and bottom, then further
+    up and down, each flush with the box's left or right side; where none is free, the one overlapping least."""
+    image_width, image_height = image_size
+    placed: list[tuple[int, int, int, int]] = []
+    corners = []
+    for (x, y, w, h), (width, height) in zip(boxes, label_sizes):
+        rows = [y - height, y + h, y, y + h - height] + [y - height * k for k in (2, 3, 4)] + [y + h + height * k for k in (1, 2, 3)]
+        rows = [top for top in rows if 0 <= top <= image_height - height] or [max(0, min(y - height, image_height - height))]
+        places = [(max(0, min(left, image_width - width)), top) for top in rows for left in (x, x + w - width)]
+        overlap = [sum(max(0, min(left + width, a + b) - max(left, a)) * max(0, min(top + height, c + d) - max(top, c))
+                       for a, c, b, d in placed) for left, top in places]
+        best = places[overlap.index(min(overlap))]
+        placed.append((best[0], best[1], width, height))
+        corners.append(best)
+    return corners
 
 
 @dataclass(frozen=True)
@@ -295,13 +306,14 @@ class EmotionRecognizer:
         draw = ImageDraw.Draw(rgb)
         line = max(2, round(max(rgb.size) / 300))
         font = ImageFont.load_default(size=max(12, round(max(rgb.size) / 40)))
-        for number, face in enumerate(predictions, 1):
+        texts = [f"#{getattr(face, 'track_id', number)} {face.describe()}" for number, face in enumerate(predictions, 1)]
+        extents = [draw.textbbox((0, 0), text, font=font) for text in texts]
+        sizes = [(right - left + 2 * line, bottom - top + 2 * line) for left, top, right, bottom in extents]
+        for face in predictions:
             x, y, w, h = face.box
             draw.rectangle((x, y, x + w, y + h), outline=(255, 200, 0), width=line)
-            text = f"#{getattr(face, 'track_id', number)} {face.describe()}"
-            left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-            width, height = right - left + 2 * line, bottom - top + 2 * line
-            tx, ty = label_position(face.box, (width, height), rgb.size)
+        for text, (left, top, _, _), (width, height), (tx, ty) in zip(
+                texts, extents, sizes, label_positions([face.box for face in predictions], sizes, rgb.size)):
             draw.rectangle((tx, ty, tx + width, ty + height), fill=(255, 200, 0))
             draw.text((tx + line - left, ty + line - top), text, fill=(0, 0, 0), font=font)
         return rgb

@@ -280,28 +280,35 @@ class AnnotatedVideoWriter:
 
 
 def plot_timeline(results: Iterable[FrameResult], path: str | Path, labels: Iterable[str]) -> Path:
-    """Probability of each emotion over time, one panel per track."""
+    """Probability of each emotion over time, one panel per track, the legend below them (an app's label over the
+    picture's top-left corner covers nothing); a video with no face says so over its whole length."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = list(labels)
+    labels, results = list(labels), list(results)
     series: dict[int, list[tuple[float, dict]]] = {}
     for result in results:
         for face in result.faces:
             series.setdefault(face.track_id, []).append((result.time, face.scores))
     tracks = sorted(series) or [None]
-    fig, axes = plt.subplots(len(tracks), 1, figsize=(10, 2.4 * len(tracks) + 0.6), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(len(tracks), 1, figsize=(10, 2.4 * len(tracks) + 0.9), sharex=True, squeeze=False)
     for ax, track in zip(axes[:, 0], tracks):
         points = series.get(track, [])
         for label in labels:
             ax.plot([t for t, _ in points], [s[label] for _, s in points], label=label, marker="." if len(points) < 3 else None)
-        ax.set(ylabel="probability", ylim=(0, 1), title=f"face {track}" if track is not None else "no face found")
+        ax.set(ylabel="probability", ylim=(0, 1), title=f"face {track}" if track is not None else "")
         ax.grid(alpha=0.3)
-    axes[0, 0].legend(ncol=len(labels), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 1.45))
+    if series:
+        fig.legend(*axes[0, 0].get_legend_handles_labels(), ncol=len(labels), fontsize=8, loc="lower center")
+    else:
+        end = max((r.time for r in results), default=0.0)
+        axes[0, 0].set_xlim(0, max(end, 1.0))
+        axes[0, 0].text(0.5, 0.5, f"No face found in the {len(results)} frames read (0-{end:.1f} s)",
+                        transform=axes[0, 0].transAxes, ha="center", va="center", fontsize=12)
     axes[-1, 0].set_xlabel("time (s)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.08 if series else 0, 1, 1))
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return Path(path)

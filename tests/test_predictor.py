@@ -31,8 +31,10 @@ def test_a_fer_style_crop_is_one_face(recognizer, fer_crop):
     _check_scores(faces[0].scores)
 
 
-def test_a_small_square_image_with_no_detected_face_is_classified_whole(recognizer):
-    faces = recognizer.predict(np.full((48, 48), 128, np.uint8))
+def test_a_small_square_image_is_classified_whole_only_when_it_looks_like_a_face(recognizer, fer_crop, monkeypatch):
+    assert recognizer.predict(np.full((48, 48), 128, np.uint8)) == []  # a grey square is no face crop
+    monkeypatch.setattr(recognizer.detector, "detect", lambda image: [])  # a crop the face fills: no box found
+    faces = recognizer.predict(fer_crop)
     assert len(faces) == 1 and faces[0].box == (0, 0, 48, 48) and faces[0].detection_score is None
     _check_scores(faces[0].scores)
 
@@ -102,3 +104,25 @@ def test_the_torch_backend_runs_without_gradients_on_the_device_asked(fer_crop):
     assert recognizer.classifier.device.type == "cpu"
     assert len(recognizer.predict(fer_crop)) == 1
     assert all(p.grad is None for p in recognizer.model.parameters())
+
+
+def test_labels_of_crowded_faces_do_not_overlap():
+    """Faces side by side in two rows, their labels wider than the faces: every label is placed whole inside the
+    image and clear of every other."""
+    from fer_model.predictor import label_positions
+
+    boxes = [(40 + 70 * i, 60 + 90 * row, 60, 70) for row in range(2) for i in range(6)]
+    sizes = [(150, 22)] * len(boxes)
+    corners = label_positions(boxes, sizes, (520, 300))
+    rects = [(x, y, x + w, y + h) for (x, y), (w, h) in zip(corners, sizes)]
+    assert all(0 <= x0 and 0 <= y0 and x1 <= 520 and y1 <= 300 for x0, y0, x1, y1 in rects)
+    for i, a in enumerate(rects):
+        for b in rects[i + 1:]:
+            assert min(a[2], b[2]) <= max(a[0], b[0]) or min(a[3], b[3]) <= max(a[1], b[1]), (a, b)
+
+
+def test_a_lone_face_keeps_its_label_above_the_box():
+    from fer_model.predictor import label_positions
+
+    assert label_positions([(100, 80, 60, 70)], [(90, 20)], (640, 480)) == [(100, 60)]
+    assert label_positions([(100, 5, 60, 70)], [(90, 20)], (640, 480)) == [(100, 75)]  # no room above: below

@@ -241,7 +241,7 @@ def test_few_images_log_per_sample_loss_and_accuracy(tmp_path):
     from train.train import main
 
     _image_folder(tmp_path / "data", {name: 10 for name in EMOTIONS})  # 49 to train on: fewer than a batch
-    main([*SMALL_MODEL, "--batch-size", "128", "--dataset", str(tmp_path / "data"), "--epochs", "1",
+    main([*SMALL_MODEL, "--batch-size", "128", "--dataset", str(tmp_path / "data"), "--epochs", "1", "--faces", "whole",
           "--output-dir", str(tmp_path / "run")])
     record = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
     assert record["train_accuracy"] * 49 == pytest.approx(round(record["train_accuracy"] * 49))  # a share of 49
@@ -467,7 +467,8 @@ def test_photos_in_a_training_folder_are_cropped_as_predict_crops_them(tmp_path,
     canvas.paste(astronaut.resize((256, 256)), (180, 100))
     pair = Image.new("RGB", (1024, 512), (90, 90, 90))
     pair.paste(astronaut, (0, 0)), pair.paste(astronaut, (512, 0))
-    split = Dataset.from_dict({"image": [canvas, pair, Image.new("RGB", (640, 480), (40, 40, 40)), _face(80)],
+    tight = Image.fromarray(np.asarray(astronaut)[55:185, 170:280]).resize((48, 48))  # a crop the face fills
+    split = Dataset.from_dict({"image": [canvas, pair, Image.new("RGB", (640, 480), (40, 40, 40)), tight],
                                "label": [3, 3, 3, 4]},
                               features=Features({"image": ImageFeature(), "label": ClassLabel(names=list(EMOTIONS))}))
     crops, labels, counts = face_crops(split)

@@ -184,3 +184,37 @@ def test_broken_videos_raise_the_documented_error(tmp_path, clip):
     for path in (empty, tmp_path / "missing.mp4"):
         with pytest.raises(InvalidVideoError):
             list(read_frames(path))
+
+
+def _plotted(monkeypatch, results, tmp_path):
+    """The figure `plot_timeline` saves, kept open to look at."""
+    import matplotlib.figure
+
+    from fer_model.video import plot_timeline
+
+    figures = []
+    save = matplotlib.figure.Figure.savefig
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda fig, *a, **k: figures.append(fig) or save(fig, *a, **k))
+    monkeypatch.setattr("matplotlib.pyplot.close", lambda fig=None: None)
+    plot_timeline(results, tmp_path / "timeline.png", EMOTIONS)
+    return figures[0]
+
+
+def test_the_timeline_legend_sits_below_the_panels(monkeypatch, tmp_path):
+    """An app's label over the picture's top-left corner hides no legend entry."""
+    from fer_model.video import FrameResult, TrackedFace
+
+    scores = {k: 1 / 7 for k in EMOTIONS}
+    results = [FrameResult(i, i / 5, [TrackedFace((0, 0, 9, 9), "happy", scores, 0.9, False, 1)]) for i in range(10)]
+    fig = _plotted(monkeypatch, results, tmp_path)
+    fig.canvas.draw()
+    legend, panel = fig.legends[0].get_window_extent(), fig.axes[0].get_window_extent()
+    assert legend.y1 < panel.y0 and [t.get_text() for t in fig.legends[0].get_texts()] == list(EMOTIONS)
+
+
+def test_a_video_with_no_face_says_so_over_its_length(monkeypatch, tmp_path):
+    from fer_model.video import FrameResult
+
+    fig = _plotted(monkeypatch, [FrameResult(i, i / 5, []) for i in range(25)], tmp_path)
+    ax = fig.axes[0]
+    assert ax.get_xlim() == (0.0, 4.8) and any("No face found" in t.get_text() for t in ax.texts)

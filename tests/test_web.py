@@ -368,3 +368,15 @@ def test_the_page_pins_the_onnxruntime_web_it_is_tested_with():
     pinned = json.loads((ROOT / "web" / "package.json").read_text())["dependencies"]["onnxruntime-web"]
     locked = json.loads((ROOT / "web" / "package-lock.json").read_text())["packages"]["node_modules/onnxruntime-web"]
     assert locked["version"] == pinned and f'ORT_VERSION = "{pinned}"' in (ROOT / "web" / "fer.js").read_text()
+
+
+def test_labels_are_placed_as_python_places_them(demo):
+    from fer_model.predictor import label_positions
+
+    rng = np.random.default_rng(0)
+    boxes = [tuple(int(v) for v in (rng.integers(0, 500), rng.integers(0, 400), rng.integers(30, 120), rng.integers(30, 120)))
+             for _ in range(12)]
+    sizes = [(int(rng.integers(60, 200)), 22) for _ in boxes]
+    placed = demo.evaluate("async ([boxes, sizes]) => (await import('/app.js')).labelPositions(boxes, sizes, [640, 480])",
+                           [boxes, sizes])
+    assert [tuple(p) for p in placed] == label_positions(boxes, sizes, (640, 480))

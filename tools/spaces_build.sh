@@ -6,10 +6,18 @@
 #   4. python app.py with SYSTEM=spaces and SPACE_ID set, then /predict and /faces called through gradio_client,
 #      and /v1/faces over plain HTTP.
 # It also checks that the Space installed no torch and reports the venv's size.
-#     bash tools/spaces_build.sh [WORK_DIR]        (default: a fresh temporary folder)
+#     bash tools/spaces_build.sh [WORK_DIR]        (default: a fresh temporary folder, removed at the end)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-WORK="${1:-$(mktemp -d)}"
+WORK="${1:-}"
+SERVER=""
+if [ -z "$WORK" ]; then WORK="$(mktemp -d)"; OWN_WORK=1; else OWN_WORK=""; fi
+cleanup() {
+    if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; fi
+    if [ -n "$OWN_WORK" ]; then rm -rf "$WORK"; fi   # its ~700 MB venv is not left behind
+}
+trap cleanup EXIT
+export GRADIO_TEMP_DIR="$WORK/gradio"   # the app's uploads and the client's downloads go with the rest
 PORT="${SPACES_BUILD_PORT:-7871}"
 SDK="$(sed -n 's/^sdk_version: *//p' "$ROOT/README.md" | head -1)"
 PYTHON=python3
@@ -38,7 +46,6 @@ cd "$WORK/app"
 SYSTEM=spaces SPACE_ID=fer-model/spaces-build GRADIO_SERVER_PORT="$PORT" GRADIO_ANALYTICS_ENABLED=False \
     HF_HUB_OFFLINE=1 "$PIP_PYTHON" app.py > "$WORK/app.log" 2>&1 &
 SERVER=$!
-trap 'kill $SERVER 2>/dev/null || true' EXIT
 "$PIP_PYTHON" - "$PORT" "$WORK/app.log" <<'PY'
 import json, sys, time, urllib.request
 from gradio_client import Client, handle_file

@@ -14,12 +14,12 @@ TTA_NAMES = {"none": "centre crop", "flip": "flip TTA", "ten_crop": "ten-crop TT
 def write_model_card(folder: str | Path, results: dict, command: str, dataset: str, split_sizes: dict,
                      config: dict, history: list | None = None, model_name: str = "fer-cnn",
                      fine_tuned_from: str | None = None, teachers: list[str] | tuple[str, ...] = (),
-                     int8: dict | None = None) -> Path:
+                     int8: dict | None = None, real: dict | None = None) -> Path:
     """Write `folder/README.md`: the model, how it was trained, its validation scores for every TTA mode
     (`results` maps a mode to its metrics, with `temperature`, `accuracy_before` and `calibration_before`)
     and those of its int8 version (`train.quantize`'s figures) when there is one; `history` and the hardware
     line are those of the last run, a fine-tuning of `fine_tuned_from` and a distillation from `teachers`
-    when given."""
+    when given; `real`: the float model's figures per mode on real faces of other sources (`train.finish`)."""
     folder = Path(folder)
     plain = results["none"]
     metric_yaml = "\n".join(
@@ -48,6 +48,21 @@ def write_model_card(folder: str | Path, results: dict, command: str, dataset: s
     crop = (f"trained on random {pre['crop_size']}x{pre['crop_size']} crops of the {pre['image_size']}x{pre['image_size']} "
             f"face, evaluated on the centre crop or ten crops" if pre.get("crop_size") else
             f"{pre['image_size']}x{pre['image_size']}")
+    real_section = ""
+    if real:
+        real_rows = "\n".join(f"| {TTA_NAMES[mode]} | {r['accuracy']:.2%} | {r['balanced_accuracy']:.2%} | "
+                               f"{r['ece_before']:.4f} → {r['ece']:.4f} |" for mode, r in real.items())
+        real_section = f"""
+## Real faces of other sources
+On {next(iter(real.values()))["faces"]:,} faces of persons the run did not train on (the `--extra-dataset`'s
+held-out persons it selected and calibrated on), found and cropped as `predict` finds them. The calibration is
+fitted on them and on validation together, each counting half, so that confidence means the same on both.
+Persons it never saw at all: `benchmarks/in_the_wild.py`.
+
+| mode | accuracy | balanced accuracy | ECE |
+| --- | --- | --- | --- |
+{real_rows}
+"""
     int8_section = ""
     if int8:
         int8_rows = "\n".join(f"| {TTA_NAMES[mode]} | {results[mode]['accuracy']:.2%} | {r['accuracy']:.2%} | "
@@ -121,7 +136,7 @@ other columns read before → after calibration (macro F1: after).
 {classification_report(plain)}
 ```
 
-{int8_section}
+{real_section}{int8_section}
 ![confusion matrix](confusion_matrix.png)
 ![reliability](reliability.png)
 ![learning curves](learning_curves.png)

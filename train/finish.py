@@ -18,19 +18,21 @@ from fer_model.tta import modes_for
 
 from .calibration import calibrate
 from .card import write_model_card
-from .quantize import add_int8
+from .quantize import add_int8, real_summary
 from .report import COMMAND_FILE, classification_report, plot_confusion_matrix, plot_learning_curves, plot_reliability
 
 
 def finish_run(folder: str | Path, split, history: list | None = None, command: str | None = None,
                dataset: str = "", split_sizes: dict | None = None, limit: int | None = None,
                fine_tuned_from: str | None = None, teachers: list[str] | tuple[str, ...] = (),
-               quantize_faces=None, base=None, faces: str = "whole") -> dict:
+               quantize_faces=None, base=None, faces: str = "whole", real_split=None) -> dict:
     """Fit the calibration (temperature and class bias) per TTA mode and the uncertainty thresholds on `split`
     (validation), store them in config.json, score every mode before and after, write metrics.json, the
     plots, the report and the card. With `quantize_faces` (uint8 training faces that set its ranges), also
     the int8 model, calibrated and scored the same way (`train.quantize`). With few validation faces the
     calibration falls back as `fer_model.calibrate` says, on `base` (the fine-tuned model's calibration) last.
+    `real_split`: labelled photos of real faces from other sources (persons the run did not train on), cropped
+    as predict crops them, calibrated on with the validation faces and scored apart (`train.calibration`).
 
     Returns the metrics of the plain (no TTA) mode."""
     from .data import to_tensors
@@ -39,15 +41,18 @@ def finish_run(folder: str | Path, split, history: list | None = None, command: 
     recognizer = EmotionRecognizer.from_pretrained(folder, precision="fp32")
     config = recognizer.config
     faces, labels = to_tensors(split, config.preprocessing.image_size, limit, faces)
+    real = to_tensors(real_split, config.preprocessing.image_size, faces="crop") if real_split is not None else None
     modes = modes_for(config.preprocessing.crop_size)
-    results, fields, uncertainty = calibrate(recognizer, faces, labels, modes, base)
+    results, fields, uncertainty = calibrate(recognizer, faces, labels, modes, base, real)
     temperatures = fields["temperatures"]
     config = replace(config, **fields)
     (folder / CONFIG_NAME).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     metrics = {"validation": results["none"], **{f"validation_{mode}": results[mode] for mode in modes[1:]},
                "uncertainty": uncertainty}
+    if real is not None:
+        metrics["real_faces"] = {mode: real_summary(results[mode].pop("real")) for mode in modes}
     if quantize_faces is not None:
-        metrics["int8"] = add_int8(folder, quantize_faces, faces, labels, results)
+        metrics["int8"] = add_int8(folder, quantize_faces, faces, labels, results, real)
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     best = max(modes, key=lambda mode: results[mode]["accuracy"])
     (folder / "classification_report.txt").write_text(
@@ -61,7 +66,8 @@ def finish_run(folder: str | Path, split, history: list | None = None, command: 
         plot_learning_curves(history, folder / "learning_curves.png")
     if command:
         write_model_card(folder, results, command.strip(), dataset, split_sizes or {}, config.to_dict(), history,
-                         fine_tuned_from=fine_tuned_from, teachers=teachers, int8=metrics.get("int8"))
+                         fine_tuned_from=fine_tuned_from, teachers=teachers, int8=metrics.get("int8"),
+                         real=metrics.get("real_faces"))
     print(f"calibration: {uncertainty['method']} ({uncertainty['reason']})")
     print(f"uncertain when confidence < {uncertainty['min_confidence']} or margin < {uncertainty['min_margin']}: "
           f"{uncertainty['flagged_fraction']:.1%} of validation faces flagged")
@@ -70,6 +76,9 @@ def finish_run(folder: str | Path, split, history: list | None = None, command: 
         print(f"validation, TTA {mode:8}: accuracy {r['accuracy_before']:.4f} -> {r['accuracy']:.4f}, "
               f"macro F1 {r['macro_f1']:.4f}, ECE {r['calibration_before']['ece']:.4f} -> "
               f"{r['calibration']['ece']:.4f} (T={r['temperature']:g})")
+    for mode, r in metrics.get("real_faces", {}).items():
+        print(f"real faces, TTA {mode:8}: accuracy {r['accuracy']:.4f}, balanced {r['balanced_accuracy']:.4f}, "
+              f"ECE {r['ece_before']:.4f} -> {r['ece']:.4f}")
     return results["none"]
 
 
@@ -104,10 +113,15 @@ def main(argv=None) -> dict:
     quantize_faces = range_faces(splits["train"], size, faces=faces) if "train" in splits else None
     source = run.init_from if run is not None else None
     base = read_config(resolve(source)) if source else None
+    real_split = None
+    if run is not None and run.extra_dataset:  # the persons it selected on, as the run itself calibrated
+        from .data import person_splits
+
+        real_split = person_splits(run.extra_dataset, run.extra_held_out)["calibration"]
     return finish_run(folder, split, history, command, args.dataset, sizes, args.limit_val, fine_tuned_from=source,
                       teachers=run.teacher if run is not None else (), quantize_faces=quantize_faces,
                       base=base.calibration() if base and base.labels == config.labels else None,
-                      faces=faces)
+                      faces=faces, real_split=real_split)
 
 
 def training_arguments(command: str):

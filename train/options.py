@@ -56,6 +56,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--extra-held-out", type=float, default=PERSONS_HELD_OUT,
                    help="share of --extra-dataset's images (whole persons) held out")
     p.add_argument("--extra-repeat", type=int, default=1, help="times each --extra-dataset face comes in an epoch")
+    p.add_argument("--extra-balance", action="store_true",
+                   help="weight --extra-dataset's faces by class, (mean count / count)^0.5 within it: its rare "
+                        "classes count as much as in a balanced set, half-way")
     p.add_argument("--extra-label-smoothing", type=float, default=0.2,
                    help="label smoothing of --extra-dataset's (noisier) labels")
     p.add_argument("--capture", type=float, default=0.0, metavar="P",

@@ -56,9 +56,11 @@ def quantize_onnx(source: Path, target: Path, inputs: np.ndarray) -> Path:
     return target
 
 
-def add_int8(folder: str | Path, quantize_faces, faces, labels, float_results: dict | None = None) -> dict:
-    """Write the int8 model of `folder` and its calibration (fitted on uint8 `faces` and `labels`, validation);
-    returns its scores per TTA mode, with the float model's accuracy beside them when `float_results` are given."""
+def add_int8(folder: str | Path, quantize_faces, faces, labels, float_results: dict | None = None,
+             real=None) -> dict:
+    """Write the int8 model of `folder` and its calibration (fitted on uint8 `faces` and `labels`, validation,
+    and on `real` faces of other sources where given, as `train.calibration.calibrate` fits them); returns its
+    scores per TTA mode, with the float model's accuracy beside them when `float_results` are given."""
     folder = Path(folder)
     config = read_config(folder)
     pre = config.preprocessing
@@ -66,18 +68,28 @@ def add_int8(folder: str | Path, quantize_faces, faces, labels, float_results: d
     quantize_onnx(folder / ONNX_NAME, folder / INT8_NAME, ranges)
     recognizer = EmotionRecognizer(OnnxClassifier(folder / INT8_NAME), config)
     modes = modes_for(pre.crop_size)
-    results, fields, uncertainty = calibrate(recognizer, faces, labels, modes, base=config.calibration())
+    results, fields, uncertainty = calibrate(recognizer, faces, labels, modes, base=config.calibration(), real=real)
     config = replace(config, int8={"file": INT8_NAME, **fields})
     (folder / CONFIG_NAME).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     summary = {mode: {"accuracy": r["accuracy"], "macro_f1": r["macro_f1"], "ece": r["calibration"]["ece"],
                       "temperature": r["temperature"],
-                      **({"float_accuracy": float_results[mode]["accuracy"]} if float_results else {})}
+                      **({"float_accuracy": float_results[mode]["accuracy"]} if float_results else {}),
+                      **({"real": real_summary(r["real"])} if "real" in r else {})}
                for mode, r in results.items()}
     for mode, r in summary.items():
         versus = f" (float {r['float_accuracy']:.4f})" if "float_accuracy" in r else ""
-        print(f"int8, TTA {mode:8}: accuracy {r['accuracy']:.4f}{versus}, ECE {r['ece']:.4f}")
+        real_line = (f"; real faces {r['real']['accuracy']:.4f}, balanced {r['real']['balanced_accuracy']:.4f}, "
+                     f"ECE {r['real']['ece']:.4f}" if "real" in r else "")
+        print(f"int8, TTA {mode:8}: accuracy {r['accuracy']:.4f}{versus}, ECE {r['ece']:.4f}{real_line}")
     return {"by_tta": summary, "uncertainty": uncertainty, "quantize_faces": len(ranges),
             "bytes": (folder / INT8_NAME).stat().st_size}
+
+
+def real_summary(scores: dict) -> dict:
+    """The figures of real faces that a model's metrics keep: accuracy, balanced accuracy, ECE before and after."""
+    return {"accuracy": scores["accuracy"], "balanced_accuracy": scores["balanced_accuracy"],
+            "ece": scores["calibration"]["ece"], "ece_before": scores["calibration_before"]["ece"],
+            "faces": scores["num_examples"]}
 
 
 def main(argv=None) -> dict:

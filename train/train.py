@@ -182,13 +182,16 @@ def main(argv=None) -> dict:
                      for t in to_tensors(extra_data[split], pre.image_size, faces="crop")]
     except DatasetFormatError as err:
         raise SystemExit(f"error: {err}") from None
+    num_classes = len(config.labels)
     from_extra = torch.zeros(len(train_y), dtype=torch.bool, device=device)
+    face_weights = torch.ones(len(train_y), device=device)
     if extra:  # the extra faces join the training set --extra-repeat times, flagged for their own loss
+        extra_weights = class_weights(extra[1], num_classes)[extra[1]] if args.extra_balance else torch.ones(len(extra[1]), device=device)
         train_x = torch.cat([train_x, extra[0].repeat(args.extra_repeat, 1, 1)])
         train_y = torch.cat([train_y, extra[1].repeat(args.extra_repeat)])
         from_extra = torch.cat([from_extra, torch.ones(len(extra[1]) * args.extra_repeat, dtype=torch.bool,
                                                         device=device)])
-    num_classes = len(config.labels)
+        face_weights = torch.cat([face_weights, (extra_weights / extra_weights.mean()).repeat(args.extra_repeat)])
     weights = class_weights(train_y, num_classes)
     try:
         teachers = [Teacher.load(source, device) for source in args.teacher]
@@ -268,7 +271,7 @@ def main(argv=None) -> dict:
                 idx = order[step * args.batch_size:(step + 1) * args.batch_size]
                 faces = random_crop(augment(train_x[idx], max_aspect=0.15 if args.capture else 0.0), pre.input_size)
                 targets = soft_targets = train_y[idx]
-                extra_faces = from_extra[idx]
+                extra_faces, weight = from_extra[idx], face_weights[idx]
                 if mix:
                     mixed, soft_targets = mix(faces.unsqueeze(1), targets)
                     faces = mixed.squeeze(1)
@@ -286,7 +289,7 @@ def main(argv=None) -> dict:
                         distilled = distillation_loss(logits, faces, teachers, args.kd_temperature)
                         per_face = torch.where(extra_faces, per_face,
                                                (1 - args.kd_weight) * per_face + args.kd_weight * distilled)
-                    loss = per_face.mean()
+                    loss = (per_face * weight).mean()
                 accelerator.backward(loss)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -352,7 +355,7 @@ def main(argv=None) -> dict:
                              base=base, faces=face_mode,
                              dataset=args.dataset, fine_tuned_from=args.init_from, teachers=args.teacher,
                              split_sizes={"train": len(train_y), "validation": len(val_y)}, limit=args.limit_val,
-                             quantize_faces=quantize_faces)
+                             quantize_faces=quantize_faces, real_split=extra_data["calibration"] if extra else None)
         if args.push_to_hub:
             url = push_to_hub(out, args.hub_model_id, private=args.hub_private,
                               commit_message=f"Train: validation accuracy {results['accuracy']:.4f}")

@@ -59,24 +59,39 @@ function drawFaces(context, faces, selected = -1, ids = null) {
   const scale = Math.max(context.canvas.width, context.canvas.height) / 640;
   context.lineWidth = Math.max(2, 2 * scale);
   context.font = `${Math.round(Math.max(12, 15 * scale))}px ui-sans-serif, system-ui, sans-serif`;
+  const texts = faces.map((face, i) => `#${ids ? ids[i] : i + 1} ${describe(face)}`);
+  const height = Math.round(Math.max(12, 15 * scale)) + 6;
+  const sizes = texts.map((text) => [context.measureText(text).width + 8, height]);
+  const corners = labelPositions(faces.map((face) => face.box), sizes, [context.canvas.width, context.canvas.height]);
   faces.forEach((face, i) => {
-    const [x, y, w, h] = face.box;
     context.strokeStyle = i === selected ? "#4f46e5" : "#ffc800";
-    context.strokeRect(x, y, w, h);
-    const text = `#${ids ? ids[i] : i + 1} ${describe(face)}`;
-    const height = Math.round(Math.max(12, 15 * scale)) + 6, width = context.measureText(text).width + 8;
-    const [left, top] = labelPosition(face.box, [width, height], [context.canvas.width, context.canvas.height]);
+    context.strokeRect(...face.box);
+  });
+  faces.forEach((face, i) => {
+    const [left, top] = corners[i], [width] = sizes[i];
     context.fillStyle = i === selected ? "#4f46e5" : "#ffc800";
     context.fillRect(left, top, width, height);
     context.fillStyle = i === selected ? "white" : "black";
-    context.fillText(text, left + 4, top + height - 6);
+    context.fillText(texts[i], left + 4, top + height - 6);
   });
 }
 
-/** A face's label corner: above its box, else below, kept whole inside the picture (predictor.label_position). */
-function labelPosition([x, y, w, h], [width, height], [imageWidth, imageHeight]) {
-  const top = y - height >= 0 ? y - height : y + h;
-  return [Math.max(0, Math.min(x, imageWidth - width)), Math.max(0, Math.min(top, imageHeight - height))];
+/** predictor.label_positions: each face's label corner, whole inside the picture and clear of the labels placed
+before it (above the box, below, inside its top and bottom, further up and down; flush left or right). */
+export function labelPositions(boxes, sizes, [imageWidth, imageHeight]) {
+  const placed = [];
+  return boxes.map(([x, y, w, h], i) => {
+    const [width, height] = sizes[i];
+    let rows = [y - height, y + h, y, y + h - height, ...[2, 3, 4].map((k) => y - height * k), ...[1, 2, 3].map((k) => y + h + height * k)];
+    rows = rows.filter((top) => top >= 0 && top <= imageHeight - height);
+    if (!rows.length) rows = [Math.max(0, Math.min(y - height, imageHeight - height))];
+    const places = rows.flatMap((top) => [x, x + w - width].map((left) => [Math.max(0, Math.min(left, imageWidth - width)), top]));
+    const overlap = places.map(([left, top]) => placed.reduce((sum, [a, c, b, d]) =>
+      sum + Math.max(0, Math.min(left + width, a + b) - Math.max(left, a)) * Math.max(0, Math.min(top + height, c + d) - Math.max(top, c)), 0));
+    const best = places[overlap.indexOf(Math.min(...overlap))];
+    placed.push([best[0], best[1], width, height]);
+    return best;
+  });
 }
 
 function describe(face) { // FacePrediction.describe
