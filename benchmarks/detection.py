@@ -7,6 +7,8 @@ found, false faces and speed.
 - Textures with no face: scikit-image's coins, moon, chelsea (a cat), coffee, brick, gravel, rocket, grass.
 - Speed: the downscale before detection, detection alone, and `EmotionRecognizer.predict` end to end (JPEG bytes in: decode, detect,
   crop, classify) on a 640x480 photo with one face and a 2048x1536 photo with eight.
+- Large photos, 1 to 40 megapixels (the default detector): recall and detection time by size, on canvases of
+  24-320 px faces and on the group photo pasted at its own size (faces 80-90 px) onto a canvas of each size.
 
     python benchmarks/detection.py [--photos ../shared/photos] [--repeats 30]
 """
@@ -77,6 +79,32 @@ def downscale_speed(images: dict[str, np.ndarray], repeats: int) -> dict:
     return speeds
 
 
+LARGE = [(1280, 960), (2048, 1536), (3000, 2000), (4000, 3000), (6000, 4000), (7300, 5475)]
+"""Photo sizes, 1.2 to 40 megapixels (the largest an image may be)."""
+
+
+def large_photos(group: np.ndarray | None, repeats: int) -> dict:
+    """Per size of `LARGE`: faces found of those there (and false ones) and detection time, for a canvas of faces of
+    24 to 320 px and, given the group photo, for it pasted in the middle of an empty canvas of that size."""
+    detector = create_detector()
+    widths = [24, 32, 48, 64, 96, 160, 320]
+    results = {}
+    for width, height in LARGE:
+        faces = [w for w in widths * 12 if w <= width // 8][:40]
+        canvas, truth = astronaut_canvas((width, height), faces, seed=width)
+        found, false = count_matches(detector.detect(canvas), truth)
+        row = {"megapixels": round(width * height / 1e6, 1), "faces_24_to_320_px": f"{found}/{len(truth)}",
+               "false_faces": false,
+               "detect_ms": summary(timed(lambda: detector.detect(canvas), max(2, repeats // 10), 1))["median_ms"]}
+        if group is not None and group.shape[0] <= height and group.shape[1] <= width:
+            pasted = np.full((height, width, 3), 128, np.uint8)
+            top, left = (height - group.shape[0]) // 2, (width - group.shape[1]) // 2
+            pasted[top:top + group.shape[0], left:left + group.shape[1]] = group
+            row["group_photo_pasted"] = f"{len(detector.detect(pasted))}/6"
+        results[f"{width}x{height}"] = row
+    return results
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--photos", default="../shared/photos", help="folder with the real group photos")
@@ -111,10 +139,16 @@ def main() -> None:
     results["downscale_to_416"] = downscale_speed(
         {"640x480": np.asarray(Image.open(io.BytesIO(small_photo))), "2048x1536": scenes["2048x1536, 8 faces 60-300 px"][0]},
         args.repeats)
+    results["large_photos"] = large_photos(photos.get("group_steps_6faces.jpg"), args.repeats)
     report("detection", results)
     print("| detector (engine) | real photos | synthetic | false faces | detect 640x480 ms | photo 640x480 ms | photo 2048x1536 ms |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     print("\n".join(rows))
+    print("\n| size | megapixels | faces of 24-320 px found | false faces | group photo pasted | detect ms |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for size, r in results["large_photos"].items():
+        print(f"| {size} | {r['megapixels']} | {r['faces_24_to_320_px']} | {r['false_faces']} "
+              f"| {r.get('group_photo_pasted', '-')} | {r['detect_ms']:.0f} |")
 
 
 if __name__ == "__main__":

@@ -163,3 +163,32 @@ def test_faces_of_one_class_get_a_temperature_alone():
     assert fitted.method == "temperature" and fitted.fields["class_biases"] == {}
     assert set(fitted.fields["temperatures"]) == {"none", "flip"} and fitted.fields["uncertainty"] == {
         "min_confidence": 0.5, "min_margin": 0.2}  # no base: the documented defaults
+
+
+def test_real_faces_get_the_share_of_the_fit_that_keeps_both_within_their_bounds():
+    """Validation faces whose logits are twice too sure and real faces read right: the share chosen for the real
+    faces calibrates the two sets more evenly, bound for bound, than either set alone."""
+    from fer_model.calibrate import calibration_metrics, choose_calibration
+    from fer_model.tta import average_probabilities
+    from train.calibration import ECE_BOUNDS, real_share, share_weights
+
+    rng = np.random.default_rng(0)
+
+    def faces(n, sharpness, truth_scale):
+        labels = rng.integers(0, 7, n)
+        true_logits = rng.normal(0, 1, (n, 7)) + 2.5 * np.eye(7)[labels]
+        drawn = np.array([rng.choice(7, p=np.exp(row * truth_scale) / np.exp(row * truth_scale).sum()) for row in true_logits])
+        return (true_logits * sharpness)[None], drawn
+
+    sets = [faces(3000, 2.0, 1.0), faces(1500, 1.0, 1.0)]
+    logits, labels = [x for x, _ in sets], [y for _, y in sets]
+
+    def worst(share):
+        fitted = choose_calibration({"flip": np.concatenate(logits, 1)}, np.concatenate(labels), 7, None,
+                                    share_weights(3000, 1500, share))
+        t, b = fitted.fields["temperatures"]["flip"], fitted.fields["class_biases"].get("flip")
+        eces = [calibration_metrics(average_probabilities(x, t, b), y)["ece"] for x, y in zip(logits, labels)]
+        return max(eces[0] / ECE_BOUNDS["validation"], eces[1] / ECE_BOUNDS["real"])
+
+    share = real_share("flip", logits, labels, 7)
+    assert 0 < share < 1 and worst(share) <= min(worst(0.0), worst(1.0))

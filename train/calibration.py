@@ -1,17 +1,18 @@
 """Calibration of a trained model on its validation faces, per TTA mode (`fer_model.calibrate` fits it, as much
 as the number of faces supports), with the metrics before and after; with real faces of other sources beside
-them, one calibration fitted on both, each set counting half, so that confidence means the same on both."""
+them, one calibration fitted on both, weighted so that confidence means the same on both (`real_share`)."""
 from __future__ import annotations
 
 import numpy as np
 
-from fer_model.calibrate import choose_calibration, flag_report
+from fer_model.calibrate import calibration_metrics, choose_calibration, flag_report
+from fer_model.predictor import DEFAULT_TTA
 from fer_model.tta import average_probabilities
 
-REAL_SHARE = 0.5
-"""The share of the calibration fit's weight that real faces (`real`) carry, the validation faces the rest: with
-a half each, a single temperature and set of class offsets keep ECE under 0.06 on held-out persons of real faces
-and under 0.025 on FER-2013's validation split (docs/training.md, "Real faces")."""
+ECE_BOUNDS = {"validation": 0.025, "real": 0.06}
+"""The ECE each set should stay under: FER-2013's validation split as before real faces came in, and real faces."""
+REAL_SHARES = tuple(round(0.1 * k, 1) for k in range(11))
+"""The shares of the fit's weight that real faces may carry (the validation faces the rest): `real_share` tries each."""
 
 
 def calibrate(recognizer, faces, labels, modes, base=None, real=None) -> tuple[dict, dict, dict]:
@@ -29,12 +30,14 @@ def calibrate(recognizer, faces, labels, modes, base=None, real=None) -> tuple[d
     sets = [(faces, labels)] + ([real] if real is not None else [])
     logits = [{mode: collect_logits(recognizer, f, mode) for mode in modes} for f, _ in sets]
     fit_labels = np.concatenate([y.numpy() for _, y in sets])
-    weights = None
-    if real is not None:  # each set carries its share of the weight, however many faces it has
-        weights = np.concatenate([np.full(len(labels), (1 - REAL_SHARE) / len(labels)),
-                                  np.full(len(real[1]), REAL_SHARE / len(real[1]))])
-    fitted = choose_calibration({m: np.concatenate([x[m].numpy() for x in logits], axis=1) for m in modes},
-                                fit_labels, len(recognizer.labels), base, weights)
+    joined = {m: np.concatenate([x[m].numpy() for x in logits], axis=1) for m in modes}
+    weights, share = None, None
+    if real is not None:
+        mode = DEFAULT_TTA if DEFAULT_TTA in modes else modes[0]
+        share = real_share(mode, [x[mode].numpy() for x in logits], [y.numpy() for _, y in sets],
+                           len(recognizer.labels), base)
+        weights = share_weights(len(labels), len(real[1]), share)
+    fitted = choose_calibration(joined, fit_labels, len(recognizer.labels), base, weights)
     results = {}
     for mode in modes:
         temperature, bias = fitted.fields["temperatures"][mode], fitted.fields["class_biases"].get(mode)
@@ -46,8 +49,30 @@ def calibrate(recognizer, faces, labels, modes, base=None, real=None) -> tuple[d
                                   results[modes[0]]["class_bias"])
     report = {**fitted.uncertainty, **fitted.fields["uncertainty"],
               **flag_report(plain, labels.numpy(), fitted.fields["uncertainty"]),
-              "method": fitted.method, "reason": fitted.reason}
+              "method": fitted.method, "reason": fitted.reason, **({"real_share": share} if real is not None else {})}
     return results, fitted.fields, report
+
+
+def share_weights(validation: int, real: int, share: float) -> np.ndarray:
+    """Per face, its weight in the fit: the real faces `share` of the whole, the validation faces the rest."""
+    return np.concatenate([np.full(validation, (1 - share) / validation), np.full(real, share / real)])
+
+
+def real_share(mode: str, logits: list, labels: list, num_classes: int, base=None) -> float:
+    """The share of the fit's weight real faces carry (one of `REAL_SHARES`) whose calibration keeps the larger of
+    each set's ECE over its bound (`ECE_BOUNDS`) lowest, on TTA `mode`'s (views, N, K) `logits` of the
+    validation faces and of the real faces."""
+    joined, every_label = np.concatenate(logits, axis=1), np.concatenate(labels)
+
+    def worst(share: float) -> float:
+        fitted = choose_calibration({mode: joined}, every_label, num_classes, base,
+                                    share_weights(len(labels[0]), len(labels[1]), share))
+        temperature, bias = fitted.fields["temperatures"][mode], fitted.fields["class_biases"].get(mode)
+        eces = [calibration_metrics(average_probabilities(x.astype(np.float64), temperature, bias), y)["ece"]
+                for x, y in zip(logits, labels)]
+        return max(eces[0] / ECE_BOUNDS["validation"], eces[1] / ECE_BOUNDS["real"])
+
+    return min(REAL_SHARES, key=worst)
 
 
 def scores(logits, labels, names, temperature, bias) -> dict:
