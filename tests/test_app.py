@@ -378,6 +378,10 @@ def test_a_token_locks_every_route_that_reads_media(tmp_path, photos):
         allowed = gradio_client.Client(base, verbose=False, auth=("fer", "s3cret"))
         assert allowed.predict(gradio_client.handle_file(str(photos / "astronaut.jpg")), api_name="/faces")["count"] == 1
         assert httpx.post(f"{base}login", data={"username": "fer", "password": "wrong"}).status_code in (400, 401)
+        assert httpx.get(f"{base}config").status_code in (401, 403)  # the web UI: its app only after a login
+        with httpx.Client(base_url=base) as browser:
+            assert browser.post("login", data={"username": "fer", "password": "s3cret"}).status_code in (200, 302, 303)
+            assert browser.get("config").status_code == 200
     finally:
         app.kill()
         app.wait(timeout=30)

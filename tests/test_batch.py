@@ -395,3 +395,10 @@ def test_without_the_batch_extra_the_command_says_which_to_install(tmp_path, inp
             f"sys.exit(main(['batch', {str(inputs / 'listed.jpg')!r}, '--out', {str(tmp_path / 'out')!r}]))")
     done = subprocess.run([sys.executable, "-c", code], env=subprocess_env(), cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 2 and "pip install 'fer-model[batch]'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_batch_runs_print_no_daft_query_id():
+    """Daft prints "Daft Query ID" on a terminal's stderr unless told not to; a batch run tells it."""
+    import fer_model.batch.engine  # noqa: F401
+
+    assert os.environ["DAFT_SHOW_QUERY_ID"] == "0"

@@ -135,3 +135,15 @@ def test_to_face_array_and_normalize():
 def test_face_crop_heuristic():
     assert looks_like_face_crop((48, 48)) and looks_like_face_crop((120, 110))
     assert not looks_like_face_crop((640, 480)) and not looks_like_face_crop((48, 120))
+
+
+def test_an_image_past_pillows_bomb_warning_is_refused_in_one_line_with_no_warning():
+    """10000x9500 is over Pillow's warning size (89 MP) and under its error size: the one-line refusal alone."""
+    import warnings
+
+    data = _encode(Image.new("1", (10000, 9500)), "PNG")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(InvalidImageError, match="larger than the 40,000,000-pixel limit"):
+            load_image(data)
+    assert not caught, [str(w.message) for w in caught]
