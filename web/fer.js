@@ -318,6 +318,7 @@ export function tiles(level) {
     const cuts = [0, ...starts.slice(1).map((s, i) => (s + starts[i] + YUNET.tile) / 2), size];
     return starts.map((start, i) => [start, cuts[i], cuts[i + 1]]);
   };
+  if (level.width <= YUNET.tile && level.height <= YUNET.tile) return [{ left: 0, top: 0, tile: level, owned: [0, 0, level.width, level.height] }];
   const out = [];
   for (const [top, y0, y1] of spans(level.height)) for (const [left, x0, x1] of spans(level.width)) {
     const width = Math.min(YUNET.tile, level.width - left), height = Math.min(YUNET.tile, level.height - top);
