@@ -50,7 +50,7 @@ def onnx_file(config: FERConfig, precision: str | None = None) -> str:
 
 WHOLE_FACE_SCORE = 0.2
 """How sure the detector must be (`face_in_crop`) that a small, near-square image with no face found is a face
-crop, for it to be read whole: 99.3% of FER-2013's validation crops pass, while noise, a cat, a cup, a rocket
+crop, for it to be read whole: 99.2% of FER-2013's validation crops pass, while noise, a cat, a cup, a rocket
 and other non-faces of scikit-image's set score under it (a clock's face does not)."""
 
 
