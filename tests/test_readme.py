@@ -32,3 +32,14 @@ def test_the_readme_links_only_to_files_that_exist():
             (path.parent, path.read_text()) for path in (ROOT / "docs").glob("*.md")]:
         for target in re.findall(r"\]\(([^)#:]+)\)", text):
             assert (folder / target).exists(), f"{target} (linked from {folder})"
+
+
+def test_what_the_readme_snippets_write_in_the_checkout_is_ignored_by_git():
+    """Run from the repository's root, the snippets' outputs (annotated.png, saliency.png, results/) stay out of
+    `git status`."""
+    readme = (ROOT / "README.md").read_text()
+    snippets = "".join(re.findall(r"```python\n(.*?)```", readme, re.S))
+    written = set(re.findall(r'\.save\("([^"/]+)"\)', snippets)) | set(re.findall(r'batch\.run\(.*?, "([^"/]+)/"\)', snippets))
+    ignored = {line.strip().strip("/") for line in (ROOT / ".gitignore").read_text().splitlines()
+               if line.startswith("/")}
+    assert written >= {"annotated.png", "saliency.png", "results"} and written <= ignored, written - ignored
