@@ -546,3 +546,45 @@ def test_a_folder_of_photos_is_validated_and_calibrated_on_its_face_crops(tmp_pa
     assert seen == ["crop", "crop"]
     card = (tmp_path / "run" / "README.md").read_text()
     assert "photos (its validation split)" in card and "PublicTest" not in card
+
+
+def test_real_faces_of_other_persons_train_validate_and_calibrate_beside_fer(tmp_path, tiny, astronaut):
+    """--extra-dataset: its training persons' faces (cropped as predict crops them) join the epoch, its held-out
+    persons are validated every epoch (`val_combined` selects on them), and the finish calibrates on them and on
+    validation together and reports them apart, in metrics.json and the card."""
+    from datasets import ClassLabel, Dataset, Features, Value
+    from datasets import Image as ImageFeature
+
+    from train.train import main
+
+    rng = np.random.default_rng(0)
+    photos = []
+    for _ in range(80):
+        canvas = Image.new("RGB", (240, 200), tuple(int(v) for v in rng.integers(40, 200, 3)))
+        side = int(rng.integers(110, 170))
+        canvas.paste(astronaut.resize((side, side)), (int(rng.integers(0, 240 - side)), int(rng.integers(0, 200 - side))))
+        photos.append(canvas)
+    features = Features({"image": ImageFeature(), "label": ClassLabel(names=list(EMOTIONS)), "subject": Value("string")})
+    (tmp_path / "wild" / "data").mkdir(parents=True)
+    Dataset.from_dict({"image": photos, "label": [(3, 6)[i % 2] for i in range(80)],
+                       "subject": [f"person_{i // 2}" for i in range(80)]},
+                      features=features).to_parquet(tmp_path / "wild" / "data" / "dev-00000-of-00001.parquet")
+    main([*tiny, "--epochs", "2", "--extra-dataset", str(tmp_path / "wild"), "--extra-balance", "--capture", "0.5",
+          "--monitor", "val_combined", "--output-dir", str(tmp_path / "run")])
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["val_combined"] == pytest.approx((r["val_accuracy"] + r["extra_balanced_accuracy"]) / 2) for r in records)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    real = metrics["real_faces"]["flip"]
+    assert 0 < real["faces"] < 40 and 0 <= real["accuracy"] <= 1 and "real" in metrics["int8"]["by_tta"]["flip"]
+    assert 0 <= metrics["uncertainty"]["real_share"] <= 1
+    assert "Real faces of other sources" in (tmp_path / "run" / "README.md").read_text()
+
+
+def test_capture_degrades_faces_on_their_own_device_and_scale():
+    from train.augment import capture
+
+    faces = torch.full((64, 44, 44), 128.0)
+    faces[:, 10:30, 10:30] = 220
+    out = capture(faces, 1.0)
+    assert out.shape == faces.shape and out.dtype == faces.dtype and 0 <= out.min() and out.max() <= 255
+    assert (out - faces).abs().mean() > 1 and torch.equal(capture(faces, 0.0), faces)
