@@ -89,17 +89,22 @@ def single_faces(find, images, progress=None) -> tuple[list[np.ndarray], list[in
 def label_positions(boxes: list[Box], label_sizes: list[tuple[int, int]],
                     image_size: tuple[int, int]) -> list[tuple[int, int]]:
     """Top-left corners of the faces' labels, in order, each whole inside the image and clear of the labels
-    placed before it: the first free one of above the box, below it, inside its top and bottom, then further
-    up and down, each flush with the box's left or right side; where none is free, the one overlapping least."""
+    placed before it and, where it can be, of the other faces: the first free one of above the box, below it,
+    inside its top and bottom, then further up and down, each flush with the box's left or right side; where
+    none is free, the one overlapping least (another label counting four times another face)."""
     image_width, image_height = image_size
     placed: list[tuple[int, int, int, int]] = []
     corners = []
-    for (x, y, w, h), (width, height) in zip(boxes, label_sizes):
+    for i, ((x, y, w, h), (width, height)) in enumerate(zip(boxes, label_sizes)):
+        others = [box for j, box in enumerate(boxes) if j != i]
         rows = [y - height, y + h, y, y + h - height] + [y - height * k for k in (2, 3, 4)] + [y + h + height * k for k in (1, 2, 3)]
         rows = [top for top in rows if 0 <= top <= image_height - height] or [max(0, min(y - height, image_height - height))]
         places = [(max(0, min(left, image_width - width)), top) for top in rows for left in (x, x + w - width)]
-        overlap = [sum(max(0, min(left + width, a + b) - max(left, a)) * max(0, min(top + height, c + d) - max(top, c))
-                       for a, c, b, d in placed) for left, top in places]
+        def covered(left: int, top: int, rects) -> int:
+            return sum(max(0, min(left + width, a + b) - max(left, a)) * max(0, min(top + height, c + d) - max(top, c))
+                       for a, c, b, d in rects)
+
+        overlap = [4 * covered(left, top, placed) + covered(left, top, others) for left, top in places]
         best = places[overlap.index(min(overlap))]
         placed.append((best[0], best[1], width, height))
         corners.append(best)

@@ -77,17 +77,20 @@ function drawFaces(context, faces, selected = -1, ids = null) {
 }
 
 /** predictor.label_positions: each face's label corner, whole inside the picture and clear of the labels placed
-before it (above the box, below, inside its top and bottom, further up and down; flush left or right). */
+before it and, where it can be, of the other faces (above the box, below, inside its top and bottom, further up
+and down; flush left or right); else the least overlap, another label counting four times another face. */
 export function labelPositions(boxes, sizes, [imageWidth, imageHeight]) {
   const placed = [];
   return boxes.map(([x, y, w, h], i) => {
+    const others = boxes.filter((_, j) => j !== i);
     const [width, height] = sizes[i];
     let rows = [y - height, y + h, y, y + h - height, ...[2, 3, 4].map((k) => y - height * k), ...[1, 2, 3].map((k) => y + h + height * k)];
     rows = rows.filter((top) => top >= 0 && top <= imageHeight - height);
     if (!rows.length) rows = [Math.max(0, Math.min(y - height, imageHeight - height))];
     const places = rows.flatMap((top) => [x, x + w - width].map((left) => [Math.max(0, Math.min(left, imageWidth - width)), top]));
-    const overlap = places.map(([left, top]) => placed.reduce((sum, [a, c, b, d]) =>
-      sum + Math.max(0, Math.min(left + width, a + b) - Math.max(left, a)) * Math.max(0, Math.min(top + height, c + d) - Math.max(top, c)), 0));
+    const covered = (left, top, rects) => rects.reduce((sum, [a, c, b, d]) =>
+      sum + Math.max(0, Math.min(left + width, a + b) - Math.max(left, a)) * Math.max(0, Math.min(top + height, c + d) - Math.max(top, c)), 0);
+    const overlap = places.map(([left, top]) => 4 * covered(left, top, placed) + covered(left, top, others));
     const best = places[overlap.indexOf(Math.min(...overlap))];
     placed.push([best[0], best[1], width, height]);
     return best;
