@@ -7,6 +7,8 @@ found, false faces and speed.
 - Textures with no face: scikit-image's coins, moon, chelsea (a cat), coffee, brick, gravel, rocket, grass.
 - Speed: the downscale before detection, detection alone, and `EmotionRecognizer.predict` end to end (JPEG bytes in: decode, detect,
   crop, classify) on a 640x480 photo with one face and a 2048x1536 photo with eight.
+- Thumbnails (120x120) of scikit-image's pictures and of noise: `face_in_crop`'s score, and whether `predict`
+  reads one whole as a face crop (`WHOLE_FACE_SCORE`).
 - Large photos, 1 to 40 megapixels (the default detector): recall and detection time by size, on canvases of
   24-320 px faces and on the group photo pasted at its own size (faces 80-90 px) onto a canvas of each size.
 
@@ -79,6 +81,29 @@ def downscale_speed(images: dict[str, np.ndarray], repeats: int) -> dict:
     return speeds
 
 
+THUMBNAILS = ("astronaut", "camera", "clock", "chelsea", "coffee", "rocket", "coins", "moon", "text", "brick", "gravel",
+              "grass")
+
+
+def thumbnails() -> dict:
+    """Per 120x120 thumbnail (scikit-image's pictures, and uniform noise): `face_in_crop`'s score and whether it
+    passes `WHOLE_FACE_SCORE`."""
+    import cv2
+    from skimage import data
+
+    from fer_model.predictor import WHOLE_FACE_SCORE
+
+    detector = create_detector()
+    images = {name: np.asarray(getattr(data, name)()) for name in THUMBNAILS}
+    images["noise"] = (np.random.default_rng(0).random((100, 100, 3)) * 255).astype(np.uint8)
+    results = {}
+    for name, image in images.items():
+        rgb = np.repeat(image[:, :, None], 3, 2) if image.ndim == 2 else image[:, :, :3]
+        score = detector.face_in_crop(cv2.resize(np.ascontiguousarray(rgb), (120, 120), interpolation=cv2.INTER_AREA))
+        results[name] = {"face_in_crop": round(score, 3), "read_whole": score >= WHOLE_FACE_SCORE}
+    return results
+
+
 LARGE = [(1280, 960), (2048, 1536), (3000, 2000), (4000, 3000), (6000, 4000), (7300, 5475)]
 """Photo sizes, 1.2 to 40 megapixels (the largest an image may be)."""
 
@@ -144,6 +169,7 @@ def main() -> None:
     results["downscale_to_416"] = downscale_speed(
         {"640x480": np.asarray(Image.open(io.BytesIO(small_photo))), "2048x1536": scenes["2048x1536, 8 faces 60-300 px"][0]},
         args.repeats)
+    results["thumbnails"] = thumbnails()
     results["large_photos"] = large_photos(photos.get("group_steps_6faces.jpg"), args.repeats)
     report("detection", results)
     print("| detector (engine) | real photos | synthetic | false faces | detect 640x480 ms | photo 640x480 ms | photo 2048x1536 ms |")
@@ -154,6 +180,9 @@ def main() -> None:
     for size, r in results["large_photos"].items():
         print(f"| {size} | {r['megapixels']} | {r['faces_24_to_320_px']} | {r['false_faces']} "
               f"| {r.get('group_photo_pasted', '-')} | {r['detect_ms']:.0f} |")
+    whole = [name for name, r in results["thumbnails"].items() if r["read_whole"]]
+    print(f"\nthumbnails read whole as a face crop: {', '.join(whole) or 'none'}; not: "
+          f"{', '.join(name for name in results['thumbnails'] if name not in whole)}")
 
 
 if __name__ == "__main__":

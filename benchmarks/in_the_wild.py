@@ -39,17 +39,13 @@ PERSONS = ("test", "calibration", "held-out", "all")
 
 def collection(source: str, persons: str):
     """The labelled images of `source` to read: by person where it names them (see the module's docstring)."""
+    from datasets import concatenate_datasets
+
     whole = read_splits(source, keep_columns=("subject",))
     if "subject" not in next(iter(whole.values())).column_names or persons == "all":
-        from datasets import concatenate_datasets
-
         return concatenate_datasets(list(whole.values()))
     parts = person_splits(source)
-    if persons == "held-out":
-        from datasets import concatenate_datasets
-
-        return concatenate_datasets([parts["calibration"], parts["test"]])
-    return parts[persons]
+    return concatenate_datasets([parts["calibration"], parts["test"]]) if persons == "held-out" else parts[persons]
 
 
 def pipeline_crops(recognizer: EmotionRecognizer, images, desc: str) -> tuple[np.ndarray, np.ndarray]:

@@ -77,7 +77,7 @@ def main(argv=None) -> int:
                                             "an annotated video and a timeline plot.")
     video.add_argument("video", type=Path)
     video.add_argument("--csv", type=Path, required=True, help="per-frame CSV (one row per face per frame)")
-    video.add_argument("--out", type=Path, help="annotated video: .webm (VP8, fast), .mp4 (VP9, about 8 times slower) or .avi (Motion JPEG)")
+    video.add_argument("--out", type=Path, help="annotated video: .webm (VP8, fast), .mp4 (VP9, slower) or .avi (Motion JPEG)")
     video.add_argument("--plot", type=Path, help="timeline plot (PNG): each emotion over time, one panel per face")
     add_sampling(video)
     video.add_argument("--max-frames", type=positive_int, default=None, help="stop after this many analysed frames")

@@ -50,8 +50,8 @@ def onnx_file(config: FERConfig, precision: str | None = None) -> str:
 
 WHOLE_FACE_SCORE = 0.2
 """How sure the detector must be (`face_in_crop`) that a small, near-square image with no face found is a face
-crop, for it to be read whole: 99.2% of FER-2013's validation crops pass, while noise, a cat, a cup, a rocket
-and other non-faces of scikit-image's set score under it (a clock's face does not)."""
+crop, for it to be read whole: 99.2% of FER-2013's validation crops pass, while noise, a cup, a rocket and
+scikit-image's textures score under it; its cat scores about at it (benchmarks/detection.py, "thumbnails")."""
 
 
 def find_faces(detector: FaceDetector, frame: np.ndarray, size: int) -> list[tuple[Box, float | None, np.ndarray]]:
@@ -100,15 +100,18 @@ def label_positions(boxes: list[Box], label_sizes: list[tuple[int, int]],
         rows = [y - height, y + h, y, y + h - height] + [y - height * k for k in (2, 3, 4)] + [y + h + height * k for k in (1, 2, 3)]
         rows = [top for top in rows if 0 <= top <= image_height - height] or [max(0, min(y - height, image_height - height))]
         places = [(max(0, min(left, image_width - width)), top) for top in rows for left in (x, x + w - width)]
-        def covered(left: int, top: int, rects) -> int:
-            return sum(max(0, min(left + width, a + b) - max(left, a)) * max(0, min(top + height, c + d) - max(top, c))
-                       for a, c, b, d in rects)
-
-        overlap = [4 * covered(left, top, placed) + covered(left, top, others) for left, top in places]
+        overlap = [4 * covered((left, top, width, height), placed) + covered((left, top, width, height), others)
+                   for left, top in places]
         best = places[overlap.index(min(overlap))]
         placed.append((best[0], best[1], width, height))
         corners.append(best)
     return corners
+
+
+def covered(rect: Box, rects) -> int:
+    """The area of `rect` (x, y, w, h) that the `rects` cover, counted once per rect."""
+    x, y, w, h = rect
+    return sum(max(0, min(x + w, a + b) - max(x, a)) * max(0, min(y + h, c + d) - max(y, c)) for a, c, b, d in rects)
 
 
 @dataclass(frozen=True)

@@ -246,7 +246,8 @@ class CsvWriter:
 FOURCC = {".mp4": "vp09", ".webm": "VP80", ".avi": "MJPG"}
 """The codec a suffix is written with: browsers play VP9 in MP4 and VP8 in WebM (not OpenCV's default
 MPEG-4 Part 2 for .mp4); .avi is Motion JPEG, for tools that want every frame whole. VP8 (.webm, the default
-of the app and the docs) encodes about 8 times as fast as VP9 (.mp4), which OpenCV runs at its slowest setting."""
+of the app and the docs) encodes faster than VP9 (.mp4), which OpenCV runs at its slowest setting
+(benchmarks/video_throughput.py)."""
 
 
 class AnnotatedVideoWriter:

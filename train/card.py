@@ -56,7 +56,8 @@ def write_model_card(folder: str | Path, results: dict, command: str, dataset: s
 ## Real faces of other sources
 On {next(iter(real.values()))["faces"]:,} faces of persons the run did not train on (the `--extra-dataset`'s
 held-out persons it selected and calibrated on), found and cropped as `predict` finds them. The calibration is
-fitted on them and on validation together, each counting half, so that confidence means the same on both.
+fitted on them and on validation together, each set given the share of the weight that keeps both ECEs nearest
+their bounds (`train.calibration.real_share`).
 Persons it never saw at all: `benchmarks/in_the_wild.py`.
 
 | mode | accuracy | balanced accuracy | ECE |

@@ -16,9 +16,9 @@ from fer_model import EMOTIONS, EmotionRecognizer
 from fer_model.hub import CONFIG_NAME, read_config, resolve
 from fer_model.tta import modes_for
 
-from .calibration import calibrate
+from .calibration import calibrate, real_summary
 from .card import write_model_card
-from .quantize import add_int8, real_summary
+from .quantize import add_int8
 from .report import COMMAND_FILE, classification_report, plot_confusion_matrix, plot_learning_curves, plot_reliability
 
 

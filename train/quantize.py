@@ -22,7 +22,7 @@ from fer_model.hub import CONFIG_NAME, read_config
 from fer_model.preprocess import normalize
 from fer_model.tta import center_crop, modes_for
 
-from .calibration import calibrate
+from .calibration import calibrate, real_summary
 
 QUANTIZE_FACES = 1024
 """Training faces whose activations set the int8 ranges."""
@@ -83,13 +83,6 @@ def add_int8(folder: str | Path, quantize_faces, faces, labels, float_results: d
         print(f"int8, TTA {mode:8}: accuracy {r['accuracy']:.4f}{versus}, ECE {r['ece']:.4f}{real_line}")
     return {"by_tta": summary, "uncertainty": uncertainty, "quantize_faces": len(ranges),
             "bytes": (folder / INT8_NAME).stat().st_size}
-
-
-def real_summary(scores: dict) -> dict:
-    """The figures of real faces that a model's metrics keep: accuracy, balanced accuracy, ECE before and after."""
-    return {"accuracy": scores["accuracy"], "balanced_accuracy": scores["balanced_accuracy"],
-            "ece": scores["calibration"]["ece"], "ece_before": scores["calibration_before"]["ece"],
-            "faces": scores["num_examples"]}
 
 
 def main(argv=None) -> dict:
