@@ -1,6 +1,6 @@
 """The browser version in headless Chromium: the same faces and probabilities as the Python package, the
 live webcam on a fake camera, and the error paths a visitor can hit. Pages come from web/serve.py on
-localhost, onnxruntime-web from web/node_modules (`npm ci`, as .ci/run does)."""
+localhost, on the page's own runtime (web/runtime/, built by `npm run build`, as .ci/run does)."""
 import base64
 import json
 import shutil
@@ -10,14 +10,13 @@ import pytest
 from PIL import Image
 
 from benchmarks.common import CHROMIUM_FLAGS, astronaut_canvas, data_url, write_y4m
-from web.serve import LOCAL_PAGE, ROUTES, serve
+from web.serve import KERNELS, LOCAL_PAGE, serve
 
 from .conftest import ROOT
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (Debian's chromium package)"),
-              pytest.mark.skipif(not (ROUTES["/ort/"] / "ort.wasm.min.mjs").is_file(),
-                                 reason="onnxruntime-web is not installed: npm ci in web/")]
+              pytest.mark.skipif(not KERNELS.is_file(), reason="the page's runtime is not built: npm run build in web/")]
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +78,7 @@ def photos():
 
 FP32 = """async (url) => {
   const fer = await import("/fer.js");
-  window.fp32 ||= await fer.load({ models: "/models/", ort: "/ort/", precision: "fp32" });
+  window.fp32 ||= await fer.load({ models: "/models/", precision: "fp32" });
   return window.fp32.analyze(await createImageBitmap(await (await fetch(url)).blob()));
 }"""
 
@@ -95,15 +94,15 @@ def recognizer_fp32():
 @pytest.mark.parametrize("name, image", list(photos()), ids=[n for n, _ in photos()])
 def test_the_browser_finds_the_same_faces_with_the_same_probabilities(demo, recognizer, recognizer_fp32, name, image,
                                                                       precision):
-    """The float graph gives the same numbers (the same pixels reach the same networks); int8 kernels differ a
-    little between onnxruntime-web and the CPU's native ones."""
+    """The same pixels reach the same networks, which compute what ONNX Runtime computes: the int8 CNN's integers
+    exactly, the float graphs up to the order of their sums."""
     url = data_url(image)
     faces = demo.evaluate("(url) => window.ferDemo.analyze(url)", url) if precision == "int8" else demo.evaluate(FP32, url)
     expected = (recognizer if precision == "int8" else recognizer_fp32).predict(image)
     assert len(faces) == len(expected) > 0
     for browser, python in zip(faces, expected):
         assert np.abs(np.subtract(browser["box"], python.box)).max() <= 1
-        assert max(abs(browser["scores"][k] - v) for k, v in python.scores.items()) <= (0.01 if precision == "int8" else 1e-4)
+        assert max(abs(browser["scores"][k] - v) for k, v in python.scores.items()) <= 1e-4
         assert browser["label"] == python.label and browser["uncertain"] == python.uncertain
         assert browser["detectionScore"] == pytest.approx(python.detection_score, abs=1e-4)
 
@@ -359,15 +358,59 @@ def test_the_bare_address_runs_on_the_local_files_with_no_404(playwright, base_u
     finally:
         browser.close()
     assert [u for u in requests if not u.startswith((base_url, "data:", "blob:"))] == []
-    assert failed == []
+    assert failed == [] and not [u for u in requests if "/ort/" in u or "onnxruntime" in u]  # its own runtime
 
 
-def test_the_page_pins_the_onnxruntime_web_it_is_tested_with():
-    import json
+NETWORKS = """async ([file, name, dims, values]) => {
+  const { compileKernels, createNetwork } = await import("/runtime/runtime.js");
+  const bytes = new Uint8Array(await (await fetch(file)).arrayBuffer());
+  const net = createNetwork(await compileKernels("/runtime/kernels.wasm"), bytes);
+  const outputs = net.run({ [name]: { data: Float32Array.from(values), dims } });
+  return Object.fromEntries(Object.entries(outputs).map(([k, v]) => [k, { data: Array.from(v.data), dims: v.dims }]));
+}"""
 
-    pinned = json.loads((ROOT / "web" / "package.json").read_text())["dependencies"]["onnxruntime-web"]
-    locked = json.loads((ROOT / "web" / "package-lock.json").read_text())["packages"]["node_modules/onnxruntime-web"]
-    assert locked["version"] == pinned and f'ORT_VERSION = "{pinned}"' in (ROOT / "web" / "fer.js").read_text()
+
+WEIGHTS, DETECTOR = ROOT / "fer_model" / "weights" / "default", ROOT / "fer_model" / "detection" / "models"
+
+
+@pytest.mark.parametrize("file, name, shape", [(WEIGHTS / "model_int8.onnx", "faces", (5, 1, 44, 44)),
+                                               (WEIGHTS / "model.onnx", "faces", (3, 1, 44, 44)),
+                                               (DETECTOR / "yunet.onnx", "input", (1, 3, 96, 160))], ids=lambda v: getattr(v, "name", None))
+def test_the_runtime_computes_what_onnx_runtime_computes(demo, file, name, shape):
+    """Every output of each network on random inputs: the int8 graph's bytes exactly (its outputs are
+    dequantized bytes), the float graphs within float rounding of their sums."""
+    import onnxruntime
+
+    rng = np.random.default_rng(7)
+    pixels = rng.integers(0, 256, shape).astype(np.float32)
+    inputs = pixels if name == "input" else ((pixels / 255.0 - np.float32(0.5)) / np.float32(0.25)).astype(np.float32)
+    session = onnxruntime.InferenceSession(str(file), providers=["CPUExecutionProvider"])
+    expected = dict(zip([o.name for o in session.get_outputs()], session.run(None, {name: inputs})))
+    outputs = demo.evaluate(NETWORKS, [f"/models/{file.name}", name, list(shape), inputs.ravel().tolist()])
+    assert outputs.keys() == expected.keys()
+    for key, value in expected.items():
+        got = np.array(outputs[key]["data"], np.float32).reshape(outputs[key]["dims"])
+        assert got.shape == value.shape
+        if "int8" in file.name:
+            np.testing.assert_array_equal(got, value)
+        else:
+            np.testing.assert_allclose(got, value, rtol=1e-5, atol=1e-5)
+
+
+def test_the_runtime_refuses_an_operator_it_lacks_in_one_line(demo):
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Tanh", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    model = helper.make_model(graph)
+    onnx.checker.check_model(model)
+    error = demo.evaluate("""async (bytes) => {
+      const { compileKernels, createNetwork } = await import("/runtime/runtime.js");
+      try { createNetwork(await compileKernels("/runtime/kernels.wasm"), Uint8Array.from(bytes)); } catch (e) { return e.message; }
+    }""", list(model.SerializeToString()))
+    assert error == "this runtime has no Tanh operator"
 
 
 def test_labels_are_placed_as_python_places_them(demo):

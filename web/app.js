@@ -1,7 +1,8 @@
 // The demo page, built on fer.js: photos (upload, drop, paste, examples) and the live webcam.
-// ?models=URL picks the model folder (default: the Hub model repo), ?ort=URL onnxruntime-web's dist/ folder,
-// ?threads=N onnxruntime-web's threads (default: up to 4 where the page is cross-origin isolated, else 1).
-import { DEFAULT_ORT, Tracker, load } from "./fer.js";
+// ?models=URL picks the model folder (default: the Hub model repo); ?ort=URL runs the networks on the
+// onnxruntime-web in that dist/ folder instead of the page's own runtime, with ?threads=N threads (the benchmarks'
+// comparison).
+import { Tracker, load } from "./fer.js";
 
 export const MODEL_REPO = "fer-model/fer-cnn"; // the Hub model repo that push_to_hub fills
 const NO_FACE = "No face found: a face needs to be at least ~24 pixels wide, turned towards the camera and not covered."; // fer_model.results
@@ -12,7 +13,7 @@ const EXAMPLES = ["examples/astronaut.jpg", "examples/chelsea.jpg"];
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const models = params.get("models") || `https://huggingface.co/${MODEL_REPO}/resolve/main/`;
-const ort = params.get("ort") || DEFAULT_ORT;
+const ort = params.get("ort") || undefined;
 const threads = params.get("threads") ? Number(params.get("threads")) : undefined;
 
 function say(text, error = false) {
@@ -47,8 +48,8 @@ const ready = (async () => {
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
   $("labels").textContent = `${fer.labels.length} labels: ${fer.labels.join(", ")}`; // the model's own (config.json)
   $("loading").hidden = true;
-  $("status-text").textContent = `Ready in ${seconds} s: ${fer.info.precision} model, ${fer.info.threads} thread${fer.info.threads > 1 ? "s" : ""}` +
-    (self.crossOriginIsolated ? "" : " (threads need a cross-origin-isolated page)") + ".";
+  $("status-text").textContent = `Ready in ${seconds} s: ${fer.info.precision} model on ${fer.info.runtime}` +
+    (fer.info.threads > 1 ? `, ${fer.info.threads} threads` : "") + ".";
   return fer;
 })();
 ready.catch((err) => { $("loading").hidden = true; $("status-text").textContent = "The models could not be loaded."; say(err.message, true); });
@@ -193,11 +194,13 @@ $("photo").onclick = (event) => { // select the face under the pointer
   const hit = photo.faces.findIndex(({ box: [bx, by, bw, bh] }) => x >= bx && x <= bx + bw && y >= by && y <= by + bh);
   if (hit >= 0) showPhoto(hit);
 };
-for (const url of EXAMPLES) {
-  const img = document.createElement("img");
-  img.src = url; img.alt = url.split("/").pop(); img.onclick = () => run(analyzeUrl(url));
-  $("examples").append(img);
-}
+ready.then(() => { // the examples' bytes come after the models'
+  for (const url of EXAMPLES) {
+    const img = document.createElement("img");
+    img.src = url; img.alt = url.split("/").pop(); img.onclick = () => run(analyzeUrl(url));
+    $("examples").append(img);
+  }
+}, () => {});
 
 // ---- the live webcam ----
 const live = { frames: 0, skipped: 0, times: [], tracker: new Tracker(), history: new Map(), stages: [], running: false,

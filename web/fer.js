@@ -1,4 +1,5 @@
-// The facial expression pipeline in the browser, on onnxruntime-web: stage for stage the Python package's.
+// The facial expression pipeline in the browser: stage for stage the Python package's, on the page's own
+// WebAssembly runtime (runtime/runtime.js; its kernels, runtime/kernels.c, are built by `npm run build`).
 //
 //   const fer = await load({ models: "https://huggingface.co/user/name/resolve/main/" });
 //   const faces = await fer.analyze(imageOrVideoOrCanvas);   // largest first
@@ -8,10 +9,11 @@
 // -> inputs and views (classify: fer_model/tta.py) -> calibrated probabilities (calibrate: fer_model/tta.py,
 // fer_model/predictor.py) -> labels. The model folder's config.json gives the preprocessing, the calibration
 // and the uncertainty thresholds; the detector's settings are YuNetDetector's defaults. The pixel stages compute
-// as OpenCV does, so that both networks see byte for byte the pixels they see in Python (tests/test_web.py).
+// as OpenCV does, so that both networks see byte for byte the pixels they see in Python (tests/test_web.py), and
+// the runtime computes the int8 CNN's integers as ONNX Runtime does.
+import { compileKernels, createNetwork } from "./runtime/runtime.js";
 
-export const ORT_VERSION = "1.30.0"; // as web/package.json pins it
-export const DEFAULT_ORT = `https://cdn.jsdelivr.net/npm/onnxruntime-web@${ORT_VERSION}/dist/`;
+export const KERNELS = new URL("./runtime/kernels.wasm", import.meta.url).href;
 export const DETECTOR_FILE = "yunet.onnx";
 
 // fer_model/detection/yunet.py: YuNetDetector's defaults and framing (benchmarks/fit_framing.py).
@@ -22,19 +24,38 @@ export const YUNET = { maxSide: 416, scoreThreshold: 0.7, minFace: 16, nmsIou: 0
 const FACE_CROP = { maxSide: 160, maxAspect: 1.3, minScore: 0.2 }; // preprocess.looks_like_face_crop, predictor.WHOLE_FACE_SCORE
 const MIN_SIDE = 8; // image_io.MIN_SIDE
 
-/** Load the detector and the CNN of a model folder; `ort` is onnxruntime-web's dist/ URL or the module itself. */
-export async function load({ models, ort = DEFAULT_ORT, threads, precision } = {}) {
+/** Load the detector and the CNN of a model folder onto the page's runtime, or onto onnxruntime-web where `ort`
+(its dist/ URL or the module itself) is given. */
+export async function load({ models, ort, threads, precision } = {}) {
   if (!models) throw new Error("load() needs `models`: the URL of a model folder (config.json, model.onnx, yunet.onnx)");
   const base = models.endsWith("/") ? models : models + "/";
-  const runtime = typeof ort === "string" ? await importOrt(ort) : ort;
-  runtime.env.wasm.numThreads = threads ?? (self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1);
   const config = await (await fetchOk(base + "config.json")).json();
   const int8 = precision !== "fp32" && config.int8 && config.int8.file;
-  const options = { executionProviders: ["wasm"], graphOptimizationLevel: "all" };
-  const [detector, classifier] = await Promise.all([DETECTOR_FILE, int8 ? config.int8.file : "model.onnx"].map(
-    async (file) => runtime.InferenceSession.create(new Uint8Array(await (await fetchOk(base + file)).arrayBuffer()), options)));
+  const files = [DETECTOR_FILE, int8 ? config.int8.file : "model.onnx"];
+  const [backend, ...onnx] = await Promise.all([ort ? ortBackend(ort, threads) : kernelBackend(),
+    ...files.map(async (file) => new Uint8Array(await (await fetchOk(base + file)).arrayBuffer()))]);
+  const [detector, classifier] = await Promise.all(onnx.map((bytes) => backend.create(bytes)));
   return new Recognizer(detector, classifier, config, int8 ? calibrationOf(config.int8) : calibrationOf(config),
-                        { precision: int8 ? "int8" : "fp32", threads: runtime.env.wasm.numThreads, ort: runtime });
+                        { precision: int8 ? "int8" : "fp32", threads: backend.threads, runtime: backend.name });
+}
+
+/** Networks that run on this page's runtime: { run(feeds) } over { name: { data, dims } }. */
+async function kernelBackend() {
+  const kernels = await compileKernels(KERNELS);
+  return { name: "fer-wasm", threads: 1, create: (bytes) => createNetwork(kernels, bytes) };
+}
+
+/** The same networks on onnxruntime-web (the benchmarks' point of comparison). */
+async function ortBackend(ort, threads) {
+  const runtime = typeof ort === "string" ? await importOrt(ort) : ort;
+  runtime.env.wasm.numThreads = threads ?? (self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1);
+  const options = { executionProviders: ["wasm"], graphOptimizationLevel: "all" };
+  const create = async (bytes) => {
+    const session = await runtime.InferenceSession.create(bytes, options);
+    return { run: (feeds) => session.run(Object.fromEntries(Object.entries(feeds).map(
+      ([name, { data, dims }]) => [name, new runtime.Tensor("float32", data, dims)]))) };
+  };
+  return { name: `onnxruntime-web ${runtime.env.versions?.web || ""}`.trim(), threads: runtime.env.wasm.numThreads, create };
 }
 
 async function importOrt(url) {
@@ -122,8 +143,7 @@ export class Recognizer {
   /** YuNet's candidates in an RGB image ({data, width, height}), in its pixels. */
   async runDetector(image, threshold) {
     const { tensor, width, height } = networkInput(image);
-    const ort = this.info.ort;
-    const outputs = await this.detector.run({ input: new ort.Tensor("float32", tensor, [1, 3, height, width]) });
+    const outputs = await this.detector.run({ input: { data: tensor, dims: [1, 3, height, width] } });
     return decodeYunet(outputs, threshold, width);
   }
 
@@ -141,7 +161,7 @@ export class Recognizer {
 
   // ---- classify: fer_model/predictor.py (predict_faces, logits) and fer_model/tta.py (views) ----
   async classify(crops, tta = "flip") {
-    const { mean, std } = this.pre;
+    const mean = Math.fround(this.pre.mean), std = Math.fround(this.pre.std), f = Math.fround; // numpy's float32 steps
     const size = this.pre.image_size, side = this.pre.crop_size || size;
     const views = viewOffsets(tta, size, side);
     const n = crops.length, plane = side * side, batch = new Float32Array(views.length * n * plane);
@@ -149,12 +169,10 @@ export class Recognizer {
       const out = (v * n + i) * plane;
       for (let y = 0; y < side; y++) for (let x = 0; x < side; x++) {
         const value = crop[(top + y) * size + left + (mirrored ? side - 1 - x : x)];
-        batch[out + y * side + x] = (value / 255 - mean) / std;
+        batch[out + y * side + x] = f(f(f(value / 255) - mean) / std);
       }
     }));
-    const ort = this.info.ort;
-    const { logits } = await this.classifier.run({ faces: new ort.Tensor("float32", batch, [views.length * n, 1, side, side]) },
-                                                 ["logits"]);
+    const { logits } = await this.classifier.run({ faces: { data: batch, dims: [views.length * n, 1, side, side] } });
     return calibrate(logits.data, views.length, n, this.labels.length, this.calibration, tta);
   }
 
@@ -345,7 +363,7 @@ export function networkInput(image) {
   const width = Math.ceil(image.width / YUNET.multiple) * YUNET.multiple;
   const height = Math.ceil(image.height / YUNET.multiple) * YUNET.multiple;
   const plane = width * height;
-  if (!inputBuffer || inputBuffer.length !== 3 * plane) inputBuffer = new Float32Array(3 * plane); // onnxruntime copies it
+  if (!inputBuffer || inputBuffer.length !== 3 * plane) inputBuffer = new Float32Array(3 * plane); // the runtime copies it
   const tensor = inputBuffer;
   tensor.fill(0);
   for (let y = 0; y < image.height; y++) for (let x = 0; x < image.width; x++) {

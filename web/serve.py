@@ -1,11 +1,12 @@
 """Serve the browser page locally on the embedded model: `python web/serve.py` -> http://127.0.0.1:8000/
 
-    /             this folder (index.html, app.js, fer.js, sw.js, examples/)
+    /             this folder (index.html, app.js, fer.js, sw.js, examples/, runtime/ with the kernels that
+                  `npm run build` compiles)
     /models/      the embedded model (config.json, model.onnx, model_int8.onnx) and the face detector (yunet.onnx)
-    /ort/         onnxruntime-web from web/node_modules (`npm ci` in web/), so that nothing is fetched from outside
+    /ort/         onnxruntime-web from web/node_modules (`npm ci`), the benchmarks' point of comparison (ORT_PAGE)
 
-The bare `/` redirects to `?models=/models/&ort=/ort/`, so that the page loads everything from here. Every response carries the cross-origin-isolation
-headers that the static Space sends (web/README.md), so onnxruntime-web can use threads.
+The bare `/` redirects to `?models=/models/`, so that the page loads everything from here. Every response carries
+the cross-origin-isolation headers that the static Space sends (web/README.md).
 """
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ ROUTES = {"/models/yunet.onnx": ROOT / "fer_model" / "detection" / "models" / "y
           "/": WEB}
 HEADERS = {"Cross-Origin-Embedder-Policy": "require-corp", "Cross-Origin-Opener-Policy": "same-origin",
            "Cross-Origin-Resource-Policy": "cross-origin"}
-LOCAL_PAGE = "/?models=/models/&ort=/ort/"
+KERNELS = WEB / "runtime" / "kernels.wasm"
+LOCAL_PAGE = "/?models=/models/"
+ORT_PAGE = "/?models=/models/&ort=/ort/"  # the same page on onnxruntime-web (web/node_modules), for comparison
 
 
 def translate(path: str) -> Path:
@@ -72,8 +75,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--port", type=int, default=8000)
     args = p.parse_args()
-    if not (ROUTES["/ort/"] / "ort.wasm.min.mjs").is_file():
-        raise SystemExit("onnxruntime-web is not installed: run `npm ci` in web/ first")
+    if not KERNELS.is_file():
+        raise SystemExit("the page's runtime is not built: run `npm run build` in web/ first")
     server = serve(args.port)
     print(f"serving the page on the embedded model: http://127.0.0.1:{args.port}{LOCAL_PAGE}  (Ctrl-C stops)")
     try:

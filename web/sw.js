@@ -1,6 +1,6 @@
-// Keeps every file the page fetched (the page, onnxruntime-web, the models) so that a second visit works
+// Keeps every file the page fetched (the page, its runtime, the models) so that a second visit works
 // offline: answers from the cache when it can, and refreshes the cache from the network behind it.
-const CACHE = "fer-v1";
+const CACHE = "fer-v2";
 
 self.addEventListener("install", () => self.skipWaiting());
 self.addEventListener("activate", (event) => event.waitUntil(self.clients.claim()));
