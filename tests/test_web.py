@@ -361,10 +361,10 @@ def test_the_bare_address_runs_on_the_local_files_with_no_404(playwright, base_u
     assert failed == [] and not [u for u in requests if "/ort/" in u or "onnxruntime" in u]  # its own runtime
 
 
-NETWORKS = """async ([file, name, dims, values]) => {
-  const { compileKernels, createNetwork } = await import("/runtime/runtime.js");
+NETWORKS = """async ([file, name, dims, values, threads]) => {
+  const { createNetwork, loadRuntime } = await import("/runtime/runtime.js");
   const bytes = new Uint8Array(await (await fetch(file)).arrayBuffer());
-  const net = createNetwork(await compileKernels("/runtime/kernels.wasm"), bytes);
+  const net = createNetwork(await loadRuntime({ threads }), bytes);
   const outputs = net.run({ [name]: { data: Float32Array.from(values), dims } });
   return Object.fromEntries(Object.entries(outputs).map(([k, v]) => [k, { data: Array.from(v.data), dims: v.dims }]));
 }"""
@@ -376,9 +376,10 @@ WEIGHTS, DETECTOR = ROOT / "fer_model" / "weights" / "default", ROOT / "fer_mode
 @pytest.mark.parametrize("file, name, shape", [(WEIGHTS / "model_int8.onnx", "faces", (5, 1, 44, 44)),
                                                (WEIGHTS / "model.onnx", "faces", (3, 1, 44, 44)),
                                                (DETECTOR / "yunet.onnx", "input", (1, 3, 96, 160))], ids=lambda v: getattr(v, "name", None))
-def test_the_runtime_computes_what_onnx_runtime_computes(demo, file, name, shape):
-    """Every output of each network on random inputs: the int8 graph's bytes exactly (its outputs are
-    dequantized bytes), the float graphs within float rounding of their sums."""
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_runtime_computes_what_onnx_runtime_computes(demo, file, name, shape, threads):
+    """Every output of each network on random inputs, on one thread and on two: the int8 graph's bytes exactly
+    (its outputs are dequantized bytes), the float graphs within float rounding of their sums."""
     import onnxruntime
 
     rng = np.random.default_rng(7)
@@ -386,7 +387,7 @@ def test_the_runtime_computes_what_onnx_runtime_computes(demo, file, name, shape
     inputs = pixels if name == "input" else ((pixels / 255.0 - np.float32(0.5)) / np.float32(0.25)).astype(np.float32)
     session = onnxruntime.InferenceSession(str(file), providers=["CPUExecutionProvider"])
     expected = dict(zip([o.name for o in session.get_outputs()], session.run(None, {name: inputs})))
-    outputs = demo.evaluate(NETWORKS, [f"/models/{file.name}", name, list(shape), inputs.ravel().tolist()])
+    outputs = demo.evaluate(NETWORKS, [f"/models/{file.name}", name, list(shape), inputs.ravel().tolist(), threads])
     assert outputs.keys() == expected.keys()
     for key, value in expected.items():
         got = np.array(outputs[key]["data"], np.float32).reshape(outputs[key]["dims"])
@@ -407,8 +408,8 @@ def test_the_runtime_refuses_an_operator_it_lacks_in_one_line(demo):
     model = helper.make_model(graph)
     onnx.checker.check_model(model)
     error = demo.evaluate("""async (bytes) => {
-      const { compileKernels, createNetwork } = await import("/runtime/runtime.js");
-      try { createNetwork(await compileKernels("/runtime/kernels.wasm"), Uint8Array.from(bytes)); } catch (e) { return e.message; }
+      const { createNetwork, loadRuntime } = await import("/runtime/runtime.js");
+      try { createNetwork(await loadRuntime(), Uint8Array.from(bytes)); } catch (e) { return e.message; }
     }""", list(model.SerializeToString()))
     assert error == "this runtime has no Tanh operator"
 

@@ -36,7 +36,8 @@ async function keepForOffline() {
     await new Promise((resolve) => navigator.serviceWorker.addEventListener("controllerchange", resolve, { once: true }));
   }
   await ready;
-  const urls = [location.href, ...performance.getEntriesByType("resource").map((entry) => entry.name)];
+  const urls = [location.href, ...EXAMPLES.map((url) => new URL(url, location.href).href),
+                ...performance.getEntriesByType("resource").map((entry) => entry.name)];
   await Promise.all(urls.filter((url) => url.startsWith("http")).map((url) => fetch(url).catch(() => null)));
   return true;
 }
@@ -324,4 +325,4 @@ for (const [tab, panel] of [["tab-photo", "photo-panel"], ["tab-live", "live-pan
   };
 }
 
-window.ferDemo = { ready: ready.then(() => true), recognizer: ready, offlineReady, loadSeconds: ready.then(() => (performance.now() - started) / 1000), analyze: analyzeUrl, startCamera: () => { $("tab-live").click(); return startCamera(); }, stats, eachFrame };
+window.ferDemo = { ready: ready.then(() => true), recognizer: ready, offlineReady, readyMs: ready.then(() => performance.now()), analyze: analyzeUrl, startCamera: () => { $("tab-live").click(); return startCamera(); }, stats, eachFrame };

@@ -1,5 +1,6 @@
-// `npm run build`: compiles the runtime's kernels (runtime/kernels.c) to runtime/kernels.wasm with clang and
-// lld for wasm32 (Debian's clang-19 and lld-19, or any clang that targets wasm32), no libc.
+// `npm run build`: compiles the runtime's kernels (runtime/kernels.c) with clang and lld for wasm32 (Debian's
+// clang-19 and lld-19, or any clang that targets wasm32), no libc: runtime/kernels.wasm, and
+// runtime/kernels-threads.wasm on a shared memory for a cross-origin-isolated page's threads.
 import { execFileSync } from "node:child_process";
 import { statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -10,11 +11,17 @@ const FLAGS = ["--target=wasm32", "-mcpu=mvp", "-msimd128", "-mbulk-memory", "-m
                "-Wl,--export=__heap_base", "-Wl,--strip-all", "-fuse-ld=lld"];
 const compilers = [process.env.CC, "clang-19", "clang"].filter(Boolean);
 
-const source = here("runtime/kernels.c"), output = here("runtime/kernels.wasm");
+const BUILDS = { "runtime/kernels.wasm": [],
+                 "runtime/kernels-threads.wasm": ["-matomics", "-Wl,--shared-memory", "-Wl,--max-memory=2147483648",
+                                                  "-Wl,--export=__stack_pointer"] };
+
+const source = here("runtime/kernels.c");
 for (const cc of compilers) {
   try {
-    execFileSync(cc, [...FLAGS, "-o", output, source], { stdio: ["ignore", "inherit", "pipe"] });
-    console.log(`built ${output} (${statSync(output).size} bytes) with ${cc}`);
+    for (const [file, extra] of Object.entries(BUILDS)) {
+      execFileSync(cc, [...FLAGS, ...extra, "-o", here(file), source], { stdio: ["ignore", "inherit", "pipe"] });
+      console.log(`built ${file} (${statSync(here(file)).size} bytes) with ${cc}`);
+    }
     process.exit(0);
   } catch (err) {
     if (err.code !== "ENOENT") { process.stderr.write(err.stderr || String(err)); process.exit(1); }

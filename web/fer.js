@@ -11,9 +11,8 @@
 // and the uncertainty thresholds; the detector's settings are YuNetDetector's defaults. The pixel stages compute
 // as OpenCV does, so that both networks see byte for byte the pixels they see in Python (tests/test_web.py), and
 // the runtime computes the int8 CNN's integers as ONNX Runtime does.
-import { compileKernels, createNetwork } from "./runtime/runtime.js";
+import { createNetwork, loadRuntime } from "./runtime/runtime.js";
 
-export const KERNELS = new URL("./runtime/kernels.wasm", import.meta.url).href;
 export const DETECTOR_FILE = "yunet.onnx";
 
 // fer_model/detection/yunet.py: YuNetDetector's defaults and framing (benchmarks/fit_framing.py).
@@ -32,23 +31,25 @@ export async function load({ models, ort, threads, precision } = {}) {
   const config = await (await fetchOk(base + "config.json")).json();
   const int8 = precision !== "fp32" && config.int8 && config.int8.file;
   const files = [DETECTOR_FILE, int8 ? config.int8.file : "model.onnx"];
-  const [backend, ...onnx] = await Promise.all([ort ? ortBackend(ort, threads) : kernelBackend(),
+  threads ??= self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
+  const [backend, ...onnx] = await Promise.all([ort ? ortBackend(ort, threads) : kernelBackend(threads),
     ...files.map(async (file) => new Uint8Array(await (await fetchOk(base + file)).arrayBuffer()))]);
   const [detector, classifier] = await Promise.all(onnx.map((bytes) => backend.create(bytes)));
   return new Recognizer(detector, classifier, config, int8 ? calibrationOf(config.int8) : calibrationOf(config),
                         { precision: int8 ? "int8" : "fp32", threads: backend.threads, runtime: backend.name });
 }
 
-/** Networks that run on this page's runtime: { run(feeds) } over { name: { data, dims } }. */
-async function kernelBackend() {
-  const kernels = await compileKernels(KERNELS);
-  return { name: "fer-wasm", threads: 1, create: (bytes) => createNetwork(kernels, bytes) };
+/** Networks that run on this page's runtime: { run(feeds) } over { name: { data, dims } }; threads need a
+cross-origin-isolated page (shared memory). */
+async function kernelBackend(threads) {
+  const runtime = await loadRuntime({ threads: self.crossOriginIsolated ? threads : 1 });
+  return { name: "fer-wasm", threads: runtime.threads, create: (bytes) => createNetwork(runtime, bytes) };
 }
 
 /** The same networks on onnxruntime-web (the benchmarks' point of comparison). */
 async function ortBackend(ort, threads) {
   const runtime = typeof ort === "string" ? await importOrt(ort) : ort;
-  runtime.env.wasm.numThreads = threads ?? (self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1);
+  runtime.env.wasm.numThreads = threads;
   const options = { executionProviders: ["wasm"], graphOptimizationLevel: "all" };
   const create = async (bytes) => {
     const session = await runtime.InferenceSession.create(bytes, options);

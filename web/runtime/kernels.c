@@ -5,6 +5,9 @@
 // direct kernel for depthwise 3x3; int8 convolutions compute as ONNX Runtime's QLinearConv does (exact int32
 // sums of (x - x_zero_point) * w, the int32 bias added, then float(sum) * (x_scale * w_scale / y_scale) rounded
 // half to even, plus y_zero_point, clamped to 0..255), so that they give its bytes exactly.
+//
+// The heavy kernels take (part, parts) and do that share of the work (rows of the columns, output channels), so
+// that runtime.js can run them on several threads over one shared memory; (0, 1) is the whole.
 #include <stdint.h>
 #include <wasm_simd128.h>
 
@@ -63,21 +66,44 @@ static void gemm_f32(int M, int N, int K, const float *A, const float *B, int ld
   }
 }
 
-/** Rows of (channel, ky, kx) and columns of output pixels, zeros where the kernel reaches past the border. */
-static void im2col_f32(const float *x, int C, int H, int W, int kh, int kw, int stride, int pt, int pl, int OH, int OW, float *cols) {
-  for (int c = 0; c < C; c++)
-    for (int ky = 0; ky < kh; ky++)
-      for (int kx = 0; kx < kw; kx++) {
-        float *row = cols;
-        cols += OH * OW;
-        for (int oy = 0; oy < OH; oy++) {
-          int iy = oy * stride - pt + ky;
-          for (int ox = 0; ox < OW; ox++) {
-            int ix = ox * stride - pl + kx;
-            row[oy * OW + ox] = iy >= 0 && iy < H && ix >= 0 && ix < W ? x[(c * H + iy) * W + ix] : 0;
-          }
-        }
+/** The range [first, last) of `n` items, in multiples of `step`, that part `part` of `parts` does. */
+static void share(int n, int step, int part, int parts, int *first, int *last) {
+  int blocks = (n + step - 1) / step;
+  *first = blocks * part / parts * step;
+  *last = blocks * (part + 1) / parts * step;
+  if (*last > n) *last = n;
+}
+
+/** How conv_f32 reads x: 2 a depthwise 3x3, 1 whole (1x1, stride 1, no padding), 0 as im2col_f32's columns. */
+EXPORT(direct_f32) int direct_f32(int C, int H, int W, int M, int kh, int kw, int stride, int pt, int pl, int OH, int OW, int group) {
+  if (group == C && M == C && kh == 3 && kw == 3 && stride == 1 && pt == 1 && pl == 1 && OH == H && OW == W) return 2;
+  return kh == 1 && kw == 1 && stride == 1 && pt == 0 && pl == 0 && OH == H && OW == W && group == 1;
+}
+
+/** Bytes of scratch `conv_f32` needs for these shapes with `parts` parts. */
+EXPORT(conv_f32_scratch) int conv_f32_scratch(int C, int H, int W, int M, int kh, int kw, int stride, int pt, int pl,
+                                              int OH, int OW, int group, int parts) {
+  int direct = direct_f32(C, H, W, M, kh, kw, stride, pt, pl, OH, OW, group);
+  return direct == 2 ? (H + 2) * (W + 6) * 4 * parts : direct ? 0 : C * kh * kw * OH * OW * 4;
+}
+
+/** conv_f32's first step where it reads columns: rows (channel, ky, kx) of output pixels into `cols`, zeros
+where the kernel reaches past the border. */
+EXPORT(im2col_f32) void im2col_f32(const float *x, int C, int H, int W, int kh, int kw, int stride, int pt, int pl,
+                                   int OH, int OW, float *cols, int part, int parts) {
+  int first, last;
+  share(C * kh * kw, 1, part, parts, &first, &last);
+  for (int k = first; k < last; k++) {
+    int c = k / (kh * kw), ky = k / kw % kh, kx = k % kw;
+    float *row = cols + k * OH * OW;
+    for (int oy = 0; oy < OH; oy++) {
+      int iy = oy * stride - pt + ky;
+      for (int ox = 0; ox < OW; ox++) {
+        int ix = ox * stride - pl + kx;
+        row[oy * OW + ox] = iy >= 0 && iy < H && ix >= 0 && ix < W ? x[(c * H + iy) * W + ix] : 0;
       }
+    }
+  }
 }
 
 /** A depthwise 3x3 convolution, stride 1, padding 1, of one channel: `pad` is (H + 2) x (W + 6) scratch floats. */
@@ -114,29 +140,21 @@ static void depthwise3x3(const float *x, int H, int W, const float *w, float bia
   }
 }
 
-/** Bytes of scratch `conv_f32` needs for these shapes. */
-EXPORT(conv_f32_scratch) int conv_f32_scratch(int C, int H, int W, int M, int kh, int kw, int OH, int OW, int group) {
-  if (group == C && M == C && kh == 3 && kw == 3 && OH == H && OW == W) return (H + 2) * (W + 6) * 4;
-  if (kh == 1 && kw == 1 && OH == H && OW == W && group == 1) return 0;
-  return C / group * kh * kw * OH * OW * 4;
-}
-
-/** ONNX Conv (float, optionally fused with the ReLU after it), one image: x (C, H, W) -> y (M, OH, OW). */
+/** ONNX Conv (float, optionally fused with the ReLU after it; group 1, or depthwise 3x3), one image: x (C, H, W)
+-> y (M, OH, OW), output channels shared among parts. Where it reads columns, im2col_f32 has put them in scratch. */
 EXPORT(conv_f32) void conv_f32(const float *x, int C, int H, int W, const float *w, const float *bias, int M, int kh, int kw,
-                               int stride, int pt, int pl, int OH, int OW, int group, int relu, float *y, float *scratch) {
-  if (group == C && M == C && kh == 3 && kw == 3 && stride == 1 && pt == 1 && pl == 1 && OH == H && OW == W) {
-    for (int c = 0; c < C; c++) depthwise3x3(x + c * H * W, H, W, w + c * 9, bias ? bias[c] : 0, relu, y + c * H * W, scratch);
+                               int stride, int pt, int pl, int OH, int OW, int group, int relu, float *y, float *scratch,
+                               int part, int parts) {
+  int direct = direct_f32(C, H, W, M, kh, kw, stride, pt, pl, OH, OW, group), first, last;
+  if (direct == 2) {
+    share(C, 1, part, parts, &first, &last);
+    for (int c = first; c < last; c++)
+      depthwise3x3(x + c * H * W, H, W, w + c * 9, bias ? bias[c] : 0, relu, y + c * H * W, scratch + part * (H + 2) * (W + 6));
     return;
   }
-  int Cg = C / group, Mg = M / group, K = Cg * kh * kw, N = OH * OW;
-  for (int g = 0; g < group; g++) {
-    const float *xg = x + g * Cg * H * W, *B = xg;
-    if (!(kh == 1 && kw == 1 && stride == 1 && pt == 0 && pl == 0 && OH == H && OW == W)) {
-      im2col_f32(xg, Cg, H, W, kh, kw, stride, pt, pl, OH, OW, scratch);
-      B = scratch;
-    }
-    gemm_f32(Mg, N, K, w + g * Mg * K, B, N, bias ? bias + g * Mg : 0, y + g * Mg * N, relu);
-  }
+  int K = C * kh * kw, N = OH * OW;
+  share(M, 4, part, parts, &first, &last);
+  gemm_f32(last - first, N, K, w + first * K, direct ? x : scratch, N, bias ? bias + first : 0, y + first * N, relu);
 }
 
 /** ONNX Gemm with transB (alpha = beta = 1), optionally fused with a ReLU: x (rows, K), w (M, K) -> y (rows, M). */
@@ -286,14 +304,14 @@ EXPORT(conv_u8_scratch) int conv_u8_scratch(int C, int kh, int kw, int OH, int O
   return (C * kh * kw + 1) / 2 * padded8(OH * OW) * 4;
 }
 
-/** ONNX Runtime's QLinearConv, one image: x (C, H, W) uint8 -> y (M, OH, OW) uint8; `w` from pack_weights_s8,
-`scale[m]` = x_scale * w_scale[m] / y_scale. */
-EXPORT(conv_u8) void conv_u8(const uint8_t *x, int C, int H, int W, int x_zero, const int32_t *w, const int32_t *bias,
-                             const float *scale, int M, int kh, int kw, int stride, int pt, int pl, int OH, int OW,
-                             int y_zero, uint8_t *y, int16_t *scratch) {
-  int K = C * kh * kw, P = (K + 1) / 2, N = OH * OW, Np = padded8(N);
-  for (int k = 0; k < 2 * P; k++) { // row k of the columns, as the even or odd half of pair k / 2
-    int16_t *out = scratch + (k / 2) * 2 * Np + (k & 1);
+/** conv_u8's first step: the columns of x minus its zero point, as int16 pairs of rows (Np columns, zeros past
+the border and past N), pairs of rows shared among parts. */
+EXPORT(im2col_u8) void im2col_u8(const uint8_t *x, int C, int H, int W, int x_zero, int kh, int kw, int stride, int pt,
+                                 int pl, int OH, int OW, int16_t *cols, int part, int parts) {
+  int K = C * kh * kw, N = OH * OW, Np = padded8(N), first, last;
+  share((K + 1) / 2, 1, part, parts, &first, &last);
+  for (int k = 2 * first; k < 2 * last; k++) { // row k of the columns, as the even or odd half of pair k / 2
+    int16_t *out = cols + (k / 2) * 2 * Np + (k & 1);
     if (k >= K) { for (int n = 0; n < Np; n++) out[2 * n] = 0; continue; }
     int c = k / (kh * kw), ky = k / kw % kh, kx = k % kw;
     const uint8_t *plane = x + c * H * W;
@@ -306,7 +324,15 @@ EXPORT(conv_u8) void conv_u8(const uint8_t *x, int C, int H, int W, int x_zero, 
     }
     for (int n = N; n < Np; n++) out[2 * n] = 0;
   }
-  gemm_s16(M, N, Np, P, w, scratch, bias, scale, y_zero, y, N);
+}
+
+/** ONNX Runtime's QLinearConv, one image, from im2col_u8's columns: -> y (M, OH, OW) uint8, output channels shared
+among parts; `w` from pack_weights_s8, `scale[m]` = x_scale * w_scale[m] / y_scale. */
+EXPORT(conv_u8) void conv_u8(const int16_t *cols, int K, const int32_t *w, const int32_t *bias, const float *scale, int M,
+                             int OH, int OW, int y_zero, uint8_t *y, int part, int parts) {
+  int P = (K + 1) / 2, N = OH * OW, first, last;
+  share(M, 4, part, parts, &first, &last);
+  gemm_s16(last - first, N, padded8(N), P, w + first * P, cols, bias + first, scale + first, y_zero, y + first * N, N);
 }
 
 /** ONNX Runtime's QGemm with transB: x (rows, K) uint8 -> y (rows, M) uint8, weights as `conv_u8`'s. */

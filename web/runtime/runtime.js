@@ -4,25 +4,68 @@
 // Gemm and Constant in float, and ONNX Runtime's int8 form of them: QuantizeLinear / DequantizeLinear pairs
 // around Conv, Gemm, MaxPool and Flatten, computed in integers exactly as ONNX Runtime computes them.
 //
-//   const kernels = await compileKernels("runtime/kernels.wasm");
-//   const net = createNetwork(kernels, onnxBytes);
+// With threads (a cross-origin-isolated page), the kernels are the build with a shared memory, and the heavy
+// ones (convolutions) are shared among workers (worker.js), each doing its part.
+//
+//   const runtime = await loadRuntime({ threads: 2 });
+//   const net = createNetwork(runtime, onnxBytes);
 //   const { logits } = net.run({ faces: { data: Float32Array, dims: [n, 1, 44, 44] } });   // { data, dims }
 import { readModel } from "./onnx.js";
 
-const PAGE = 65536;
+const PAGE = 65536, STACK = 65536;
+export const PARALLEL = ["im2col_f32", "conv_f32", "im2col_u8", "conv_u8"]; // the kernels that take (part, parts)
+export const SPIN_MS = 2; // how long an idle worker waits busy before it sleeps
+const SERIAL_WORK = 100_000; // multiply-adds under which a convolution runs on the page's thread alone
 
-/** The compiled kernels (a WebAssembly.Module), from their URL. */
-export async function compileKernels(url) {
+/** The kernels (kernels.wasm, or kernels-threads.wasm with `threads` > 1) from the folder `base` (default: this
+module's), on one memory that every network created on it shares. */
+export async function loadRuntime({ threads = 1, base = new URL(".", import.meta.url) } = {}) {
+  const url = new URL(threads > 1 ? "kernels-threads.wasm" : "kernels.wasm", base);
   const response = await fetch(url);
   if (!response.ok) throw new Error(`could not fetch ${url}: HTTP ${response.status}`);
-  return WebAssembly.compile(await response.arrayBuffer());
+  const module = await WebAssembly.compile(await response.arrayBuffer());
+  const memory = new WebAssembly.Memory({ initial: 64, maximum: 32768, shared: threads > 1 });
+  const { exports } = new WebAssembly.Instance(module, { env: { memory } });
+  const heap = new Heap(memory, exports.__heap_base.value);
+  return { kernels: exports, heap, pool: await Pool.start(module, memory, exports, heap, threads), threads };
 }
 
-/** A network ready to run: the ONNX model in `bytes`, planned onto its own instance of the kernels. */
-export function createNetwork(kernels, bytes) {
-  const memory = new WebAssembly.Memory({ initial: 64, maximum: 65536 });
-  const { exports } = new WebAssembly.Instance(kernels, { env: { memory } });
-  return new Network(readModel(bytes), new Heap(memory, exports.__heap_base.value), exports);
+/** A network ready to run: the ONNX model in `bytes`, planned onto `runtime`. */
+export function createNetwork(runtime, bytes) {
+  return new Network(readModel(bytes), runtime);
+}
+
+/** Runs a PARALLEL kernel on `parts` threads: this one and parts - 1 workers, told through control words
+(call number, finished count, kernel, argument count, arguments) in the shared memory. */
+class Pool {
+  static async start(module, memory, kernels, heap, parts) {
+    const pool = new Pool(kernels, parts);
+    if (parts === 1) return pool;
+    const control = heap.alloc(128);
+    pool.words = heap.view(Int32Array, control, 32);
+    pool.workers = await Promise.all(Array.from({ length: parts - 1 }, (_, i) => new Promise((resolve, reject) => {
+      const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+      worker.onmessage = () => resolve(worker);
+      worker.onerror = (event) => reject(new Error(`a runtime thread failed: ${event.message}`));
+      worker.postMessage({ module, memory, control, stack: heap.alloc(STACK) + STACK, part: i + 1, parts });
+    })));
+    return pool;
+  }
+
+  constructor(kernels, parts) { Object.assign(this, { kernels, parts }); }
+
+  run(name, args, work) {
+    if (this.parts === 1 || work < SERIAL_WORK) return this.kernels[name](...args, 0, 1);
+    const words = this.words;
+    words[2] = PARALLEL.indexOf(name);
+    words[3] = args.length;
+    words.set(args, 4);
+    Atomics.store(words, 1, 0);
+    Atomics.add(words, 0, 1);
+    Atomics.notify(words, 0);
+    this.kernels[name](...args, 0, this.parts);
+    while (Atomics.load(words, 1) < this.parts - 1); // the page's thread may not sleep: the others are near done
+  }
 }
 
 /** The instance's memory: constants from the bottom up, then a first-fit heap of run-time tensors. */
@@ -57,6 +100,9 @@ class Heap {
   /** A typed array of `length` elements at `at` (a fresh view: the buffer changes when memory grows). */
   view(Type, at, length) { return new Type(this.memory.buffer, at, length); }
 
+  /** The bytes at [from, to) copied to `at`. */
+  copy(at, from, to) { new Uint8Array(this.memory.buffer).copyWithin(at, from, to); }
+
   /** A constant copied in once, for good. */
   constant(array) {
     const at = this.alloc(array.byteLength);
@@ -70,8 +116,8 @@ const product = (dims) => dims.reduce((a, b) => a * b, 1);
 const BYTES = { f32: 4, u8: 1 };
 
 class Network {
-  constructor(graph, heap, kernels) {
-    Object.assign(this, { heap, kernels, steps: [], inputNames: graph.inputs, outputNames: graph.outputs });
+  constructor(graph, { heap, kernels, pool }) {
+    Object.assign(this, { heap, kernels, pool, steps: [], inputNames: graph.inputs, outputNames: graph.outputs });
     plan(this, graph);
     this.lastUse = new Map(); // tensor -> index of the last step that reads it
     this.steps.forEach((step, i) => step.reads.forEach((name) => this.lastUse.set(name, i)));
@@ -230,7 +276,7 @@ function plan(net, graph) {
         if (quantized) values.set(y, { kind: "dq", of: out, scale: v.scale, zero: v.zero });
         add([from], (t) => {
           const i = t.get(from), o = net.output(t, out, [i.dims[0], product(i.dims.slice(1))], type);
-          new Uint8Array(net.heap.memory.buffer).copyWithin(o.at, i.at, i.at + product(i.dims) * BYTES[type]);
+          net.heap.copy(o.at, i.at, i.at + product(i.dims) * BYTES[type]);
         });
         break;
       }
@@ -299,14 +345,19 @@ function planFloat(net, values, node, y, from, constant, add) {
     });
     return;
   }
-  const group = a.group || 1;
+  const group = a.group || 1, [, cin] = weight.dims;
+  if (group !== 1 && !(cin === 1 && m === group)) throw new Error("Conv: only group 1 or depthwise is supported");
   add([from], (t) => {
     const x = t.get(from), [n, c, h, wd] = x.dims, s = convShape(a, weight.dims, x.dims);
-    const o = net.output(t, y, [n, m, s.oh, s.ow], "f32");
-    net.scratch(k.conv_f32_scratch(c, h, wd, m, s.kh, s.kw, s.oh, s.ow, group), (scratch) => {
+    const o = net.output(t, y, [n, m, s.oh, s.ow], "f32"), shape = [c, h, wd, m, s.kh, s.kw, s.stride, s.pt, s.pl, s.oh, s.ow, group];
+    const work = m * s.oh * s.ow * cin * s.kh * s.kw, plane = c * h * wd * 4;
+    net.scratch(k.conv_f32_scratch(...shape, net.pool.parts), (scratch) => {
       for (let i = 0; i < n; i++) {
-        k.conv_f32(x.at + i * c * h * wd * 4, c, h, wd, w, bias, m, s.kh, s.kw, s.stride, s.pt, s.pl, s.oh, s.ow, group, relu,
-                   o.at + i * m * s.oh * s.ow * 4, scratch);
+        if (!k.direct_f32(...shape)) { // columns first
+          net.pool.run("im2col_f32", [x.at + i * plane, c, h, wd, s.kh, s.kw, s.stride, s.pt, s.pl, s.oh, s.ow, scratch], work);
+        }
+        net.pool.run("conv_f32", [x.at + i * plane, c, h, wd, w, bias, m, s.kh, s.kw, s.stride, s.pt, s.pl, s.oh, s.ow, group, relu,
+                                  o.at + i * m * s.oh * s.ow * 4, scratch], work);
       }
     });
   });
@@ -342,11 +393,11 @@ function planQuantized(net, values, node, quantize, constant, add) {
   if ((a.group || 1) !== 1) throw new Error("int8 Conv: only group 1 is supported");
   add([from], (t) => {
     const x = t.get(from), [n, c, h, wd] = x.dims, s = convShape(a, weight.dims, x.dims);
-    const o = net.output(t, y, [n, m, s.oh, s.ow], "u8");
+    const o = net.output(t, y, [n, m, s.oh, s.ow], "u8"), work = m * s.oh * s.ow * kk;
     net.scratch(k.conv_u8_scratch(c, s.kh, s.kw, s.oh, s.ow), (scratch) => {
       for (let i = 0; i < n; i++) {
-        k.conv_u8(x.at + i * c * h * wd, c, h, wd, input.zero, packed, bias, scale, m, s.kh, s.kw, s.stride, s.pt, s.pl,
-                  s.oh, s.ow, yZero, o.at + i * m * s.oh * s.ow, scratch);
+        net.pool.run("im2col_u8", [x.at + i * c * h * wd, c, h, wd, input.zero, s.kh, s.kw, s.stride, s.pt, s.pl, s.oh, s.ow, scratch], work);
+        net.pool.run("conv_u8", [scratch, kk, packed, bias, scale, m, s.oh, s.ow, yZero, o.at + i * m * s.oh * s.ow], work);
       }
     });
   });
