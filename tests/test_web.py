@@ -364,7 +364,9 @@ def test_the_bare_address_runs_on_the_local_files_with_no_404(playwright, base_u
 NETWORKS = """async ([file, name, dims, values, threads]) => {
   const { createNetwork, loadRuntime } = await import("/runtime/runtime.js");
   const bytes = new Uint8Array(await (await fetch(file)).arrayBuffer());
-  const net = createNetwork(await loadRuntime({ threads }), bytes);
+  const runtime = await loadRuntime({ threads }), net = createNetwork(runtime, bytes);
+  await runtime.pool.ready;
+  if (runtime.pool.parts !== threads || !runtime.pool.started) throw new Error("the threads did not start");
   const outputs = net.run({ [name]: { data: Float32Array.from(values), dims } });
   return Object.fromEntries(Object.entries(outputs).map(([k, v]) => [k, { data: Array.from(v.data), dims: v.dims }]));
 }"""

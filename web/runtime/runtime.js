@@ -27,7 +27,7 @@ export async function loadRuntime({ threads = 1, base = new URL(".", import.meta
   const memory = new WebAssembly.Memory({ initial: 64, maximum: 32768, shared: threads > 1 });
   const { exports } = new WebAssembly.Instance(module, { env: { memory } });
   const heap = new Heap(memory, exports.__heap_base.value);
-  return { kernels: exports, heap, pool: await Pool.start(module, memory, exports, heap, threads), threads };
+  return { kernels: exports, heap, pool: new Pool(module, memory, exports, heap, threads), threads };
 }
 
 /** A network ready to run: the ONNX model in `bytes`, planned onto `runtime`. */
@@ -36,26 +36,24 @@ export function createNetwork(runtime, bytes) {
 }
 
 /** Runs a PARALLEL kernel on `parts` threads: this one and parts - 1 workers, told through control words
-(call number, finished count, kernel, argument count, arguments) in the shared memory. */
+(call number, finished count, kernel, argument count, arguments) in the shared memory. Until the workers have
+started (they start behind the page's first runs), this thread does all the work. */
 class Pool {
-  static async start(module, memory, kernels, heap, parts) {
-    const pool = new Pool(kernels, parts);
-    if (parts === 1) return pool;
+  constructor(module, memory, kernels, heap, parts) {
+    Object.assign(this, { kernels, parts, started: parts === 1, ready: Promise.resolve() });
+    if (parts === 1) return;
     const control = heap.alloc(128);
-    pool.words = heap.view(Int32Array, control, 32);
-    pool.workers = await Promise.all(Array.from({ length: parts - 1 }, (_, i) => new Promise((resolve, reject) => {
-      const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
-      worker.onmessage = () => resolve(worker);
+    this.words = heap.view(Int32Array, control, 32);
+    this.workers = Array.from({ length: parts - 1 }, (_, i) => new Worker(new URL("./worker.js", import.meta.url), { type: "module" }));
+    this.ready = Promise.all(this.workers.map((worker, i) => new Promise((resolve, reject) => {
+      worker.onmessage = resolve;
       worker.onerror = (event) => reject(new Error(`a runtime thread failed: ${event.message}`));
       worker.postMessage({ module, memory, control, stack: heap.alloc(STACK) + STACK, part: i + 1, parts });
-    })));
-    return pool;
+    }))).then(() => { this.started = true; }, (err) => { this.parts = 1; this.started = true; console.warn(err.message); });
   }
 
-  constructor(kernels, parts) { Object.assign(this, { kernels, parts }); }
-
   run(name, args, work) {
-    if (this.parts === 1 || work < SERIAL_WORK) return this.kernels[name](...args, 0, 1);
+    if (this.parts === 1 || !this.started || work < SERIAL_WORK) return this.kernels[name](...args, 0, 1);
     const words = this.words;
     words[2] = PARALLEL.indexOf(name);
     words[3] = args.length;
