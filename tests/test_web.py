@@ -365,7 +365,7 @@ NETWORKS = """async ([file, name, dims, values, threads]) => {
   const { createNetwork, loadRuntime } = await import("/runtime/runtime.js");
   const bytes = new Uint8Array(await (await fetch(file)).arrayBuffer());
   const runtime = await loadRuntime({ threads }), net = createNetwork(runtime, bytes);
-  await runtime.pool.ready;
+  await runtime.pool.start();
   if (runtime.pool.parts !== threads || !runtime.pool.started) throw new Error("the threads did not start");
   const outputs = net.run({ [name]: { data: Float32Array.from(values), dims } });
   return Object.fromEntries(Object.entries(outputs).map(([k, v]) => [k, { data: Array.from(v.data), dims: v.dims }]));

@@ -36,23 +36,28 @@ export function createNetwork(runtime, bytes) {
 }
 
 /** Runs a PARALLEL kernel on `parts` threads: this one and parts - 1 workers, told through control words
-(call number, finished count, kernel, argument count, arguments) in the shared memory. Until the workers have
-started (they start behind the page's first runs), this thread does all the work. */
+(call number, finished count, kernel, argument count, arguments) in the shared memory. The workers start at the
+first call (so that they do not slow the page's loading); until they have, this thread does all the work. */
 class Pool {
   constructor(module, memory, kernels, heap, parts) {
-    Object.assign(this, { kernels, parts, started: parts === 1, ready: Promise.resolve() });
-    if (parts === 1) return;
-    const control = heap.alloc(128);
-    this.words = heap.view(Int32Array, control, 32);
-    this.workers = Array.from({ length: parts - 1 }, (_, i) => new Worker(new URL("./worker.js", import.meta.url), { type: "module" }));
-    this.ready = Promise.all(this.workers.map((worker, i) => new Promise((resolve, reject) => {
+    Object.assign(this, { module, memory, kernels, heap, parts, started: parts === 1, ready: null });
+    if (parts > 1) this.words = heap.view(Int32Array, heap.alloc(128), 32);
+  }
+
+  /** Starts the workers (once); resolves when they all listen. */
+  start() {
+    this.ready ??= this.parts === 1 ? Promise.resolve() : Promise.all(Array.from({ length: this.parts - 1 }, (_, i) => new Promise((resolve, reject) => {
+      const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
       worker.onmessage = resolve;
       worker.onerror = (event) => reject(new Error(`a runtime thread failed: ${event.message}`));
-      worker.postMessage({ module, memory, control, stack: heap.alloc(STACK) + STACK, part: i + 1, parts });
+      worker.postMessage({ module: this.module, memory: this.memory, control: this.words.byteOffset,
+                           stack: this.heap.alloc(STACK) + STACK, part: i + 1, parts: this.parts });
     }))).then(() => { this.started = true; }, (err) => { this.parts = 1; this.started = true; console.warn(err.message); });
+    return this.ready;
   }
 
   run(name, args, work) {
+    if (!this.started) this.start();
     if (this.parts === 1 || !this.started || work < SERIAL_WORK) return this.kernels[name](...args, 0, 1);
     const words = this.words;
     words[2] = PARALLEL.indexOf(name);
