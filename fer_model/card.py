@@ -54,7 +54,7 @@ With plain ONNX Runtime and numpy, no package: a face crop in, calibrated probab
 {ONNX_SNIPPET.format(repo_id=repo_id).strip()}
 ```
 
-In the browser (onnxruntime-web; `fer.js` is the project's `web/fer.js`, which also finds the faces):
+In the browser (`fer.js` is the project's `web/fer.js`, which also finds the faces, on its own WebAssembly runtime):
 ```html
 <script type="module">
   import {{ load }} from "./fer.js";

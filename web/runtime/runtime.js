@@ -16,6 +16,7 @@ const PAGE = 65536, STACK = 65536;
 export const PARALLEL = ["im2col_f32", "conv_f32", "im2col_u8", "conv_u8"]; // the kernels that take (part, parts)
 export const SPIN_MS = 2; // how long an idle worker waits busy before it sleeps
 const SERIAL_WORK = 100_000; // multiply-adds under which a convolution runs on the page's thread alone
+export const [CALL, DONE, KERNEL, COUNT, LISTENING, ARGUMENTS, WORDS] = [0, 1, 2, 3, 4, 5, 32]; // the pool's control words
 
 /** The kernels (kernels.wasm, or kernels-threads.wasm with `threads` > 1) from the folder `base` (default: this
 module's), on one memory that every network created on it shares. */
@@ -35,13 +36,13 @@ export function createNetwork(runtime, bytes) {
   return new Network(readModel(bytes), runtime);
 }
 
-/** Runs a PARALLEL kernel on `parts` threads: this one and parts - 1 workers, told through control words
-(call number, finished count, kernel, argument count, arguments) in the shared memory. The workers start at the
-first call (so that they do not slow the page's loading); until they have, this thread does all the work. */
+/** Runs a PARALLEL kernel on `parts` threads: this one and parts - 1 workers, told through control words in the
+shared memory (CALL, DONE, KERNEL, COUNT, LISTENING, then the arguments). The workers start at the first call
+(so that they do not slow the page's loading); until they all listen, this thread does all the work. */
 class Pool {
   constructor(module, memory, kernels, heap, parts) {
-    Object.assign(this, { module, memory, kernels, heap, parts, started: parts === 1, ready: null });
-    if (parts > 1) this.words = heap.view(Int32Array, heap.alloc(128), 32);
+    Object.assign(this, { module, memory, kernels, heap, parts, ready: null });
+    if (parts > 1) this.words = heap.view(Int32Array, heap.alloc(4 * WORDS), WORDS);
   }
 
   /** Starts the workers (once); resolves when they all listen. */
@@ -52,22 +53,25 @@ class Pool {
       worker.onerror = (event) => reject(new Error(`a runtime thread failed: ${event.message}`));
       worker.postMessage({ module: this.module, memory: this.memory, control: this.words.byteOffset,
                            stack: this.heap.alloc(STACK) + STACK, part: i + 1, parts: this.parts });
-    }))).then(() => { this.started = true; }, (err) => { this.parts = 1; this.started = true; console.warn(err.message); });
+    }))).catch((err) => { this.parts = 1; console.warn(err.message); });
     return this.ready;
   }
 
+  /** Whether every worker listens (read from the shared memory: no message needs to arrive first). */
+  get started() { return this.parts === 1 || Atomics.load(this.words, LISTENING) === this.parts - 1; }
+
   run(name, args, work) {
-    if (!this.started) this.start();
-    if (this.parts === 1 || !this.started || work < SERIAL_WORK) return this.kernels[name](...args, 0, 1);
+    if (this.parts > 1 && !this.ready) this.start();
+    if (this.parts === 1 || work < SERIAL_WORK || !this.started) return this.kernels[name](...args, 0, 1);
     const words = this.words;
-    words[2] = PARALLEL.indexOf(name);
-    words[3] = args.length;
-    words.set(args, 4);
-    Atomics.store(words, 1, 0);
-    Atomics.add(words, 0, 1);
-    Atomics.notify(words, 0);
+    words[KERNEL] = PARALLEL.indexOf(name);
+    words[COUNT] = args.length;
+    words.set(args, ARGUMENTS);
+    Atomics.store(words, DONE, 0);
+    Atomics.add(words, CALL, 1);
+    Atomics.notify(words, CALL);
     this.kernels[name](...args, 0, this.parts);
-    while (Atomics.load(words, 1) < this.parts - 1); // the page's thread may not sleep: the others are near done
+    while (Atomics.load(words, DONE) < this.parts - 1); // the page's thread may not sleep: the others are near done
   }
 }
 
