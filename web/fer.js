@@ -43,7 +43,12 @@ export async function load({ models, ort, threads, precision } = {}) {
 cross-origin-isolated page (shared memory). */
 async function kernelBackend(threads) {
   const runtime = await loadRuntime({ threads: self.crossOriginIsolated ? threads : 1 });
-  return { name: "fer-wasm", threads: runtime.threads, create: (bytes) => createNetwork(runtime, bytes) };
+  const create = (bytes) => {
+    const network = createNetwork(runtime, bytes);
+    setTimeout(() => runtime.pool.start()); // the workers start once the page is ready, not before
+    return network;
+  };
+  return { name: "fer-wasm", threads: runtime.threads, create };
 }
 
 /** The same networks on onnxruntime-web (the benchmarks' point of comparison). */
