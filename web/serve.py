@@ -52,6 +52,12 @@ class Handler(http.server.SimpleHTTPRequestHandler):
             return None
         return super().do_GET()
 
+    def copyfile(self, source, outputfile):
+        try:
+            super().copyfile(source, outputfile)
+        except (BrokenPipeError, ConnectionResetError):  # the browser left mid-file (a closed tab)
+            pass
+
     def translate_path(self, path: str) -> str:
         return str(translate(path))
 
