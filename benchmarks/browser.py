@@ -62,8 +62,9 @@ def first_visit(page, base: str) -> dict:
     page.wait_for_function("[...document.querySelectorAll('#examples img')].every((img) => img.complete)")
     urls = page.evaluate("performance.getEntriesByType('resource').map((r) => r.name)")
     files = {}
-    for url in [base + "/"] + urls:
+    for url in [base + "/", base + "/sw.js"] + urls:  # the page itself and its service worker are no resource entries
         path = translate(url.removeprefix(base).split("?")[0] or "/")
+        path = path / "index.html" if path.is_dir() else path
         if path.is_file():
             data = path.read_bytes()
             files[url.removeprefix(base).split("?")[0]] = {"bytes": len(data), "gzip_bytes": len(gzip.compress(data, 6)),
