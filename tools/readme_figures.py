@@ -1,5 +1,5 @@
 """The README's pictures: faces at several sizes on one canvas annotated by the embedded model, and the
-browser page after reading a photo (headless Chromium, web/serve.py; needs `npm ci` in web/).
+browser page after reading a photo (headless Chromium, web/serve.py; needs `npm run build` in web/).
 
     python tools/readme_figures.py          # writes docs/annotated.jpg and docs/browser.png
 """
