@@ -299,7 +299,7 @@ static void gemm_s16(int M, int N, int Np, int P, const int32_t *W, const int16_
 
 static int padded8(int n) { return (n + 7) & ~7; }
 
-/** Bytes of scratch `conv_u8` and `gemm_u8_rows` need. */
+/** Bytes of scratch `im2col_u8` and `conv_u8` need. */
 EXPORT(conv_u8_scratch) int conv_u8_scratch(int C, int kh, int kw, int OH, int OW) {
   return (C * kh * kw + 1) / 2 * padded8(OH * OW) * 4;
 }
@@ -335,17 +335,22 @@ EXPORT(conv_u8) void conv_u8(const int16_t *cols, int K, const int32_t *w, const
   gemm_s16(last - first, N, padded8(N), P, w + first * P, cols, bias + first, scale + first, y_zero, y + first * N, N);
 }
 
+/** Bytes of scratch `gemm_u8_rows` needs. */
+EXPORT(gemm_u8_scratch) int gemm_u8_scratch(int rows, int K, int M) {
+  return (K + 1) / 2 * padded8(rows) * 4 + M * padded8(rows);
+}
+
 /** ONNX Runtime's QGemm with transB: x (rows, K) uint8 -> y (rows, M) uint8, weights as `conv_u8`'s. */
 EXPORT(gemm_u8_rows) void gemm_u8_rows(const uint8_t *x, int rows, int K, int x_zero, const int32_t *w, const int32_t *bias,
                                        const float *scale, int M, int y_zero, uint8_t *y, int16_t *scratch) {
   int P = (K + 1) / 2, Np = padded8(rows);
+  uint8_t *out = (uint8_t *)(scratch + 2 * P * Np); // (M, Np), transposed into y below
   for (int p = 0; p < P; p++)
     for (int n = 0; n < Np; n++)
       for (int j = 0; j < 2; j++) {
         int k = 2 * p + j;
         scratch[(p * Np + n) * 2 + j] = n < rows && k < K ? x[n * K + k] - x_zero : 0;
       }
-  uint8_t out[M * Np];
   gemm_s16(M, rows, Np, P, w, scratch, bias, scale, y_zero, out, Np);
   for (int n = 0; n < rows; n++)
     for (int m = 0; m < M; m++) y[n * M + m] = out[m * Np + n];

@@ -392,7 +392,7 @@ function planQuantized(net, values, node, quantize, constant, add) {
     if (!a.transB || a.transA) throw new Error("Gemm: only x W^T + b is supported");
     add([from], (t) => {
       const x = t.get(from), [rows, kx] = x.dims, o = net.output(t, y, [rows, m], "u8");
-      net.scratch(k.conv_u8_scratch(kx, 1, 1, 1, rows), (scratch) =>
+      net.scratch(k.gemm_u8_scratch(rows, kx, m), (scratch) =>
         k.gemm_u8_rows(x.at, rows, kx, input.zero, packed, bias, scale, m, yZero, o.at, scratch));
     });
     return;
