@@ -410,7 +410,7 @@ def test_the_runtime_computes_what_onnx_runtime_computes(demo, file, name, shape
             np.testing.assert_allclose(got, value, rtol=1e-5, atol=1e-5)
 
 
-def test_the_runtime_refuses_an_operator_it_lacks_in_one_line(demo):
+def test_the_runtime_refuses_what_it_cannot_run_in_one_line(demo):
     import onnx
     from onnx import TensorProto, helper
 
@@ -424,6 +424,12 @@ def test_the_runtime_refuses_an_operator_it_lacks_in_one_line(demo):
       try { createNetwork(await loadRuntime(), Uint8Array.from(bytes)); } catch (e) { return e.message; }
     }""", list(model.SerializeToString()))
     assert error == "this runtime has no Tanh operator"
+    wrong_size = demo.evaluate("""async () => {
+      const { createNetwork, loadRuntime } = await import("/runtime/runtime.js");
+      const net = createNetwork(await loadRuntime(), new Uint8Array(await (await fetch("/models/model_int8.onnx")).arrayBuffer()));
+      try { net.run({ faces: { data: new Float32Array(48 * 48), dims: [1, 1, 48, 48] } }); } catch (e) { return e.message; }
+    }""")
+    assert wrong_size == "Gemm: 2880 inputs for weights of 1280"
 
 
 def test_labels_are_placed_as_python_places_them(demo):

@@ -136,6 +136,7 @@ class Network {
     for (const name of this.inputNames) {
       const feed = feeds[name];
       if (!feed) throw new Error(`missing input ${name}`);
+      if (feed.data.length !== product(feed.dims)) throw new Error(`input ${name}: ${feed.data.length} values for dims ${feed.dims}`);
       const at = this.heap.alloc(feed.data.byteLength);
       this.heap.view(Float32Array, at, feed.data.length).set(feed.data);
       tensors.set(name, { at, dims: [...feed.dims], type: "f32" });
@@ -336,6 +337,8 @@ function convShape(a, weightDims, dims) {
   const [, , h, w] = dims, [, , kh, kw] = weightDims;
   const [sh, sw] = a.strides || [1, 1], [pt, pl, pb, pr] = a.pads || [0, 0, 0, 0];
   if ((a.dilations || [1, 1]).some((d) => d !== 1) || sh !== sw) throw new Error("Conv: only square strides without dilation are supported");
+  if ((a.auto_pad ?? "NOTSET") !== "NOTSET") throw new Error("Conv: only explicit pads are supported");
+  if (dims[1] !== weightDims[1] * (a.group || 1)) throw new Error(`Conv: ${dims[1]} input channels for weights of ${weightDims[1]}`);
   return { kh, kw, stride: sh, pt, pl, oh: Math.floor((h + pt + pb - kh) / sh) + 1, ow: Math.floor((w + pl + pr - kw) / sw) + 1 };
 }
 
@@ -347,8 +350,10 @@ function planFloat(net, values, node, y, from, constant, add) {
   if (node.op === "Gemm") {
     if (!a.transB || a.transA || (a.alpha ?? 1) !== 1 || (a.beta ?? 1) !== 1) throw new Error("Gemm: only x W^T + b is supported");
     add([from], (t) => {
-      const x = t.get(from), [rows, kk] = x.dims, o = net.output(t, y, [rows, m], "f32");
-      k.gemm_f32_rows(x.at, rows, kk, w, bias, m, relu, o.at);
+      const x = t.get(from), [rows, kx] = x.dims;
+      if (kx !== weight.dims[1]) throw new Error(`Gemm: ${kx} inputs for weights of ${weight.dims[1]}`);
+      const o = net.output(t, y, [rows, m], "f32");
+      k.gemm_f32_rows(x.at, rows, kx, w, bias, m, relu, o.at);
     });
     return;
   }
@@ -391,7 +396,9 @@ function planQuantized(net, values, node, quantize, constant, add) {
   if (node.op === "Gemm") {
     if (!a.transB || a.transA) throw new Error("Gemm: only x W^T + b is supported");
     add([from], (t) => {
-      const x = t.get(from), [rows, kx] = x.dims, o = net.output(t, y, [rows, m], "u8");
+      const x = t.get(from), [rows, kx] = x.dims;
+      if (kx !== kk) throw new Error(`Gemm: ${kx} inputs for weights of ${kk}`);
+      const o = net.output(t, y, [rows, m], "u8");
       net.scratch(k.gemm_u8_scratch(rows, kx, m), (scratch) =>
         k.gemm_u8_rows(x.at, rows, kx, input.zero, packed, bias, scale, m, yZero, o.at, scratch));
     });
