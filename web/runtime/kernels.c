@@ -172,28 +172,20 @@ EXPORT(gemm_f32_rows) void gemm_f32_rows(const float *x, int rows, int K, const 
     }
 }
 
-/** 2x2 max pooling, stride 2, no padding (floor), of `planes` planes H x W. */
-EXPORT(maxpool2_f32) void maxpool2_f32(const float *x, int planes, int H, int W, float *y) {
-  int OH = H / 2, OW = W / 2;
-  for (int p = 0; p < planes; p++, x += H * W)
-    for (int oy = 0; oy < OH; oy++)
-      for (int ox = 0; ox < OW; ox++) {
-        const float *r = x + 2 * oy * W + 2 * ox;
-        float a = r[0] > r[1] ? r[0] : r[1], b = r[W] > r[W + 1] ? r[W] : r[W + 1];
-        *y++ = a > b ? a : b;
-      }
-}
-
-EXPORT(maxpool2_u8) void maxpool2_u8(const uint8_t *x, int planes, int H, int W, uint8_t *y) {
-  int OH = H / 2, OW = W / 2;
-  for (int p = 0; p < planes; p++, x += H * W)
-    for (int oy = 0; oy < OH; oy++)
-      for (int ox = 0; ox < OW; ox++) {
-        const uint8_t *r = x + 2 * oy * W + 2 * ox;
-        uint8_t a = r[0] > r[1] ? r[0] : r[1], b = r[W] > r[W + 1] ? r[W] : r[W + 1];
-        *y++ = a > b ? a : b;
-      }
-}
+/** 2x2 max pooling, stride 2, no padding (floor), of `planes` planes H x W, for one element type. */
+#define MAXPOOL2(name, T)                                                                        \
+  EXPORT(name) void name(const T *x, int planes, int H, int W, T *y) {                           \
+    int OH = H / 2, OW = W / 2;                                                                  \
+    for (int p = 0; p < planes; p++, x += H * W)                                                 \
+      for (int oy = 0; oy < OH; oy++)                                                            \
+        for (int ox = 0; ox < OW; ox++) {                                                        \
+          const T *r = x + 2 * oy * W + 2 * ox;                                                  \
+          T a = r[0] > r[1] ? r[0] : r[1], b = r[W] > r[W + 1] ? r[W] : r[W + 1];                \
+          *y++ = a > b ? a : b;                                                                  \
+        }                                                                                        \
+  }
+MAXPOOL2(maxpool2_f32, float)
+MAXPOOL2(maxpool2_u8, uint8_t)
 
 /** ONNX Resize, nearest, asymmetric, floor, by a whole factor: `planes` planes H x W -> (H f) x (W f). */
 EXPORT(upsample_nearest_f32) void upsample_nearest_f32(const float *x, int planes, int H, int W, int f, float *y) {
