@@ -32,6 +32,7 @@ def browser_screenshot(canvas) -> None:
         page.goto(f"http://127.0.0.1:{server.server_address[1]}{LOCAL_PAGE}")
         page.evaluate("window.ferDemo.ready")
         page.evaluate("(url) => window.ferDemo.analyze(url)", data_url(canvas))
+        page.wait_for_function("[...document.querySelectorAll('#examples img')].every((img) => img.complete)")  # after ready
         page.screenshot(path=str(ROOT / "docs" / "browser.png"))
         browser.close()
     server.shutdown()

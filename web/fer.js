@@ -48,7 +48,7 @@ async function kernelBackend(threads) {
     setTimeout(() => runtime.pool.start()); // the workers start once the page is ready, not before
     return network;
   };
-  return { name: "fer-wasm", threads: runtime.threads, create };
+  return { name: "WebAssembly SIMD", threads: runtime.threads, create };
 }
 
 /** The same networks on onnxruntime-web (the benchmarks' point of comparison). */
