@@ -410,6 +410,32 @@ def test_the_runtime_computes_what_onnx_runtime_computes(demo, file, name, shape
             np.testing.assert_allclose(got, value, rtol=1e-5, atol=1e-5)
 
 
+def test_the_runtime_runs_its_other_operators_as_onnx_runtime_does(demo, tmp_path):
+    """Sigmoid, Concat, Reshape (-1) and Softmax, which neither network uses today, on a graph of their own."""
+    import onnx
+    import onnxruntime
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [helper.make_node("Sigmoid", ["x"], ["s"]), helper.make_node("Concat", ["x", "s"], ["c"], axis=1),
+             helper.make_node("Reshape", ["c", "shape"], ["r"]), helper.make_node("Softmax", ["r"], ["y"], axis=-1)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4, 5])],
+                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape)
+                               for n, shape in (("s", [2, 3, 4, 5]), ("c", [2, 6, 4, 5]), ("y", [2, 120]))],
+                              [numpy_helper.from_array(np.array([2, -1], np.int64), "shape")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    x = np.random.default_rng(3).uniform(-30, 30, (2, 3, 4, 5)).astype(np.float32)
+    expected = dict(zip(["s", "c", "y"], onnxruntime.InferenceSession(model.SerializeToString()).run(None, {"x": x})))
+    got = demo.evaluate("""async ([bytes, values]) => {
+      const { createNetwork, loadRuntime } = await import("/runtime/runtime.js");
+      const out = createNetwork(await loadRuntime(), Uint8Array.from(bytes)).run({ x: { data: Float32Array.from(values), dims: [2, 3, 4, 5] } });
+      return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, { data: Array.from(v.data), dims: v.dims }]));
+    }""", [list(model.SerializeToString()), x.ravel().tolist()])
+    for name, value in expected.items():
+        assert got[name]["dims"] == list(value.shape)
+        np.testing.assert_allclose(np.array(got[name]["data"], np.float32).reshape(value.shape), value, rtol=1e-6, atol=1e-7)
+
+
 def test_the_runtime_refuses_what_it_cannot_run_in_one_line(demo):
     import onnx
     from onnx import TensorProto, helper

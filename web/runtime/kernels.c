@@ -204,6 +204,33 @@ EXPORT(relu_f32) void relu_f32(const float *x, int n, float *y) {
   for (int i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0;
 }
 
+/** e^x in float to about an ulp: x = k ln 2 + r with |r| <= ln 2 / 2, e^r by its Taylor series to r^7. */
+static float exp_f32(float x) {
+  if (x > 88.7f) return __builtin_inff();
+  if (x < -103.9f) return 0;
+  float k = __builtin_rintf(x * 1.44269504f);
+  float r = (x - k * 0.693145752f) - k * 1.42860677e-6f; // ln 2 in two parts, so that r keeps its digits
+  float p = 1 + r * (1 + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040)))))));
+  int e = (int)k;
+  if (e < -126) { p *= 0x1p-64f; e += 64; } // a subnormal result, in two steps
+  union { int i; float f; } scale = {.i = (e + 127) << 23};
+  return p * scale.f;
+}
+
+EXPORT(sigmoid_f32) void sigmoid_f32(const float *x, int n, float *y) {
+  for (int i = 0; i < n; i++) y[i] = 1 / (1 + exp_f32(-x[i]));
+}
+
+/** Softmax over each row of `cols` values (ONNX Softmax on the last axis). */
+EXPORT(softmax_f32) void softmax_f32(const float *x, int rows, int cols, float *y) {
+  for (int r = 0; r < rows; r++, x += cols, y += cols) {
+    float top = x[0], sum = 0;
+    for (int c = 1; c < cols; c++) top = x[c] > top ? x[c] : top;
+    for (int c = 0; c < cols; c++) sum += y[c] = exp_f32(x[c] - top);
+    for (int c = 0; c < cols; c++) y[c] /= sum;
+  }
+}
+
 // ---- int8 ----
 
 /** ONNX QuantizeLinear to uint8: round(x / scale) half to even, plus the zero point, clamped. */

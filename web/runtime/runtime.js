@@ -1,8 +1,9 @@
 // The page's inference runtime: an ONNX graph read by onnx.js, planned once into calls of the kernels in
 // kernels.c (WebAssembly SIMD), run one image after another. It runs what this pipeline's networks hold:
-// Conv (plain, grouped, depthwise, 1x1), Relu, MaxPool 2x2, Resize (nearest, whole factors), Add, Flatten,
-// Gemm and Constant in float, and ONNX Runtime's int8 form of them: QuantizeLinear / DequantizeLinear pairs
-// around Conv, Gemm, MaxPool and Flatten, computed in integers exactly as ONNX Runtime computes them.
+// Conv (group 1 or depthwise, 1x1 too), Relu, MaxPool 2x2, Resize (nearest, whole factors), Add, Concat,
+// Flatten, Reshape, Gemm, Sigmoid, Softmax and Constant in float, and ONNX Runtime's int8 form of them:
+// QuantizeLinear / DequantizeLinear pairs around Conv, Gemm, MaxPool and Flatten, computed in integers exactly as
+// ONNX Runtime computes them.
 //
 // With threads (a cross-origin-isolated page), the kernels are the build with a shared memory, and the heavy
 // ones (convolutions) are shared among workers (worker.js), each doing its part.
@@ -292,6 +293,52 @@ function plan(net, graph) {
         const from = floatTensor(x);
         values.set(y, { kind: "tensor", type: "f32" });
         add([from], (t) => { const i = t.get(from), o = net.output(t, y, i.dims, "f32"); net.kernels.relu_f32(i.at, product(i.dims), o.at); });
+        break;
+      }
+      case "Sigmoid": {
+        const from = floatTensor(x);
+        values.set(y, { kind: "tensor", type: "f32" });
+        add([from], (t) => { const i = t.get(from), o = net.output(t, y, i.dims, "f32"); net.kernels.sigmoid_f32(i.at, product(i.dims), o.at); });
+        break;
+      }
+      case "Softmax": {
+        const from = floatTensor(x);
+        values.set(y, { kind: "tensor", type: "f32" });
+        add([from], (t) => {
+          const i = t.get(from), axis = a.axis ?? -1;
+          if (axis !== -1 && axis !== i.dims.length - 1) throw new Error("Softmax: only the last axis is supported");
+          const cols = i.dims[i.dims.length - 1], o = net.output(t, y, i.dims, "f32");
+          net.kernels.softmax_f32(i.at, product(i.dims) / cols, cols, o.at);
+        });
+        break;
+      }
+      case "Reshape": {
+        const from = floatTensor(x), shape = Array.from(constant(node.inputs[1]).data, Number);
+        values.set(y, { kind: "tensor", type: "f32" });
+        add([from], (t) => {
+          const i = t.get(from), dims = shape.map((d, k) => (d === 0 && !a.allowzero ? i.dims[k] : d));
+          const known = product(dims.filter((d) => d !== -1)), size = product(i.dims);
+          const o = net.output(t, y, dims.map((d) => (d === -1 ? size / known : d)), "f32");
+          if (product(o.dims) !== size) throw new Error(`Reshape: ${i.dims} cannot become ${shape}`);
+          net.heap.copy(o.at, i.at, i.at + size * 4);
+        });
+        break;
+      }
+      case "Concat": {
+        const froms = node.inputs.map(floatTensor);
+        values.set(y, { kind: "tensor", type: "f32" });
+        add(froms, (t) => {
+          const parts = froms.map((name) => t.get(name)), rank = parts[0].dims.length, axis = (a.axis + rank) % rank;
+          const dims = [...parts[0].dims];
+          dims[axis] = parts.reduce((sum, p) => sum + p.dims[axis], 0);
+          const o = net.output(t, y, dims, "f32"), outer = product(dims.slice(0, axis));
+          let at = o.at;
+          for (let n = 0; n < outer; n++) for (const p of parts) { // each part's block of the axis, outer index by index
+            const block = product(p.dims.slice(axis)) * 4, from = p.at + n * block;
+            net.heap.copy(at, from, from + block);
+            at += block;
+          }
+        });
         break;
       }
       case "Add": {
