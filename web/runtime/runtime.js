@@ -221,6 +221,21 @@ function plan(net, graph) {
     }
     return out;
   };
+  /** A step from x to y reading x as float: `run(input, output)`, the output shaped `shape(input dims)`. */
+  const floatStep = (x, y, shape, run) => {
+    const from = floatTensor(x);
+    values.set(y, { kind: "tensor", type: "f32" });
+    add([from], (t) => { const i = t.get(from); run(i, net.output(t, y, shape(i.dims), "f32")); });
+  };
+  /** A step that moves values without computing on them (pooling, flattening): uint8 stays uint8 (the same scale
+  and zero point, as ONNX Runtime drops the DequantizeLinear / QuantizeLinear around it), float stays float. */
+  const typeKeepingStep = (x, y, shape, run) => {
+    const v = values.get(x), quantized = v.kind === "dq", from = quantized ? v.of : floatTensor(x), out = quantized ? `${y}#q` : y;
+    const type = quantized ? "u8" : "f32";
+    values.set(out, quantized ? { kind: "tensor", type, scale: v.scale, zero: v.zero } : { kind: "tensor", type });
+    if (quantized) values.set(y, { kind: "dq", of: out, scale: v.scale, zero: v.zero });
+    add([from], (t) => { const i = t.get(from); run(i, net.output(t, out, shape(i.dims), type), type); });
+  };
 
   for (const node of graph.nodes) {
     if (skipped.has(node)) continue;
@@ -267,61 +282,40 @@ function plan(net, graph) {
         if (kh !== 2 || kw !== 2 || sh !== 2 || sw !== 2 || (a.pads || []).some(Boolean) || a.ceil_mode) {
           throw new Error("MaxPool: only 2x2, stride 2, no padding is supported");
         }
-        const v = values.get(x), quantized = v.kind === "dq", from = quantized ? v.of : floatTensor(x), out = quantized ? `${y}#q` : y;
-        const type = quantized ? "u8" : "f32";
-        values.set(out, quantized ? { kind: "tensor", type, scale: v.scale, zero: v.zero } : { kind: "tensor", type });
-        if (quantized) values.set(y, { kind: "dq", of: out, scale: v.scale, zero: v.zero });
-        add([from], (t) => {
-          const i = t.get(from), [n, c, h, w] = i.dims, o = net.output(t, out, [n, c, h >> 1, w >> 1], type);
-          net.kernels[quantized ? "maxpool2_u8" : "maxpool2_f32"](i.at, n * c, h, w, o.at);
-        });
+        typeKeepingStep(x, y, ([n, c, h, w]) => [n, c, h >> 1, w >> 1], (i, o, type) =>
+          net.kernels[type === "u8" ? "maxpool2_u8" : "maxpool2_f32"](i.at, i.dims[0] * i.dims[1], i.dims[2], i.dims[3], o.at));
         break;
       }
       case "Flatten": {
         if ((a.axis ?? 1) !== 1) throw new Error("Flatten: only axis 1 is supported");
-        const v = values.get(x), quantized = v.kind === "dq", from = quantized ? v.of : floatTensor(x), out = quantized ? `${y}#q` : y;
-        const type = quantized ? "u8" : "f32";
-        values.set(out, { ...values.get(from) });
-        if (quantized) values.set(y, { kind: "dq", of: out, scale: v.scale, zero: v.zero });
-        add([from], (t) => {
-          const i = t.get(from), o = net.output(t, out, [i.dims[0], product(i.dims.slice(1))], type);
-          net.heap.copy(o.at, i.at, i.at + product(i.dims) * BYTES[type]);
-        });
+        typeKeepingStep(x, y, (dims) => [dims[0], product(dims.slice(1))], (i, o, type) =>
+          net.heap.copy(o.at, i.at, i.at + product(i.dims) * BYTES[type]));
         break;
       }
-      case "Relu": {
-        const from = floatTensor(x);
-        values.set(y, { kind: "tensor", type: "f32" });
-        add([from], (t) => { const i = t.get(from), o = net.output(t, y, i.dims, "f32"); net.kernels.relu_f32(i.at, product(i.dims), o.at); });
-        break;
-      }
+      case "Relu":
       case "Sigmoid": {
-        const from = floatTensor(x);
-        values.set(y, { kind: "tensor", type: "f32" });
-        add([from], (t) => { const i = t.get(from), o = net.output(t, y, i.dims, "f32"); net.kernels.sigmoid_f32(i.at, product(i.dims), o.at); });
+        const kernel = node.op === "Relu" ? "relu_f32" : "sigmoid_f32";
+        floatStep(x, y, (dims) => dims, (i, o) => net.kernels[kernel](i.at, product(i.dims), o.at));
         break;
       }
       case "Softmax": {
-        const from = floatTensor(x);
-        values.set(y, { kind: "tensor", type: "f32" });
-        add([from], (t) => {
-          const i = t.get(from), axis = a.axis ?? -1;
-          if (axis !== -1 && axis !== i.dims.length - 1) throw new Error("Softmax: only the last axis is supported");
-          const cols = i.dims[i.dims.length - 1], o = net.output(t, y, i.dims, "f32");
-          net.kernels.softmax_f32(i.at, product(i.dims) / cols, cols, o.at);
-        });
+        const last = (dims) => { // ONNX's axis, which must be the last
+          if ((a.axis ?? -1) !== -1 && a.axis !== dims.length - 1) throw new Error("Softmax: only the last axis is supported");
+          return dims[dims.length - 1];
+        };
+        floatStep(x, y, (dims) => { last(dims); return dims; }, (i, o) =>
+          net.kernels.softmax_f32(i.at, product(i.dims) / last(i.dims), last(i.dims), o.at));
         break;
       }
       case "Reshape": {
-        const from = floatTensor(x), shape = Array.from(constant(node.inputs[1]).data, Number);
-        values.set(y, { kind: "tensor", type: "f32" });
-        add([from], (t) => {
-          const i = t.get(from), dims = shape.map((d, k) => (d === 0 && !a.allowzero ? i.dims[k] : d));
-          const known = product(dims.filter((d) => d !== -1)), size = product(i.dims);
-          const o = net.output(t, y, dims.map((d) => (d === -1 ? size / known : d)), "f32");
-          if (product(o.dims) !== size) throw new Error(`Reshape: ${i.dims} cannot become ${shape}`);
-          net.heap.copy(o.at, i.at, i.at + size * 4);
-        });
+        const shape = Array.from(constant(node.inputs[1]).data, Number);
+        floatStep(x, y, (from) => {
+          const dims = shape.map((d, k) => (d === 0 && !a.allowzero ? from[k] : d));
+          const size = product(from), known = product(dims.filter((d) => d !== -1));
+          const to = dims.map((d) => (d === -1 ? size / known : d));
+          if (product(to) !== size) throw new Error(`Reshape: ${from} cannot become ${shape}`);
+          return to;
+        }, (i, o) => net.heap.copy(o.at, i.at, i.at + product(i.dims) * 4));
         break;
       }
       case "Concat": {
@@ -359,12 +353,8 @@ function plan(net, graph) {
             || (a.coordinate_transformation_mode ?? "half_pixel") !== "asymmetric" || (a.nearest_mode ?? "round_prefer_floor") !== "floor") {
           throw new Error("Resize: only nearest (asymmetric, floor) by a whole factor is supported");
         }
-        const from = floatTensor(x);
-        values.set(y, { kind: "tensor", type: "f32" });
-        add([from], (t) => {
-          const i = t.get(from), [n, c, h, w] = i.dims, o = net.output(t, y, [n, c, h * f, w * f], "f32");
-          net.kernels.upsample_nearest_f32(i.at, n * c, h, w, f, o.at);
-        });
+        floatStep(x, y, ([n, c, h, w]) => [n, c, h * f, w * f], (i, o) =>
+          net.kernels.upsample_nearest_f32(i.at, i.dims[0] * i.dims[1], i.dims[2], i.dims[3], f, o.at));
         break;
       }
       default:
