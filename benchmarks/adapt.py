@@ -38,7 +38,7 @@ from fer_model import EMOTIONS, EmotionRecognizer  # noqa: E402
 from fer_model.calibrate import calibration_metrics  # noqa: E402
 from fer_model.hub import DEFAULT_MODEL_DIR  # noqa: E402
 from fer_model.recalibrate import labelled_faces  # noqa: E402
-from fer_model.tta import average_probabilities, modes_for  # noqa: E402
+from fer_model.tta import calibrated_probabilities, modes_for  # noqa: E402
 
 VALENCE = {"positive": ("happy", "surprise"), "negative": ("angry", "disgust", "fear", "sad"), "neutral": ("neutral",)}
 SUBSET = ("happy", "sad", "surprise")
@@ -89,12 +89,11 @@ def scores(model_folder: Path, test_folder: Path, shift: str) -> dict:
     on the valence folder reads each group as the sum of its members' probabilities."""
     recognizer = EmotionRecognizer.from_pretrained(model_folder)
     grouped = shift == "valence" and recognizer.labels == EMOTIONS
-    faces, labels, _ = labelled_faces(recognizer, test_folder, labels=tuple(VALENCE) if grouped else None)
+    faces, labels, _, sides = labelled_faces(recognizer, test_folder, labels=tuple(VALENCE) if grouped else None)
     result = {}
     for mode in modes_for(recognizer.config.preprocessing.crop_size):
         logits = recognizer.face_logits(faces, mode).astype(np.float64)
-        probabilities = average_probabilities(logits, recognizer.calibration.temperature(mode),
-                                              recognizer.calibration.class_bias(mode))
+        probabilities = calibrated_probabilities(logits, recognizer.calibration, mode, sides)
         if grouped:
             probabilities = np.stack([probabilities[:, [EMOTIONS.index(m) for m in members]].sum(1)
                                       for members in VALENCE.values()], axis=1)

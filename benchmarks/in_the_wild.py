@@ -2,7 +2,8 @@
 crop as predict crops, classify; a tight crop with no face found is classified whole), beside FER-2013's
 validation split read the same way.
 
-Per TTA mode: accuracy, balanced accuracy (the mean recall of the classes present), per-class recall, the
+Each face is read with the calibration of its size, as `predict` reads it (`config.Calibration`); the
+figures say how many were large faces. Per TTA mode: accuracy, balanced accuracy (the mean recall of the classes present), per-class recall, the
 confusion matrix (also a plot), ECE, and the share flagged `uncertain` with the accuracy of flagged and other
 faces; for a collection with neutral faces, how often they read as angry or sad.
 
@@ -29,7 +30,8 @@ from benchmarks.common import RESULTS, report  # noqa: E402
 from fer_model import EmotionRecognizer  # noqa: E402
 from fer_model.calibrate import calibration_metrics, flag_report  # noqa: E402
 from fer_model.image_io import load_image  # noqa: E402
-from fer_model.tta import average_probabilities, modes_for  # noqa: E402
+from fer_model.predictor import box_side  # noqa: E402
+from fer_model.tta import calibrated_probabilities, modes_for  # noqa: E402
 from train.data import DatasetFormatError, load_split, person_splits, read_splits  # noqa: E402
 from train.evaluate import load_metric  # noqa: E402
 from train.report import plot_confusion_matrix  # noqa: E402
@@ -48,33 +50,34 @@ def collection(source: str, persons: str):
     return concatenate_datasets([parts["calibration"], parts["test"]]) if persons == "held-out" else parts[persons]
 
 
-def pipeline_crops(recognizer: EmotionRecognizer, images, desc: str) -> tuple[np.ndarray, np.ndarray]:
-    """The crop `predict` classifies for each image (its largest face; a tight crop whole), and which images
-    gave one."""
-    crops, found = [], []
+def pipeline_crops(recognizer: EmotionRecognizer, images, desc: str) -> tuple[np.ndarray, np.ndarray, list]:
+    """The crop `predict` classifies for each image (its largest face; a tight crop whole), which images gave
+    one, and each crop's side in its photo (which calibration reads it)."""
+    crops, found, sides = [], [], []
     for image in tqdm(images, desc=desc, unit="image"):
         faces = recognizer.find_faces(np.asarray(load_image(image)))
         found.append(bool(faces))
         if faces:
             crops.append(faces[0][2])
+            sides.append(box_side(faces[0][0]))
     size = recognizer.config.preprocessing.image_size
-    return (np.stack(crops) if crops else np.zeros((0, size, size), np.uint8)), np.array(found)
+    return (np.stack(crops) if crops else np.zeros((0, size, size), np.uint8)), np.array(found), sides
 
 
 def read(recognizer: EmotionRecognizer, split, name: str, plot: Path | None = None) -> dict:
     """Every figure of the module's docstring for one labelled split, per TTA mode."""
-    crops, found = pipeline_crops(recognizer, split["image"], name)
+    crops, found, sides = pipeline_crops(recognizer, split["image"], name)
     labels = np.asarray(split["label"])[found]
     names = list(recognizer.labels)
     calibration, metric = recognizer.calibration, load_metric()
-    figures = {"images": len(found), "no_face": int((~found).sum()),
+    large = [calibration.for_side(side) is not calibration for side in sides]
+    figures = {"images": len(found), "no_face": int((~found).sum()), "large_faces": int(sum(large)),
                "support": dict(zip(names, np.bincount(labels, minlength=len(names)).tolist()))}
     for mode in modes_for(recognizer.config.preprocessing.crop_size):
-        logits = recognizer.face_logits(crops, mode)
-        p = np.asarray(average_probabilities(logits, calibration.temperature(mode), calibration.class_bias(mode)))
+        p = calibrated_probabilities(recognizer.face_logits(crops, mode), calibration, mode, sides)
         scores = metric.compute(predictions=p.argmax(1), references=labels, labels=names)
         present = [n for n in names if scores["per_class"][n]["support"]]
-        flags = flag_report(p, labels, calibration.uncertainty)
+        flags = flag_report(p, labels, [calibration.for_side(side).uncertainty for side in sides])
         figures[mode] = {
             "accuracy": round(scores["accuracy"], 4), "balanced_accuracy": round(scores["balanced_accuracy"], 4),
             "recall": {n: round(scores["per_class"][n]["recall"], 4) for n in present},

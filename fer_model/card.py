@@ -22,13 +22,15 @@ folder = "."  # this repo's files, e.g. huggingface_hub.snapshot_download("{repo
 config = json.load(open(f"{{folder}}/config.json"))
 pre, mode = config["preprocessing"], "flip"  # flip TTA: the face and its mirror image
 size, crop = pre["image_size"], pre["crop_size"] or pre["image_size"]
-face = Image.open("face.png").convert("L").resize((size, size), Image.BILINEAR)  # a face crop framed like FER-2013's
-x = (np.asarray(face, np.float32) / 255 - pre["mean"]) / pre["std"]
+face = Image.open("face.png")  # a face crop framed like FER-2013's
+large = config.get("large_faces") or {{}}  # faces of at least min_side pixels have a calibration of their own
+calibration = large if large and max(face.size) >= large["min_side"] else config
+x = (np.asarray(face.convert("L").resize((size, size), Image.BILINEAR), np.float32) / 255 - pre["mean"]) / pre["std"]
 top = (size - crop) // 2
 x = x[top:top + crop, top:top + crop]
 batch = np.stack([x, x[:, ::-1]])[:, None].astype(np.float32)
 session = ort.InferenceSession(f"{{folder}}/model.onnx")
-logits = session.run(["logits"], {{"faces": batch}})[0] / config["temperatures"][mode] + config["class_biases"][mode]
+logits = session.run(["logits"], {{"faces": batch}})[0] / calibration["temperatures"][mode] + calibration["class_biases"][mode]
 p = np.exp(logits - logits.max(1, keepdims=True))
 probabilities = (p / p.sum(1, keepdims=True)).mean(0)  # calibrated
 print(dict(zip(config["labels"], probabilities.round(4).tolist())))

@@ -43,19 +43,37 @@ class PreprocessConfig:
 PRECISIONS = ("fp32", "int8")
 
 
+LARGE_FACES_MIN_SIDE = 96
+"""The side (pixels of the photo) from which a face is read with the large-face calibration: twice FER-2013's 48."""
+
+
 @dataclass(frozen=True)
 class Calibration:
-    """How one model file's logits become calibrated probabilities, per TTA mode, and when a reading is unsure."""
+    """How one model file's logits become calibrated probabilities, per TTA mode, and when a reading is unsure;
+    with `large_faces`, faces of at least `min_side` pixels in the photo use that calibration instead (fitted on
+    real photos' faces, while this one is fitted on FER-2013's 48-pixel crops)."""
 
     temperatures: dict[str, float]
     class_biases: dict[str, tuple[float, ...]]
     uncertainty: dict[str, float]
+    large_faces: "Calibration | None" = None
+    min_side: float = LARGE_FACES_MIN_SIDE
 
     def temperature(self, tta: str) -> float:
         return float(self.temperatures.get(tta, 1.0))
 
     def class_bias(self, tta: str) -> tuple[float, ...] | None:
         return self.class_biases.get(tta)
+
+    def for_side(self, side: float | None) -> "Calibration":
+        """The calibration of a face `side` pixels wide in its photo (None: this one)."""
+        large = self.large_faces is not None and side is not None and side >= self.min_side
+        return self.large_faces if large else self
+
+    def fields(self) -> dict:
+        """The config fields of this calibration alone (without `large_faces`)."""
+        return {"temperatures": dict(self.temperatures), "class_biases": dict(self.class_biases),
+                "uncertainty": dict(self.uncertainty)}
 
 
 @dataclass
@@ -73,9 +91,13 @@ class FERConfig:
     uncertainty: dict[str, float] = field(default_factory=dict)
     """When a prediction is flagged uncertain: `min_confidence` (top probability below it) or `min_margin`
     (top two closer than it), measured on validation; absent keys never flag."""
+    large_faces: dict = field(default_factory=dict)
+    """Calibration of faces of at least `min_side` pixels in their photo, when fitted (`train.calibration`): that
+    side and its own `temperatures`, `class_biases` and `uncertainty`; the fields above then calibrate smaller
+    faces."""
     int8: dict = field(default_factory=dict)
-    """The int8 model of the folder, when it has one: `file`, and its own `temperatures`, `class_biases` and
-    `uncertainty`, fitted for it as the fields above are for the float model (`train.quantize`)."""
+    """The int8 model of the folder, when it has one: `file`, and its own `temperatures`, `class_biases`,
+    `uncertainty` and `large_faces`, fitted for it as the fields above are for the float model (`train.quantize`)."""
 
     def temperature(self, tta: str) -> float:
         return self.calibration().temperature(tta)
@@ -85,11 +107,13 @@ class FERConfig:
 
     def calibration(self, precision: str = "fp32") -> Calibration:
         """The calibration of the float model, or of the int8 one."""
-        if precision == "int8":
-            if not self.int8:
-                raise ValueError("this model has no int8 version")
-            return Calibration(self.int8["temperatures"], self.int8["class_biases"], self.int8["uncertainty"])
-        return Calibration(self.temperatures, self.class_biases, self.uncertainty)
+        if precision == "int8" and not self.int8:
+            raise ValueError("this model has no int8 version")
+        section = self.int8 if precision == "int8" else self.to_dict()
+        large = section.get("large_faces") or {}
+        return Calibration(section["temperatures"], section["class_biases"], section["uncertainty"],
+                           Calibration(large["temperatures"], large["class_biases"], large["uncertainty"]) if large else None,
+                           large.get("min_side", LARGE_FACES_MIN_SIDE))
 
     def to_dict(self) -> dict:
         return {"architecture": "EmotionCNN", **asdict(self)}
@@ -111,9 +135,12 @@ class FERConfig:
             for mode, bias in biases.items():
                 if len(bias) != len(labels):
                     raise ValueError(f"{name}[{mode!r}] has {len(bias)} values for {len(labels)} labels")
+            large = section.get("large_faces") or {}
             return {"temperatures": {str(k): float(v) for k, v in section.get("temperatures", {}).items()},
                     "class_biases": biases,
-                    "uncertainty": {str(k): float(v) for k, v in section.get("uncertainty", {}).items()}}
+                    "uncertainty": {str(k): float(v) for k, v in section.get("uncertainty", {}).items()},
+                    **({"large_faces": {**{k: float(v) for k, v in large.items() if k == "min_side"},
+                                        **calibration(large, f"{name} of large_faces")}} if large else {})}
 
         int8 = data.get("int8") or {}
         return cls(

@@ -21,12 +21,12 @@ from .errors import FERError, require
 from .explain import class_activation_map, overlay
 from .image_io import load_image
 from .preprocess import crop_face, face_batch, looks_like_face_crop, normalize, to_face_array
-from .tta import average_probabilities, center_crop, views
+from .tta import calibrated_probabilities, center_crop, views
 
 DEFAULT_TTA = "flip"
-"""`predict`'s and the app's test-time augmentation: on the maintainers' held-out split, the int8 default
-reads 71.8% with flip against 71.3% without and 72.1% with ten-crop, at 2 views a face instead of 10
-(README, "Results")."""
+"""`predict`'s and the app's test-time augmentation: the int8 default reads FER-2013 validation at 69.9% with
+flip against 69.8% without and 70.4% with ten-crop, and real faces of other sources at 74.6% against 73.7% and
+75.4%, at 2 views a face instead of 10 (README, "Results")."""
 
 
 def create_classifier(backend: str, folder: str | Path, threads: int | None = None, device=None,
@@ -67,11 +67,21 @@ def find_faces(detector: FaceDetector, frame: np.ndarray, size: int) -> list[tup
     return []
 
 
-def single_faces(find, images, progress=None) -> tuple[list[np.ndarray], list[int], dict]:
+def box_side(box: Box) -> int:
+    """The larger side of a face's box: which calibration reads it (`config.Calibration.for_side`)."""
+    return max(box[2], box[3])
+
+
+def crop_side(face) -> int:
+    """The larger side of a face crop given as an array or a PIL image."""
+    return max(face.size) if isinstance(face, Image.Image) else max(np.asarray(face).shape[:2])
+
+
+def single_faces(find, images, progress=None) -> tuple[list[np.ndarray], list[int], dict, list[int]]:
     """For labelled images (anything `load_image` reads): the crop of each one with exactly one face, as
-    `find(rgb_array)` (`find_faces`) gives it, the indices of those images, and how many were used and skipped
-    (no face, several faces, unreadable)."""
-    crops, kept, counts = [], [], {"used": 0, "no face": 0, "several faces": 0, "unreadable": 0}
+    `find(rgb_array)` (`find_faces`) gives it, the indices of those images, how many were used and skipped
+    (no face, several faces, unreadable), and each crop's side in its photo (`box_side`)."""
+    crops, kept, counts, sides = [], [], {"used": 0, "no face": 0, "several faces": 0, "unreadable": 0}, []
     for index, image in enumerate(progress(images) if progress else images):
         try:
             found = find(np.asarray(load_image(image)))
@@ -83,7 +93,8 @@ def single_faces(find, images, progress=None) -> tuple[list[np.ndarray], list[in
         if kind == "used":
             crops.append(found[0][2])
             kept.append(index)
-    return crops, kept, counts
+            sides.append(box_side(found[0][0]))
+    return crops, kept, counts, sides
 
 
 def label_positions(boxes: list[Box], label_sizes: list[tuple[int, int]],
@@ -243,7 +254,8 @@ class EmotionRecognizer:
 
     def _predict_found(self, found: list[list[tuple]], tta: str | None = None) -> list[list[FacePrediction]]:
         """Predictions for `find_faces` results of several images, all crops in one batch."""
-        scores = iter(self.predict_faces([crop for faces in found for _, _, crop in faces], tta))
+        scores = iter(self.predict_faces([crop for faces in found for _, _, crop in faces], tta,
+                                         [box_side(box) for faces in found for box, _, _ in faces]))
         return [[self.prediction(box, next(scores), detection_score) for box, detection_score, _ in faces]
                 for faces in found]
 
@@ -254,7 +266,7 @@ class EmotionRecognizer:
     def prediction(self, box: Box, scores: dict[str, float], detection_score: float | None = None) -> FacePrediction:
         """A `FacePrediction` from calibrated scores, flagged when the config's uncertainty thresholds say so."""
         ranked = sorted(scores.values(), reverse=True)
-        limits = self.calibration.uncertainty
+        limits = self.calibration.for_side(box_side(box)).uncertainty
         uncertain = ranked[0] < limits.get("min_confidence", 0.0) or ranked[0] - ranked[1] < limits.get("min_margin", 0.0)
         return FacePrediction(box, max(scores, key=scores.get), scores, detection_score, uncertain)
 
@@ -280,14 +292,16 @@ class EmotionRecognizer:
         after = pre.image_size - pre.input_size - before
         return np.pad(cams, ((0, 0), (before, after), (before, after)))
 
-    def predict_faces(self, faces, tta: str | None = None) -> list[dict[str, float]]:
+    def predict_faces(self, faces, tta: str | None = None, sides=None) -> list[dict[str, float]]:
         """Label probabilities for already-cropped faces (arrays or PIL images, any size and mode, or a uint8
-        (N, H, W) array), in one batch."""
+        (N, H, W) array), in one batch, each calibrated for its side in its photo (`sides`; default: the crop's
+        own larger side)."""
         if len(faces) == 0:
             return []
         pre = self.config.preprocessing
+        sides = [crop_side(face) for face in faces] if sides is None else sides
         probabilities = self.probabilities(normalize(face_batch(faces, pre.image_size), pre),
-                                           self.tta if tta is None else tta)
+                                           self.tta if tta is None else tta, sides)
         return [dict(zip(self.labels, map(float, row))) for row in probabilities]
 
     def face_logits(self, faces: np.ndarray, tta: str = "none", batch_size: int = 256) -> np.ndarray:
@@ -301,10 +315,10 @@ class EmotionRecognizer:
         batch = views(inputs, tta, self.config.preprocessing.input_size)
         return self.classifier.logits(batch).reshape(-1, len(inputs), len(self.labels))
 
-    def probabilities(self, inputs: np.ndarray, tta: str = "none") -> np.ndarray:
-        """Calibrated label probabilities for normalized faces (N, 1, H, W), averaged over the `tta` views."""
-        calibration = self.calibration
-        return average_probabilities(self.logits(inputs, tta), calibration.temperature(tta), calibration.class_bias(tta))
+    def probabilities(self, inputs: np.ndarray, tta: str = "none", sides=None) -> np.ndarray:
+        """Calibrated label probabilities for normalized faces (N, 1, H, W), averaged over the `tta` views, each
+        face calibrated for its side in its photo (`sides`; None: as a small face)."""
+        return calibrated_probabilities(self.logits(inputs, tta), self.calibration, tta, sides)
 
     def annotate(self, image, predictions: list[FacePrediction] | None = None) -> Image.Image:
         """A copy of `image` with every face's box and label drawn on it, numbered as `results.face_table`

@@ -24,9 +24,10 @@ class LabelledFolderError(FERError, ValueError):
 
 
 def labelled_faces(recognizer: EmotionRecognizer, folder: str | os.PathLike, progress=None,
-                   labels: tuple[str, ...] | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+                   labels: tuple[str, ...] | None = None) -> tuple[np.ndarray, np.ndarray, dict, np.ndarray]:
     """The one face of every image under FOLDER/<label>/ (crops as `predict` makes them), its label's id among
-    `labels` (default: the model's), and the counts of images used and skipped (no face, several, unreadable)."""
+    `labels` (default: the model's), the counts of images used and skipped (no face, several, unreadable), and
+    each face's side in its photo."""
     folder, names = Path(folder), labels or recognizer.labels
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")) if folder.is_dir() else []
     if not classes:
@@ -36,10 +37,10 @@ def labelled_faces(recognizer: EmotionRecognizer, folder: str | os.PathLike, pro
         raise LabelledFolderError(f"{', '.join(unknown)}: not among the model's labels ({', '.join(names)})")
     images = [(path, names.index(c.lower())) for c in classes for path in sorted((folder / c).rglob("*"))
               if path.suffix.lower() in IMAGE_SUFFIXES]
-    crops, kept, counts = single_faces(recognizer.find_faces, [path for path, _ in images], progress)
+    crops, kept, counts, sides = single_faces(recognizer.find_faces, [path for path, _ in images], progress)
     size = recognizer.config.preprocessing.image_size
     return (np.stack(crops) if crops else np.zeros((0, size, size), np.uint8),
-            np.array([images[i][1] for i in kept], dtype=np.int64), counts)
+            np.array([images[i][1] for i in kept], dtype=np.int64), counts, np.array(sides, dtype=np.int64))
 
 
 def held_out_split(labels: np.ndarray, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -59,33 +60,43 @@ def recalibrate(source: str | None, folder: str | os.PathLike, out: str | os.Pat
     """Fit the calibration of the model at `source` (each of its graphs: float, and int8 where it has one) on
     part of the labelled `folder`, keep it per TTA mode only where the held-out part's ECE and NLL are no worse
     than the model's own calibration gives, and write the model with it to `out`; where no mode of any graph
-    changed, nothing is written (`report["written"]` False). Returns the report."""
+    changed, nothing is written (`report["written"]` False). A model with a large-face calibration has each of
+    its two calibrations fitted on the faces of its size (`config.Calibration.for_side`). Returns the report."""
     model_folder = hub.resolve(source)
     config = hub.read_config(model_folder)
     recognizer = EmotionRecognizer.from_pretrained(model_folder, precision="fp32")
-    faces, labels, counts = labelled_faces(recognizer, folder, progress)
+    faces, labels, counts, sides = labelled_faces(recognizer, folder, progress)
     if len(labels) < 2 * len(np.unique(labels)) or len(np.unique(labels)) < 2:
         raise LabelledFolderError(f"{counts['used']} usable faces in {folder}: calibrating needs at least two "
                                   "classes with two faces each (one to fit, one to check)")
     fit, held = held_out_split(labels, held_out, seed)
     modes = modes_for(config.preprocessing.crop_size)
     report = {"images": counts, "fit_faces": len(fit), "held_out_faces": len(held), "graphs": {}}
+    own = config.calibration()
+    large = np.array([own.for_side(side) is not own for side in sides], bool)
     for precision in ("fp32", "int8") if config.int8 else ("fp32",):
         runner = recognizer if precision == "fp32" else EmotionRecognizer.from_pretrained(model_folder, precision="int8")
-        calibration, graph = recalibrate_graph(runner, faces, labels, fit, held, modes)
-        report["graphs"][precision] = graph
-        config = replace(config, **calibration) if precision == "fp32" else replace(
-            config, int8={**config.int8, **calibration})
+        for size, members in (("small", ~large), ("large", large)):
+            if not members[fit].any() or not members[held].any():
+                continue
+            old = runner.calibration.for_side(None if size == "small" else np.inf)
+            calibration, graph = recalibrate_graph(runner, faces, labels, fit[members[fit]], held[members[held]],
+                                                   modes, old)
+            report["graphs"][precision if size == "small" else f"{precision}, large faces"] = graph
+            section = config.int8 if precision == "int8" else config.to_dict()
+            if size == "large":
+                calibration = {"large_faces": {**section.get("large_faces", {}), **calibration}}
+            config = replace(config, **calibration) if precision == "fp32" else replace(
+                config, int8={**config.int8, **calibration})
     report["written"] = any(graph["changed"] for graph in report["graphs"].values())
     if report["written"]:
         hub.copy_pretrained(model_folder, config, out)
     return report
 
 
-def recalibrate_graph(recognizer: EmotionRecognizer, faces, labels, fit, held, modes) -> tuple[dict, dict]:
-    """One graph's new calibration fields (each mode's own, or the old one where the new is worse on `held`) and,
-    per mode, the held-out metrics before and after and which was kept."""
-    old = recognizer.calibration
+def recalibrate_graph(recognizer: EmotionRecognizer, faces, labels, fit, held, modes, old) -> tuple[dict, dict]:
+    """One graph's new calibration fields (each mode's own, or `old`, the `config.Calibration` it replaces, where
+    the new is worse on `held`) and, per mode, the held-out metrics before and after and which was kept."""
     logits = {m: recognizer.face_logits(faces, m) for m in modes}
     fitted = choose_calibration({m: x[:, fit] for m, x in logits.items()}, labels[fit], len(recognizer.labels), old)
     fields = {"temperatures": {}, "class_biases": {}, "uncertainty": fitted.fields["uncertainty"]}

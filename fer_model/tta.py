@@ -62,3 +62,16 @@ def average_probabilities(logits, temperature=1.0, class_bias=None):
                 class_bias = torch.as_tensor(class_bias, dtype=scaled.dtype, device=scaled.device)
         scaled = scaled + class_bias
     return softmax(scaled).mean(0)
+
+
+def calibrated_probabilities(logits, calibration, tta: str, sides=None) -> np.ndarray:
+    """`average_probabilities` of (views, N, classes) numpy logits under a `config.Calibration`'s `tta` mode,
+    each face under the calibration of its side in pixels (`sides`, N of them; None: the base calibration)."""
+    def under(c):
+        return np.asarray(average_probabilities(logits, c.temperature(tta), c.class_bias(tta)))
+
+    probabilities = under(calibration)
+    large = np.array([calibration.for_side(side) is not calibration for side in sides]) if sides is not None else None
+    if large is not None and large.any():
+        probabilities[large] = under(calibration.large_faces)[large]
+    return probabilities

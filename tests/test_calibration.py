@@ -165,30 +165,45 @@ def test_faces_of_one_class_get_a_temperature_alone():
         "min_confidence": 0.5, "min_margin": 0.2}  # no base: the documented defaults
 
 
-def test_real_faces_get_the_share_of_the_fit_that_keeps_both_within_their_bounds():
-    """Validation faces whose logits are twice too sure and real faces read right: the share chosen for the real
-    faces calibrates the two sets more evenly, bound for bound, than either set alone."""
-    from fer_model.calibrate import calibration_metrics, choose_calibration
+def test_large_face_calibration_weighs_every_class_alike():
+    """Real faces nine in ten neutral or happy, read by a model whose logits know no such mix: the large-face fit
+    keeps the rarer classes' recall (balanced accuracy) where a fit weighing each face alike trades it for the
+    common ones, and stays calibrated on those faces as they come."""
+    from fer_model.calibrate import calibration_metrics, fit_calibration
     from fer_model.tta import average_probabilities
-    from train.calibration import ECE_BOUNDS, real_share, share_weights
+    from train.calibration import fit_large_faces
 
     rng = np.random.default_rng(0)
+    labels = rng.choice(7, 4000, p=[0.02, 0.01, 0.02, 0.43, 0.02, 0.02, 0.48])
+    logits = (rng.normal(0, 1, (4000, 7)) + 1.5 * np.eye(7)[labels])[None]
 
-    def faces(n, sharpness, truth_scale):
-        labels = rng.integers(0, 7, n)
-        true_logits = rng.normal(0, 1, (n, 7)) + 2.5 * np.eye(7)[labels]
-        drawn = np.array([rng.choice(7, p=np.exp(row * truth_scale) / np.exp(row * truth_scale).sum()) for row in true_logits])
-        return (true_logits * sharpness)[None], drawn
+    def balanced(t, b):
+        predicted = average_probabilities(logits, t, b).argmax(1)
+        return np.mean([(predicted[labels == c] == c).mean() for c in range(7)])
 
-    sets = [faces(3000, 2.0, 1.0), faces(1500, 1.0, 1.0)]
-    logits, labels = [x for x, _ in sets], [y for _, y in sets]
+    fields, report = fit_large_faces({"flip": logits}, labels, 7, {"min_confidence": 0.5, "min_margin": 0.2})
+    large = (fields["temperatures"]["flip"], fields["class_biases"]["flip"])
+    alike = fit_calibration(logits, labels)
+    assert balanced(*large) > balanced(*alike) + 0.1
+    assert calibration_metrics(average_probabilities(logits, *large), labels)["ece"] < 0.1
+    assert set(fields["uncertainty"]) == {"min_confidence", "min_margin"} and all(fields["uncertainty"].values())
 
-    def worst(share):
-        fitted = choose_calibration({"flip": np.concatenate(logits, 1)}, np.concatenate(labels), 7, None,
-                                    share_weights(3000, 1500, share))
-        t, b = fitted.fields["temperatures"]["flip"], fitted.fields["class_biases"].get("flip")
-        eces = [calibration_metrics(average_probabilities(x, t, b), y)["ece"] for x, y in zip(logits, labels)]
-        return max(eces[0] / ECE_BOUNDS["validation"], eces[1] / ECE_BOUNDS["real"])
 
-    share = real_share("flip", logits, labels, 7)
-    assert 0 < share < 1 and worst(share) <= min(worst(0.0), worst(1.0))
+def test_large_faces_are_read_with_their_own_calibration(recognizer, fer_crop):
+    """A face of at least `min_side` pixels in its photo takes the large-face calibration and its thresholds;
+    a smaller one, and any face of a model without one, the other."""
+    from dataclasses import replace
+
+    from fer_model.config import FERConfig
+
+    small = {"temperatures": {"flip": 1.0}, "class_biases": {}, "uncertainty": {"min_confidence": 0.0}}
+    large = {"min_side": 96, "temperatures": {"flip": 50.0}, "class_biases": {}, "uncertainty": {"min_confidence": 0.99}}
+    config = FERConfig.from_dict({**recognizer.config.to_dict(), "int8": {}, **small, "large_faces": large})
+    assert FERConfig.from_dict(config.to_dict()) == config
+    plain = replace(config, large_faces={})
+    for model_config, softened in ((config, True), (plain, False)):
+        recognizer_of = type(recognizer)(recognizer.classifier, model_config, precision="fp32")
+        big, tiny = recognizer_of.predict_faces([fer_crop, fer_crop], sides=[96, 95])
+        assert (max(big.values()) < 0.2) is softened and max(tiny.values()) > 0.2
+        assert recognizer_of.prediction((0, 0, 120, 90), big).uncertain is softened
+        assert not recognizer_of.prediction((0, 0, 48, 48), tiny).uncertain

@@ -191,18 +191,22 @@ def test_a_photo_is_predicted_where_torch_cannot_be_imported():
 
 
 def test_the_cards_onnxruntime_snippet_runs_without_the_package(tmp_path, fp32, fer_crop):
-    """The model card's plain onnxruntime + numpy snippet, run in a folder with the model's files and a face."""
+    """The model card's plain onnxruntime + numpy snippet, run in a folder with the model's files and a face: a
+    48-pixel crop and a 128-pixel one, each read with the calibration of its size as the package reads it."""
     fp32.save_pretrained(tmp_path)
-    fer_crop.save(tmp_path / "face.png")
     snippet = re.search(r"no package: .*?```python\n(.*?)```", usage("someone/fer"), re.S).group(1)
     assert len(snippet.strip().splitlines()) <= 22
     blocker = "import sys; sys.modules['fer_model'] = None  # the package is not there\n"
-    result = subprocess.run([sys.executable, "-c", blocker + snippet], capture_output=True, text=True, timeout=120,
-                            cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    printed = json.loads(result.stdout.strip().replace("'", '"'))
-    expected = fp32.predict_faces([np.asarray(fer_crop)], "flip")[0]
-    assert printed == pytest.approx(expected, abs=1e-4)
+    readings = []
+    for face in (fer_crop, fer_crop.resize((128, 128))):
+        face.save(tmp_path / "face.png")
+        result = subprocess.run([sys.executable, "-c", blocker + snippet], capture_output=True, text=True,
+                                timeout=120, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        printed = json.loads(result.stdout.strip().replace("'", '"'))
+        assert printed == pytest.approx(fp32.predict_faces([np.asarray(face)], "flip")[0], abs=1e-4)
+        readings.append(printed)
+    assert readings[0] != pytest.approx(readings[1], abs=1e-3)  # the two calibrations differ
 
 
 def test_built_wheels_hold_the_onnx_files(tmp_path):

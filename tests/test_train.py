@@ -417,6 +417,33 @@ def test_init_from_fine_tunes_the_source_model_with_its_architecture(tmp_path, t
         main([*tiny, "--init-from", str(tmp_path / "missing"), "--output-dir", str(tmp_path / "x")])
 
 
+def test_average_weighs_a_base_and_its_fine_tuned_model_and_finishes_the_result(tmp_path, trained, tiny, capsys):
+    """train.average: every float weight is (1 - w) * base + w * fine-tuned, and the result is finished as a run
+    (calibrated, int8, card) with the recipe and its own command recorded; other networks are refused in a line."""
+    from safetensors.numpy import load_file
+
+    from train.average import main as average
+    from train.train import main
+
+    source, _ = trained
+    main([*tiny, "--init-from", str(source), "--epochs", "1", "--lr", "0.05", "--output-dir", str(tmp_path / "tuned")])
+    average([str(source), str(tmp_path / "tuned"), "--weight", "0.25", "--output-dir", str(tmp_path / "mix"),
+             "--dataset", tiny[tiny.index("--dataset") + 1]])
+    base, tuned, mix = (load_file(folder / "model.safetensors") for folder in (source, tmp_path / "tuned", tmp_path / "mix"))
+    changed = [k for k in base if base[k].dtype.kind == "f" and not np.allclose(base[k], tuned[k])]
+    assert changed and all(np.array_equal(mix[k], (0.75 * base[k].astype(np.float64) + 0.25 * tuned[k].astype(
+        np.float64)).astype(tuned[k].dtype)) for k in base if base[k].dtype.kind == "f")
+    commands = (tmp_path / "mix" / "command.txt").read_text().splitlines()
+    assert commands[:-1] == (tmp_path / "tuned" / "command.txt").read_text().splitlines()
+    assert commands[-1].startswith("python -m train.average") and "--weight 0.25" in commands[-1]
+    assert (tmp_path / "mix" / "model_int8.onnx").is_file() and f"Fine-tuned from `{source}`" in (
+        tmp_path / "mix" / "README.md").read_text()
+    with pytest.raises(SystemExit):
+        average(["default", str(tmp_path / "tuned"), "--weight", "0.5", "--output-dir", str(tmp_path / "x"),
+                 "--dataset", "unused"])
+    assert "are not the same network" in capsys.readouterr().err
+
+
 def test_a_wrong_dataset_path_is_one_line(tmp_path):
     result = subprocess.run([sys.executable, "-m", "train.train", "--dataset", "no/such/folder", "--output-dir",
                              str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120,
@@ -507,6 +534,29 @@ def test_calibrate_refits_on_a_labelled_folder_and_never_does_worse_on_its_held_
     assert "contempt: not among the model's labels" in capsys.readouterr().err
 
 
+def test_calibrate_refits_the_large_face_calibration_on_large_faces_only(tmp_path, capsys):
+    """Faces of 128 pixels refit the embedded model's `large_faces` (float and int8) and leave the calibration
+    of small faces as it was (the few faces the detector boxes under 96 pixels are too few to refit it)."""
+    from fer_model.cli import main as cli
+    from fer_model.hub import read_config, resolve
+
+    from .conftest import synthetic_faces
+
+    for i, face in enumerate(synthetic_faces(400, seed=5)):
+        folder = tmp_path / "faces" / ("happy", "sad", "neutral")[i % 3]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(face).resize((128, 128)).save(folder / f"{i}.png")
+    assert cli(["calibrate", str(tmp_path / "faces"), "--out", str(tmp_path / "out")]) == 0
+    output = capsys.readouterr().out
+    assert "fp32, large faces: regularised" in output and "int8, large faces: regularised" in output
+    assert "fp32: regularised" not in output and "int8: regularised" not in output  # the few the detector boxed under 96 px
+    before, after = read_config(resolve(None)), read_config(tmp_path / "out")
+    assert after.calibration().fields() == before.calibration().fields()
+    assert after.calibration("int8").fields() == before.calibration("int8").fields()
+    assert after.large_faces != before.large_faces and after.int8["large_faces"] != before.int8["large_faces"]
+    assert after.large_faces["min_side"] == after.int8["large_faces"]["min_side"] == before.large_faces["min_side"] == 96
+
+
 def test_calibrate_on_too_few_faces_says_nothing_changed_and_writes_nothing(tmp_path, capsys):
     """48 faces are too few to fit anything: one line says so, with no "kept the new calibration", and no model."""
     from fer_model.cli import main as cli
@@ -550,8 +600,8 @@ def test_a_folder_of_photos_is_validated_and_calibrated_on_its_face_crops(tmp_pa
 
 def test_real_faces_of_other_persons_train_validate_and_calibrate_beside_fer(tmp_path, tiny, astronaut):
     """--extra-dataset: its training persons' faces (cropped as predict crops them) join the epoch, its held-out
-    persons are validated every epoch (`val_combined` selects on them), and the finish calibrates on them and on
-    validation together and reports them apart, in metrics.json and the card."""
+    persons are validated every epoch (`val_combined` selects on them), and the finish fits the large-face
+    calibration on them (float and int8) and reports them apart, in metrics.json and the card."""
     from datasets import ClassLabel, Dataset, Features, Value
     from datasets import Image as ImageFeature
 
@@ -576,7 +626,9 @@ def test_real_faces_of_other_persons_train_validate_and_calibrate_beside_fer(tmp
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     real = metrics["real_faces"]["flip"]
     assert 0 < real["faces"] < 40 and 0 <= real["accuracy"] <= 1 and "real" in metrics["int8"]["by_tta"]["flip"]
-    assert 0 <= metrics["uncertainty"]["real_share"] <= 1
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert set(config["large_faces"]) == set(config["int8"]["large_faces"]) == {"min_side", "temperatures", "class_biases", "uncertainty"}
+    assert metrics["uncertainty"]["large_faces"]["min_confidence"] >= 0
     assert "Real faces of other sources" in (tmp_path / "run" / "README.md").read_text()
 
 

@@ -55,9 +55,10 @@ def write_model_card(folder: str | Path, results: dict, command: str, dataset: s
         real_section = f"""
 ## Real faces of other sources
 On {next(iter(real.values()))["faces"]:,} faces of persons the run did not train on (the `--extra-dataset`'s
-held-out persons it selected and calibrated on), found and cropped as `predict` finds them. The calibration is
-fitted on them and on validation together, each set given the share of the weight that keeps both ECEs nearest
-their bounds (`train.calibration.real_share`).
+held-out persons it selected and calibrated on), found and cropped as `predict` finds them, read with the
+large-face calibration: fitted on these faces alone, each class weighing the same (`config.json`'s
+`large_faces`, used for faces of at least {config.get("large_faces", {}).get("min_side", 96):g} pixels in their
+photo; smaller faces, like FER-2013's 48-pixel crops, keep the calibration fitted on validation).
 Persons it never saw at all: `benchmarks/in_the_wild.py`.
 
 | mode | accuracy | balanced accuracy | ECE |

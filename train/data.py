@@ -265,7 +265,7 @@ def face_crops(split: Dataset, image_size: int = 48) -> tuple[np.ndarray, list[i
     from fer_model.detection import create_detector
     from fer_model.predictor import find_faces, single_faces
 
-    crops, kept, counts = single_faces(partial(find_faces, create_detector(), size=image_size), split["image"])
+    crops, kept, counts, _ = single_faces(partial(find_faces, create_detector(), size=image_size), split["image"])
     every_label = split["label"]
     labels = [every_label[i] for i in kept]
     unreadable = counts.pop("unreadable")  # a dataset's images decode; one too small to be an image is skipped

@@ -88,37 +88,45 @@ def main(argv=None) -> dict:
     p.add_argument("--dataset", required=True, help="the dataset the run was trained on")
     p.add_argument("--limit-val", type=int, default=None)
     args = p.parse_args(argv)
+    from .data import DatasetFormatError
 
+    try:
+        return finish_folder(args.folder, args.dataset, args.limit_val)
+    except DatasetFormatError as err:
+        p.error(str(err))
+
+
+def finish_folder(folder: str | Path, dataset: str, limit_val: int | None = None,
+                  fine_tuned_from: str | None = None) -> dict:
+    """`finish_run` on a run's folder, from what its command.txt and metrics.jsonl recorded: the faces, the
+    teachers, the model it was fine-tuned from (or `fine_tuned_from`) and its real faces' held-out persons."""
     from .data import DatasetFormatError, faces_mode, read_splits
     from .quantize import range_faces
 
-    folder = Path(args.folder)
+    folder = Path(folder)
     history_file = folder / "metrics.jsonl"
     history = [json.loads(line) for line in history_file.read_text().splitlines()] if history_file.is_file() else None
     command_file = folder / COMMAND_FILE
     command = command_file.read_text().strip() if command_file.is_file() else "(command not recorded)"
     run, config = training_arguments(command), read_config(folder)
-    try:
-        splits = read_splits(args.dataset, own_labels=config.labels != EMOTIONS)
-    except DatasetFormatError as err:
-        p.error(str(err))
-    faces = faces_mode(run.faces if run is not None else "auto", args.dataset)
+    splits = read_splits(dataset, own_labels=config.labels != EMOTIONS)
+    faces = faces_mode(run.faces if run is not None else "auto", dataset)
     if "validation" not in splits:
-        p.error(f"{args.dataset} has no validation split to calibrate on (splits: {sorted(splits)})")
+        raise DatasetFormatError(f"{dataset} has no validation split to calibrate on (splits: {sorted(splits)})")
     split = splits["validation"]
-    sizes = {"validation": len(split) if args.limit_val is None else min(args.limit_val, len(split))}
+    sizes = {"validation": len(split) if limit_val is None else min(limit_val, len(split))}
     if run is not None and "train" in splits:
         sizes = {"train": min(len(splits["train"]), run.limit_train or len(splits["train"])), **sizes}
     size = config.preprocessing.image_size
     quantize_faces = range_faces(splits["train"], size, faces=faces) if "train" in splits else None
-    source = run.init_from if run is not None else None
-    base = read_config(resolve(source)) if source else None
+    source = fine_tuned_from or (run.init_from if run is not None else None)
+    base = read_config(resolve(None if source == "default" else source)) if source else None
     real_split = None
     if run is not None and run.extra_dataset:  # the persons it selected on, as the run itself calibrated
         from .data import person_splits
 
         real_split = person_splits(run.extra_dataset, run.extra_held_out)["calibration"]
-    return finish_run(folder, split, history, command, args.dataset, sizes, args.limit_val, fine_tuned_from=source,
+    return finish_run(folder, split, history, command, dataset, sizes, limit_val, fine_tuned_from=source,
                       teachers=run.teacher if run is not None else (), quantize_faces=quantize_faces,
                       base=base.calibration() if base and base.labels == config.labels else None,
                       faces=faces, real_split=real_split)
@@ -128,9 +136,11 @@ def training_arguments(command: str):
     """The parsed arguments of a run's last recorded `python -m train.train` command, or None."""
     from .options import parse_args
 
-    words = shlex.split(command.strip().splitlines()[-1]) if command.strip() else []
-    if words[:3] != ["python", "-m", "train.train"]:
+    lines = [shlex.split(line) for line in command.strip().splitlines()]
+    runs = [words for words in lines if words[:3] == ["python", "-m", "train.train"]]
+    if not runs:
         return None
+    words = runs[-1]
     try:
         return parse_args(words[3:])
     except SystemExit:

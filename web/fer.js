@@ -22,6 +22,7 @@ export const YUNET = { maxSide: 416, scoreThreshold: 0.7, minFace: 16, nmsIou: 0
                        cropPads: [0, 0.25, 0.5], cropSide: 192 };
 const FACE_CROP = { maxSide: 160, maxAspect: 1.3, minScore: 0.2 }; // preprocess.looks_like_face_crop, predictor.WHOLE_FACE_SCORE
 const MIN_SIDE = 8; // image_io.MIN_SIDE
+const LARGE_FACES_MIN_SIDE = 96; // config.LARGE_FACES_MIN_SIDE, for a config.json that does not name its own
 
 /** Load the detector and the CNN of a model folder onto the page's runtime, or onto onnxruntime-web where `ort`
 (its dist/ URL or the module itself) is given. */
@@ -35,7 +36,7 @@ export async function load({ models, ort, threads, precision } = {}) {
   const [backend, ...onnx] = await Promise.all([ort ? ortBackend(ort, threads) : kernelBackend(threads),
     ...files.map(async (file) => new Uint8Array(await (await fetchOk(base + file)).arrayBuffer()))]);
   const [detector, classifier] = await Promise.all(onnx.map((bytes) => backend.create(bytes)));
-  return new Recognizer(detector, classifier, config, int8 ? calibrationOf(config.int8) : calibrationOf(config),
+  return new Recognizer(detector, classifier, config, calibrationOf(int8 ? config.int8 : config),
                         { precision: int8 ? "int8" : "fp32", threads: backend.threads, runtime: backend.name });
 }
 
@@ -77,9 +78,17 @@ async function fetchOk(url) {
   return response;
 }
 
+/** config.Calibration: a section's calibration, with its large-face one (faces of at least minSide px) where fitted. */
 function calibrationOf(section) {
+  const large = section.large_faces && section.large_faces.temperatures ? section.large_faces : null;
   return { temperatures: section.temperatures || {}, classBiases: section.class_biases || {},
-           uncertainty: section.uncertainty || {} };
+           uncertainty: section.uncertainty || {}, large: large && calibrationOf(large),
+           minSide: (large && large.min_side) ?? LARGE_FACES_MIN_SIDE };
+}
+
+/** Calibration.for_side: the calibration of a face `side` px wide in its photo. */
+function calibrationFor(calibration, side) {
+  return calibration.large && side >= calibration.minSide ? calibration.large : calibration;
 }
 
 export class Recognizer {
@@ -112,7 +121,7 @@ export class Recognizer {
     const found = faces.length ? faces.map((f) => ({ ...f, crop: cropFace(image, f.box, YUNET.framing, size) }))
       : looksLikeFaceCrop(image.width, image.height) && await this.faceInCrop(image) >= FACE_CROP.minScore
         ? [{ box: [0, 0, image.width, image.height], score: null, crop: resizeBilinearPil(grayscale(image), size, size) }] : [];
-    const scores = found.length ? await this.classify(found.map((f) => f.crop), tta) : [];
+    const scores = found.length ? await this.classify(found.map((f) => f.crop), tta, found.map((f) => boxSide(f.box))) : [];
     const t3 = performance.now();
     this.lastTimings = { grabMs: t1 - t0, detectMs: t2 - t1, classifyMs: t3 - t2 };
     return found.map((f, i) => this.prediction(f.box, scores[i], f.score));
@@ -166,7 +175,7 @@ export class Recognizer {
   }
 
   // ---- classify: fer_model/predictor.py (predict_faces, logits) and fer_model/tta.py (views) ----
-  async classify(crops, tta = "flip") {
+  async classify(crops, tta = "flip", sides = crops.map(() => null)) {
     const mean = Math.fround(this.pre.mean), std = Math.fround(this.pre.std), f = Math.fround; // numpy's float32 steps
     const size = this.pre.image_size, side = this.pre.crop_size || size;
     const views = viewOffsets(tta, size, side);
@@ -179,14 +188,15 @@ export class Recognizer {
       }
     }));
     const { logits } = await this.classifier.run({ faces: { data: batch, dims: [views.length * n, 1, side, side] } });
-    return calibrate(logits.data, views.length, n, this.labels.length, this.calibration, tta);
+    return sides.map((side, i) => calibrate(logits.data, views.length, n, this.labels.length,
+                                             calibrationFor(this.calibration, side), tta, i));
   }
 
   // ---- the prediction: fer_model/predictor.py (prediction) ----
   prediction(box, probabilities, detectionScore) {
     const scores = Object.fromEntries(this.labels.map((label, k) => [label, probabilities[k]]));
     const ranked = [...probabilities].sort((a, b) => b - a);
-    const limits = this.calibration.uncertainty;
+    const limits = calibrationFor(this.calibration, boxSide(box)).uncertainty;
     const uncertain = ranked[0] < (limits.min_confidence ?? 0) || ranked[0] - ranked[1] < (limits.min_margin ?? 0);
     const best = probabilities.indexOf(Math.max(...probabilities));
     return { box, label: this.labels[best], confidence: probabilities[best], scores, uncertain,
@@ -556,19 +566,20 @@ export function viewOffsets(tta, size, side) {
   return tta === "none" ? views : [...views, ...crops.map(([t, l]) => [t, l, true])];
 }
 
-/** tta.average_probabilities: softmax(logits / T + class bias), averaged over the views, per face. */
-export function calibrate(logits, views, faces, classes, calibration, tta) {
+/** tta.average_probabilities: softmax(logits / T + class bias), averaged over the views, for face `i`. */
+export function calibrate(logits, views, faces, classes, calibration, tta, i) {
   const temperature = calibration.temperatures[tta] ?? 1, bias = calibration.classBiases[tta] || new Array(classes).fill(0);
-  return Array.from({ length: faces }, (_, i) => {
-    const mean = new Array(classes).fill(0);
-    for (let v = 0; v < views; v++) {
-      const row = Array.from({ length: classes }, (_, k) => logits[(v * faces + i) * classes + k] / temperature + bias[k]);
-      const top = Math.max(...row), exps = row.map((z) => Math.exp(z - top)), total = exps.reduce((a, b) => a + b, 0);
-      exps.forEach((e, k) => { mean[k] += e / total / views; });
-    }
-    return mean;
-  });
+  const mean = new Array(classes).fill(0);
+  for (let v = 0; v < views; v++) {
+    const row = Array.from({ length: classes }, (_, k) => logits[(v * faces + i) * classes + k] / temperature + bias[k]);
+    const top = Math.max(...row), exps = row.map((z) => Math.exp(z - top)), total = exps.reduce((a, b) => a + b, 0);
+    exps.forEach((e, k) => { mean[k] += e / total / views; });
+  }
+  return mean;
 }
+
+/** predictor.box_side: the larger side of a face's box, which chooses its calibration. */
+export function boxSide([, , w, h]) { return Math.max(w, h); }
 
 // ---- video: fer_model/video.py ----
 /** video.IoUTracker: each face takes the id of the face it overlaps most in the last frames. */
