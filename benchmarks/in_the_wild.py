@@ -70,8 +70,8 @@ def read(recognizer: EmotionRecognizer, split, name: str, plot: Path | None = No
     labels = np.asarray(split["label"])[found]
     names = list(recognizer.labels)
     calibration, metric = recognizer.calibration, load_metric()
-    large = [calibration.for_side(side) is not calibration for side in sides]
-    figures = {"images": len(found), "no_face": int((~found).sum()), "large_faces": int(sum(large)),
+    figures = {"images": len(found), "no_face": int((~found).sum()),
+               "large_faces": sum(calibration.is_large(side) for side in sides),
                "support": dict(zip(names, np.bincount(labels, minlength=len(names)).tolist()))}
     for mode in modes_for(recognizer.config.preprocessing.crop_size):
         p = calibrated_probabilities(recognizer.face_logits(crops, mode), calibration, mode, sides)

@@ -65,15 +65,13 @@ class Calibration:
     def class_bias(self, tta: str) -> tuple[float, ...] | None:
         return self.class_biases.get(tta)
 
+    def is_large(self, side: float | None) -> bool:
+        """Whether a face `side` pixels wide in its photo is read with `large_faces` (None: never)."""
+        return self.large_faces is not None and side is not None and side >= self.min_side
+
     def for_side(self, side: float | None) -> "Calibration":
         """The calibration of a face `side` pixels wide in its photo (None: this one)."""
-        large = self.large_faces is not None and side is not None and side >= self.min_side
-        return self.large_faces if large else self
-
-    def fields(self) -> dict:
-        """The config fields of this calibration alone (without `large_faces`)."""
-        return {"temperatures": dict(self.temperatures), "class_biases": dict(self.class_biases),
-                "uncertainty": dict(self.uncertainty)}
+        return self.large_faces if self.is_large(side) else self
 
 
 @dataclass

@@ -72,8 +72,7 @@ def recalibrate(source: str | None, folder: str | os.PathLike, out: str | os.Pat
     fit, held = held_out_split(labels, held_out, seed)
     modes = modes_for(config.preprocessing.crop_size)
     report = {"images": counts, "fit_faces": len(fit), "held_out_faces": len(held), "graphs": {}}
-    own = config.calibration()
-    large = np.array([own.for_side(side) is not own for side in sides], bool)
+    large = np.array([config.calibration().is_large(side) for side in sides], bool)
     for precision in ("fp32", "int8") if config.int8 else ("fp32",):
         runner = recognizer if precision == "fp32" else EmotionRecognizer.from_pretrained(model_folder, precision="int8")
         for size, members in (("small", ~large), ("large", large)):

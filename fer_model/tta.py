@@ -71,7 +71,7 @@ def calibrated_probabilities(logits, calibration, tta: str, sides=None) -> np.nd
         return np.asarray(average_probabilities(logits, c.temperature(tta), c.class_bias(tta)))
 
     probabilities = under(calibration)
-    large = np.array([calibration.for_side(side) is not calibration for side in sides]) if sides is not None else None
-    if large is not None and large.any():
+    large = np.array([calibration.is_large(side) for side in (() if sides is None else sides)], bool)
+    if large.any():
         probabilities[large] = under(calibration.large_faces)[large]
     return probabilities

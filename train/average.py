@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_model.errors import FERError
 from fer_model.hub import read_config, resolve
 
 from .report import COMMAND_FILE
@@ -52,16 +53,18 @@ def main(argv=None) -> dict:
     from .finish import finish_folder
 
     base, tuned, out = resolve(None if args.base == "default" else args.base), Path(args.tuned), Path(args.output_dir)
-    config = read_config(tuned)
-    if read_config(base).model != config.model or read_config(base).labels != config.labels:
+    try:
+        config, base_config = read_config(tuned), read_config(base)
+    except FERError as err:
+        p.error(str(err))
+    if base_config.model != config.model or base_config.labels != config.labels:
         p.error(f"{base} and {tuned} are not the same network (config.json's model and labels differ)")
     state = average_states(load_file(base / WEIGHTS_NAME), load_file(tuned / WEIGHTS_NAME), args.weight)
     model = model_from_state({k: torch.from_numpy(v) for k, v in state.items()}, config, tuned / WEIGHTS_NAME)
     saved_as = next(str(v.dtype) for v in state.values() if v.dtype.kind == "f")  # as the fine-tuned run saved it
     save_pretrained(model, config, out, getattr(torch, saved_as))
-    for name in (HISTORY_FILE,):
-        if (tuned / name).is_file():
-            shutil.copy(tuned / name, out / name)
+    if (tuned / HISTORY_FILE).is_file():
+        shutil.copy(tuned / HISTORY_FILE, out / HISTORY_FILE)
     recipe = (tuned / COMMAND_FILE).read_text().strip() if (tuned / COMMAND_FILE).is_file() else ""
     (out / COMMAND_FILE).write_text(recipe + "\n" + shlex.join(["python", "-m", "train.average", *(
         sys.argv[1:] if argv is None else argv)]) + "\n")
