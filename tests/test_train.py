@@ -436,7 +436,7 @@ def test_average_weighs_a_base_and_its_fine_tuned_model_and_finishes_the_result(
     commands = (tmp_path / "mix" / "command.txt").read_text().splitlines()
     assert commands[:-1] == (tmp_path / "tuned" / "command.txt").read_text().splitlines()
     assert commands[-1].startswith("python -m train.average") and "--weight 0.25" in commands[-1]
-    assert (tmp_path / "mix" / "model_int8.onnx").is_file() and f"Fine-tuned from `{source}`" in (
+    assert (tmp_path / "mix" / "model_int8.onnx").is_file() and f"averaged with those of `{source}`" in (
         tmp_path / "mix" / "README.md").read_text()
     with pytest.raises(SystemExit):
         average(["default", str(tmp_path / "tuned"), "--weight", "0.5", "--output-dir", str(tmp_path / "x"),

@@ -39,12 +39,17 @@ def write_model_card(folder: str | Path, results: dict, command: str, dataset: s
     validation = ("FER-2013 (PublicTest as validation)" if on_fer2013 else
                   f"{Path(dataset.rstrip('/')).name} (its validation split)")
     devices = sorted({h["device"] for h in history or [] if "device" in h})
-    verb = f"Fine-tuned from `{fine_tuned_from}` (the commands before the last made it)" if fine_tuned_from else "Trained"
+    averaged = command.splitlines()[-1].startswith("python -m train.average")
+    verb = ("Its last training run was" if averaged else
+            f"Fine-tuned from `{fine_tuned_from}` (the commands before the last made it)" if fine_tuned_from else "Trained")
     if teachers:
-        verb += f", distilled from {', '.join(f'`{t}`' for t in teachers)},"
+        verb += f"{',' * (not averaged)} distilled from {', '.join(f'`{t}`' for t in teachers)},"
     hardware = (f"\n{verb} for {len(history)} epoch{'s' * (len(history) != 1)} in "
                 f"{sum(h['seconds'] for h in history) / 60:.1f} minutes on "
                 f"{' and '.join(devices)}." if devices else "")
+    if averaged:
+        hardware += (f" Its weights were then averaged with those of `{fine_tuned_from}`, the model the runs started"
+                     " from (the last command, `train.average`).")
     crop = (f"trained on random {pre['crop_size']}x{pre['crop_size']} crops of the {pre['image_size']}x{pre['image_size']} "
             f"face, evaluated on the centre crop or ten crops" if pre.get("crop_size") else
             f"{pre['image_size']}x{pre['image_size']}")
