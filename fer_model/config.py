@@ -107,7 +107,9 @@ class FERConfig:
         """The calibration of the float model, or of the int8 one."""
         if precision == "int8" and not self.int8:
             raise ValueError("this model has no int8 version")
-        section = self.int8 if precision == "int8" else self.to_dict()
+        section = self.int8 if precision == "int8" else {
+            "temperatures": self.temperatures, "class_biases": self.class_biases, "uncertainty": self.uncertainty,
+            "large_faces": self.large_faces}
         large = section.get("large_faces") or {}
         return Calibration(section["temperatures"], section["class_biases"], section["uncertainty"],
                            Calibration(large["temperatures"], large["class_biases"], large["uncertainty"]) if large else None,
