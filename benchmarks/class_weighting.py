@@ -1,0 +1,62 @@
+"""How much the large-face calibration should weigh rare classes: cross-fitted on the calibration persons of
+`faces_in_the_wild` (the persons the trainer selects and calibrates on), by person.
+
+Each halving fits a temperature and class offsets (as `train.calibration.fit_large_faces` does) on the faces of
+half of the persons, each face weighing `(1 / its class's count) ** power`, and reads the other half: balanced
+accuracy, accuracy and ECE, averaged over the halvings. Power 0 weighs every face alike, 1 every class alike (what
+the shipped calibration does).
+
+    python benchmarks/class_weighting.py [--model FOLDER] [--halvings 20]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import report  # noqa: E402
+from benchmarks.in_the_wild import collection, pipeline_crops  # noqa: E402
+from fer_model import EmotionRecognizer  # noqa: E402
+from fer_model.calibrate import FULL, calibration_metrics, fit_calibration  # noqa: E402
+from fer_model.predictor import DEFAULT_TTA  # noqa: E402
+from fer_model.tta import average_probabilities  # noqa: E402
+
+POWERS = (0.0, 0.5, 0.75, 1.0)
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", default="../shared/faces_in_the_wild")
+    p.add_argument("--model", default=None, help="model folder (default: the embedded default)")
+    p.add_argument("--halvings", type=int, default=20)
+    args = p.parse_args(argv)
+    recognizer = EmotionRecognizer.from_pretrained(args.model)
+    persons = collection(args.dataset, "calibration")
+    crops, found, _ = pipeline_crops(recognizer, persons["image"], "calibration persons")
+    labels, subjects = np.asarray(persons["label"])[found], np.asarray(persons["subject"])[found]
+    logits = recognizer.face_logits(crops, DEFAULT_TTA)
+    rng = np.random.default_rng(0)
+    rows = {power: [] for power in POWERS}
+    for _ in range(args.halvings):
+        half = rng.permutation(np.unique(subjects))[: len(np.unique(subjects)) // 2]
+        fit = np.isin(subjects, half)
+        counts = np.maximum(np.bincount(labels[fit], minlength=len(recognizer.labels)), 1)
+        for power in POWERS:
+            fitted = fit_calibration(logits[:, fit], labels[fit], True, FULL["temperature"], FULL["offset"],
+                                     (1.0 / counts[labels[fit]]) ** power)
+            probabilities = np.asarray(average_probabilities(logits[:, ~fit], *fitted))
+            predicted, truth = probabilities.argmax(1), labels[~fit]
+            rows[power].append([np.mean([(predicted[truth == c] == c).mean() for c in np.unique(truth)]),
+                                (predicted == truth).mean(), calibration_metrics(probabilities, truth)["ece"]])
+    figures = {str(power): dict(zip(("balanced_accuracy", "accuracy", "ece"), np.round(np.mean(r, 0), 4).tolist()))
+               | {"balanced_accuracy_sd": round(float(np.std(np.array(r)[:, 0])), 4)} for power, r in rows.items()}
+    return report("class_weighting", {"model": args.model or "embedded default", "precision": recognizer.precision,
+                                      "tta": DEFAULT_TTA, "faces": int(found.sum()), "halvings": args.halvings,
+                                      "by_power": figures})
+
+
+if __name__ == "__main__":
+    main()
