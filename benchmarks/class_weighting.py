@@ -2,9 +2,10 @@
 `faces_in_the_wild` (the persons the trainer selects and calibrates on), by person.
 
 Each halving fits a temperature and class offsets (as `train.calibration.fit_large_faces` does) on the faces of
-half of the persons, each face weighing `(1 / its class's count) ** power`, and reads the other half: balanced
-accuracy, accuracy and ECE, averaged over the halvings. Power 0 weighs every face alike, 1 every class alike (what
-the shipped calibration does).
+half of the persons and reads the other half: balanced accuracy, accuracy and ECE, averaged over the halvings.
+Each face weighs `(1 / its class's count) ** power` (power 0: every face alike; 1: every class alike), or
+`1 / max(count, floor)`: every class alike, but a class of fewer than `floor` faces less. The shipped fit
+(`train.calibration.fit_large_faces`) is power 1.
 
     python benchmarks/class_weighting.py [--model FOLDER] [--halvings 20]
 """
@@ -24,7 +25,9 @@ from fer_model.calibrate import FULL, calibration_metrics, fit_calibration  # no
 from fer_model.predictor import DEFAULT_TTA  # noqa: E402
 from fer_model.tta import average_probabilities  # noqa: E402
 
-POWERS = (0.0, 0.5, 0.75, 1.0)
+WEIGHTINGS = {**{f"power {p}": (lambda c, p=p: (1.0 / c) ** p) for p in (0, 0.5, 0.75, 1)},
+              **{f"floor {f}": (lambda c, f=f: 1.0 / np.maximum(c, f)) for f in (5, 10, 20, 30)}}
+"""How a face of a class of `c` faces (numpy) weighs in the fit, by name."""
 
 
 def main(argv=None) -> dict:
@@ -39,23 +42,23 @@ def main(argv=None) -> dict:
     labels, subjects = np.asarray(persons["label"])[found], np.asarray(persons["subject"])[found]
     logits = recognizer.face_logits(crops, DEFAULT_TTA)
     rng = np.random.default_rng(0)
-    rows = {power: [] for power in POWERS}
+    rows = {name: [] for name in WEIGHTINGS}
     for _ in range(args.halvings):
         half = rng.permutation(np.unique(subjects))[: len(np.unique(subjects)) // 2]
         fit = np.isin(subjects, half)
         counts = np.maximum(np.bincount(labels[fit], minlength=len(recognizer.labels)), 1)
-        for power in POWERS:
+        for name, weigh in WEIGHTINGS.items():
             fitted = fit_calibration(logits[:, fit], labels[fit], True, FULL["temperature"], FULL["offset"],
-                                     (1.0 / counts[labels[fit]]) ** power)
+                                     weigh(counts[labels[fit]].astype(np.float64)))
             probabilities = np.asarray(average_probabilities(logits[:, ~fit], *fitted))
             predicted, truth = probabilities.argmax(1), labels[~fit]
-            rows[power].append([np.mean([(predicted[truth == c] == c).mean() for c in np.unique(truth)]),
+            rows[name].append([np.mean([(predicted[truth == c] == c).mean() for c in np.unique(truth)]),
                                 (predicted == truth).mean(), calibration_metrics(probabilities, truth)["ece"]])
-    figures = {str(power): dict(zip(("balanced_accuracy", "accuracy", "ece"), np.round(np.mean(r, 0), 4).tolist()))
-               | {"balanced_accuracy_sd": round(float(np.std(np.array(r)[:, 0])), 4)} for power, r in rows.items()}
+    figures = {name: dict(zip(("balanced_accuracy", "accuracy", "ece"), np.round(np.mean(r, 0), 4).tolist()))
+               | {"balanced_accuracy_sd": round(float(np.std(np.array(r)[:, 0])), 4)} for name, r in rows.items()}
     return report("class_weighting", {"model": args.model or "embedded default", "precision": recognizer.precision,
                                       "tta": DEFAULT_TTA, "faces": int(found.sum()), "halvings": args.halvings,
-                                      "by_power": figures})
+                                      "by_weighting": figures})
 
 
 if __name__ == "__main__":
