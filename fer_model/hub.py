@@ -61,12 +61,15 @@ def copy_pretrained(source: str | os.PathLike, config: FERConfig, folder: str | 
 
 
 def resolve(source: str | os.PathLike | None = None, revision: str | None = None) -> Path:
-    """The local folder holding a model: the embedded default, a folder, or a Hub repo id (downloaded or cached)."""
+    """The local folder holding a model: the embedded default (None, or "default" where no folder has that name),
+    a folder, or a Hub repo id (downloaded or cached)."""
     if source is None:
         return DEFAULT_MODEL_DIR
     path = Path(source)
     if path.is_dir():
         return path
+    if str(source) == "default":
+        return DEFAULT_MODEL_DIR
     if path.exists():
         raise ModelLoadError(f"{source} is a file; a model is a folder with {CONFIG_NAME} and {ONNX_NAME}")
     if path.is_absolute() or str(source).startswith((".", "~")) or str(source).count("/") != 1:

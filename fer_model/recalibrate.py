@@ -78,13 +78,13 @@ def recalibrate(source: str | None, folder: str | os.PathLike, out: str | os.Pat
         for size, members in (("small", ~large), ("large", large)):
             if not members[fit].any() or not members[held].any():
                 continue
-            old = runner.calibration.for_side(None if size == "small" else np.inf)
+            old = runner.calibration if size == "small" else runner.calibration.large_faces or runner.calibration
             calibration, graph = recalibrate_graph(runner, faces, labels, fit[members[fit]], held[members[held]],
                                                    modes, old)
             report["graphs"][precision if size == "small" else f"{precision}, large faces"] = graph
-            section = config.int8 if precision == "int8" else config.to_dict()
             if size == "large":
-                calibration = {"large_faces": {**section.get("large_faces", {}), **calibration}}
+                own = config.int8.get("large_faces", {}) if precision == "int8" else config.large_faces
+                calibration = {"large_faces": {**own, **calibration}}
             config = replace(config, **calibration) if precision == "fp32" else replace(
                 config, int8={**config.int8, **calibration})
     report["written"] = any(graph["changed"] for graph in report["graphs"].values())

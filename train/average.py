@@ -52,8 +52,9 @@ def main(argv=None) -> dict:
 
     from .finish import finish_folder
 
-    base, tuned, out = resolve(None if args.base == "default" else args.base), Path(args.tuned), Path(args.output_dir)
+    tuned, out = Path(args.tuned), Path(args.output_dir)
     try:
+        base = resolve(args.base)
         config, base_config = read_config(tuned), read_config(base)
     except FERError as err:
         p.error(str(err))

@@ -120,7 +120,7 @@ def finish_folder(folder: str | Path, dataset: str, limit_val: int | None = None
     size = config.preprocessing.image_size
     quantize_faces = range_faces(splits["train"], size, faces=faces) if "train" in splits else None
     source = fine_tuned_from or (run.init_from if run is not None else None)
-    base = read_config(resolve(None if source == "default" else source)) if source else None
+    base = read_config(resolve(source)) if source else None
     real_split = None
     if run is not None and run.extra_dataset:  # the persons it selected on, as the run itself calibrated
         from .data import person_splits
