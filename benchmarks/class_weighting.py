@@ -1,5 +1,7 @@
 """How much the large-face calibration should weigh rare classes: cross-fitted on the calibration persons of
-`faces_in_the_wild` (the persons the trainer selects and calibrates on), by person.
+`faces_in_the_wild` (the persons the trainer selects and calibrates on), by person. `--persons held-out` adds
+the test persons: twice the faces of the rare classes, for what a calibration fitted on persons a model never
+saw gives on others (never to choose with: the test persons judge the choice).
 
 Each halving fits a temperature and class offsets (as `train.calibration.fit_large_faces` does) on the faces of
 half of the persons and reads the other half: balanced accuracy, accuracy and ECE, averaged over the halvings.
@@ -7,7 +9,8 @@ Each face weighs `(1 / its class's count) ** power` (power 0: every face alike; 
 `1 / max(count, floor)`: every class alike, but a class of fewer than `floor` faces less. The shipped fit
 (`train.calibration.fit_large_faces`) is power 1.
 
-    python benchmarks/class_weighting.py [--model FOLDER] [--halvings 20]
+    python benchmarks/class_weighting.py [--model FOLDER --name class_weighting_NAME] [--persons held-out]
+        [--halvings 20]
 """
 from __future__ import annotations
 
@@ -35,10 +38,12 @@ def main(argv=None) -> dict:
     p.add_argument("--dataset", default="../shared/faces_in_the_wild")
     p.add_argument("--model", default=None, help="model folder (default: the embedded default)")
     p.add_argument("--halvings", type=int, default=20)
+    p.add_argument("--persons", choices=("calibration", "held-out"), default="calibration")
+    p.add_argument("--name", default="class_weighting", help="results go to benchmarks/results/NAME.json")
     args = p.parse_args(argv)
     recognizer = EmotionRecognizer.from_pretrained(args.model)
-    persons = collection(args.dataset, "calibration")
-    crops, found, _ = pipeline_crops(recognizer, persons["image"], "calibration persons")
+    persons = collection(args.dataset, args.persons)
+    crops, found, _ = pipeline_crops(recognizer, persons["image"], f"{args.persons} persons")
     labels, subjects = np.asarray(persons["label"])[found], np.asarray(persons["subject"])[found]
     logits = recognizer.face_logits(crops, DEFAULT_TTA)
     rng = np.random.default_rng(0)
@@ -56,9 +61,9 @@ def main(argv=None) -> dict:
                                 (predicted == truth).mean(), calibration_metrics(probabilities, truth)["ece"]])
     figures = {name: dict(zip(("balanced_accuracy", "accuracy", "ece"), np.round(np.mean(r, 0), 4).tolist()))
                | {"balanced_accuracy_sd": round(float(np.std(np.array(r)[:, 0])), 4)} for name, r in rows.items()}
-    return report("class_weighting", {"model": args.model or "embedded default", "precision": recognizer.precision,
-                                      "tta": DEFAULT_TTA, "faces": int(found.sum()), "halvings": args.halvings,
-                                      "by_weighting": figures})
+    return report(args.name, {"model": args.model or "embedded default", "precision": recognizer.precision,
+                              "persons": args.persons, "tta": DEFAULT_TTA, "faces": int(found.sum()),
+                              "halvings": args.halvings, "by_weighting": figures})
 
 
 if __name__ == "__main__":

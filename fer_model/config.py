@@ -139,7 +139,7 @@ class FERConfig:
             return {"temperatures": {str(k): float(v) for k, v in section.get("temperatures", {}).items()},
                     "class_biases": biases,
                     "uncertainty": {str(k): float(v) for k, v in section.get("uncertainty", {}).items()},
-                    **({"large_faces": {**{k: float(v) for k, v in large.items() if k == "min_side"},
+                    **({"large_faces": {**({"min_side": float(large["min_side"])} if "min_side" in large else {}),
                                         **calibration(large, f"{name} of large_faces")}} if large else {})}
 
         int8 = data.get("int8") or {}

@@ -67,11 +67,12 @@ def average_probabilities(logits, temperature=1.0, class_bias=None):
 def calibrated_probabilities(logits, calibration, tta: str, sides=None) -> np.ndarray:
     """`average_probabilities` of (views, N, classes) numpy logits under a `config.Calibration`'s `tta` mode,
     each face under the calibration of its side in pixels (`sides`, N of them; None: the base calibration)."""
-    def under(c):
-        return np.asarray(average_probabilities(logits, c.temperature(tta), c.class_bias(tta)))
-
-    probabilities = under(calibration)
-    large = np.array([calibration.is_large(side) for side in (() if sides is None else sides)], bool)
-    if large.any():
-        probabilities[large] = under(calibration.large_faces)[large]
+    logits = np.asarray(logits)
+    large = np.zeros(logits.shape[1], bool)
+    if sides is not None:
+        large[:] = [calibration.is_large(side) for side in sides]
+    probabilities = np.empty(logits.shape[1:], logits.dtype)
+    for members, c in ((~large, calibration), (large, calibration.large_faces)):
+        if members.any():
+            probabilities[members] = average_probabilities(logits[:, members], c.temperature(tta), c.class_bias(tta))
     return probabilities

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.in_the_wild import collection, neutral_misreads, read
+from benchmarks.in_the_wild import collection, intervals_by_group, main, neutral_misreads, read
 from fer_model import EMOTIONS, EmotionRecognizer
 
 pytest.importorskip("datasets")
@@ -58,3 +58,30 @@ def test_neutral_misreads_are_shares_of_the_neutral_row():
     matrix = np.zeros((7, 7), int)
     matrix[6, 6], matrix[6, 0], matrix[6, 4] = 5, 3, 2
     assert neutral_misreads(matrix.tolist(), list(EMOTIONS)) == {"neutral": 0.5, "angry": 0.3, "sad": 0.2}
+
+
+def test_intervals_resample_whole_persons():
+    """Persons whose faces are all right or all wrong: resampling persons spreads accuracy wider than resampling
+    faces would; both intervals hold the measured figure; one person gives no spread."""
+    rng = np.random.default_rng(1)
+    persons = np.repeat(np.arange(40), 10)
+    labels = rng.integers(0, 3, 400)
+    predicted = np.where(np.repeat(rng.random(40) < 0.7, 10), labels, (labels + 1) % 3)
+    accuracy = (predicted == labels).mean()
+    by_person = intervals_by_group(labels, predicted, persons, 7)
+    by_face = intervals_by_group(labels, predicted, np.arange(400), 7)
+    for spread in (by_person, by_face):
+        assert spread["accuracy_95"][0] < accuracy < spread["accuracy_95"][1]
+        assert spread["balanced_accuracy_95"][0] < spread["balanced_accuracy_95"][1]
+    width = {name: s["accuracy_95"][1] - s["accuracy_95"][0] for name, s in (("person", by_person), ("face", by_face))}
+    assert width["person"] > 2 * width["face"]
+    one = intervals_by_group(labels[:10], predicted[:10], persons[:10], 7)
+    assert one["accuracy_95"] == [round(float((labels[:10] == predicted[:10]).mean()), 4)] * 2
+
+
+def test_a_collection_without_faces_is_refused_in_one_line(tmp_path):
+    for label in ("happy", "sad"):
+        (tmp_path / "faces" / label).mkdir(parents=True)
+        Image.new("RGB", (300, 200), (90, 90, 90)).save(tmp_path / "faces" / label / "blank.jpg")
+    with pytest.raises(SystemExit, match="no face found in any of the 2 images"):
+        main(["--dataset", str(tmp_path / "faces"), "--persons", "all", "--fer2013", ""])

@@ -34,6 +34,8 @@ def test_random_bytes(recognizer, data):
 
 
 @FUZZ
+@pytest.mark.filterwarnings("ignore:Metadata Warning:UserWarning")  # PIL, on a TIFF whose header bytes were flipped
+@pytest.mark.filterwarnings("ignore:Truncated File Read:UserWarning")  # PIL, on a TIFF cut short
 @given(st.sampled_from(FORMATS), st.integers(0, 2**16), st.floats(0, 1), st.lists(st.integers(0, 10**6), max_size=8))
 def test_truncated_and_corrupted_encodings(recognizer, fmt, seed, cut, flips):
     data = bytearray(encoded(fmt, seed))

@@ -19,9 +19,7 @@ import numpy as np
 from fer_model.errors import FERError
 from fer_model.hub import read_config, resolve
 
-from .report import COMMAND_FILE
-
-HISTORY_FILE = "metrics.jsonl"
+from .report import COMMAND_FILE, HISTORY_FILE
 
 
 def average_states(base: dict, tuned: dict, weight: float) -> dict:

@@ -19,7 +19,7 @@ from fer_model.tta import modes_for
 from .calibration import calibrate, real_summary
 from .card import write_model_card
 from .quantize import add_int8
-from .report import COMMAND_FILE, classification_report, plot_confusion_matrix, plot_learning_curves, plot_reliability
+from .report import COMMAND_FILE, HISTORY_FILE, classification_report, plot_confusion_matrix, plot_learning_curves, plot_reliability
 
 
 def finish_run(folder: str | Path, split, history: list | None = None, command: str | None = None,
@@ -104,7 +104,7 @@ def finish_folder(folder: str | Path, dataset: str, limit_val: int | None = None
     from .quantize import range_faces
 
     folder = Path(folder)
-    history_file = folder / "metrics.jsonl"
+    history_file = folder / HISTORY_FILE
     history = [json.loads(line) for line in history_file.read_text().splitlines()] if history_file.is_file() else None
     command_file = folder / COMMAND_FILE
     command = command_file.read_text().strip() if command_file.is_file() else "(command not recorded)"

@@ -14,6 +14,8 @@ from fer_model.runtime import cpu_name  # noqa: E402
 
 COMMAND_FILE = "command.txt"
 """The exact command of a training run, written into its folder when it starts."""
+HISTORY_FILE = "metrics.jsonl"
+"""A run's epochs, one JSON line each (`train.train` writes it; `train.finish` and the card read it)."""
 
 
 def device_name(device: torch.device | str = "cpu") -> str:

@@ -44,7 +44,7 @@ from .evaluate import load_metric
 from .finish import finish_run
 from .options import parse_args
 from .quantize import range_faces
-from .report import COMMAND_FILE, device_name
+from .report import COMMAND_FILE, HISTORY_FILE, device_name
 
 CHECKPOINT = "checkpoint"
 
@@ -329,7 +329,7 @@ def main(argv=None) -> dict:
             if is_main:
                 if improved:
                     save_pretrained(accelerator.unwrap_model(eval_model), config, out, getattr(torch, args.save_dtype))
-                (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in progress.history))
+                (out / HISTORY_FILE).write_text("".join(json.dumps(r) + "\n" for r in progress.history))
             accelerator.log(record, step=epoch + 1)
             if budget:
                 moved = budget.fit(scheduler, progress.epoch, steps_per_epoch)
