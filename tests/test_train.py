@@ -633,6 +633,40 @@ def test_real_faces_of_other_persons_train_validate_and_calibrate_beside_fer(tmp
     assert "Real faces of other sources" in (tmp_path / "run" / "README.md").read_text()
 
 
+def test_kd_extra_distils_the_extra_faces_too(tmp_path, tiny, astronaut):
+    """Without --kd-extra, --extra-dataset's faces learn their labels (all happy here); with it, the teacher's
+    reading of them (a strong preference for angry): the network (before calibration) reads them as its teacher does."""
+    from datasets import ClassLabel, Dataset, Features, Value
+    from datasets import Image as ImageFeature
+
+    from fer_model import FERConfig, ModelConfig
+    from fer_model.hub import build_model, save_pretrained
+    from train.train import main
+
+    torch.manual_seed(1)
+    teacher_config = FERConfig(model=ModelConfig(widths=(8, 8, 8, 8), hidden=16))
+    teacher = build_model(teacher_config)
+    with torch.no_grad():
+        teacher.head[-1].bias.copy_(torch.tensor([4.0, -2, 0, -2, -1, 0, 0]))
+    save_pretrained(teacher, teacher_config, tmp_path / "teacher")
+    features = Features({"image": ImageFeature(), "label": ClassLabel(names=list(EMOTIONS)), "subject": Value("string")})
+    (tmp_path / "wild" / "data").mkdir(parents=True)
+    Dataset.from_dict({"image": [astronaut.resize((160, 160))] * 40, "label": [3] * 40,
+                       "subject": [f"person_{i}" for i in range(40)]},
+                      features=features).to_parquet(tmp_path / "wild" / "data" / "dev-00000-of-00001.parquet")
+    common = [*tiny, "--epochs", "4", "--extra-dataset", str(tmp_path / "wild"), "--extra-repeat", "8",
+              "--teacher", str(tmp_path / "teacher"), "--kd-weight", "1.0", "--kd-temperature", "1",
+              "--warmup-epochs", "0", "--ema-decay", "0", "--monitor", "val_accuracy", "--min-delta", "-1",
+              "--patience", "9"]
+    happy = {}
+    for name, option in (("labels", []), ("teacher", ["--kd-extra"])):
+        main([*common, *option, "--output-dir", str(tmp_path / name)])
+        recognizer = EmotionRecognizer.from_pretrained(tmp_path / name, precision="fp32")
+        crop = recognizer.find_faces(np.asarray(astronaut))[0][2]
+        happy[name] = float(torch.tensor(recognizer.face_logits(crop[None], "none")[0, 0]).softmax(0)[3])  # uncalibrated
+    assert happy["teacher"] < 0.5 * happy["labels"]
+
+
 def test_capture_degrades_faces_on_their_own_device_and_scale():
     from train.augment import capture
 

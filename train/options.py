@@ -66,7 +66,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "sensor noise and JPEG compression (0 disables)")
     p.add_argument("--teacher", nargs="+", default=[], metavar="MODEL",
                    help="distil from these model folders or Hub ids (their softened probabilities are averaged); "
-                        "only --dataset's faces are distilled, --extra-dataset's learn from their labels")
+                        "--dataset's faces are distilled, --extra-dataset's learn from their labels")
+    p.add_argument("--kd-extra", action="store_true",
+                   help="distil --extra-dataset's faces too, as --dataset's (several teachers into one model)")
     p.add_argument("--kd-temperature", type=float, default=4.0, help="softening temperature of distillation")
     p.add_argument("--kd-weight", type=float, default=0.7,
                    help="weight of the distillation loss; the label loss gets 1 - this")
@@ -89,6 +91,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--mixup/--cutmix mix each batch with its mirror: --batch-size must be even")
     if args.monitor == "val_combined" and not args.extra_dataset:
         p.error("--monitor val_combined needs --extra-dataset")
+    if args.kd_extra and not (args.teacher and args.extra_dataset):
+        p.error("--kd-extra needs --teacher and --extra-dataset")
     if args.push_to_hub and not args.hub_model_id:
         p.error("--push-to-hub needs --hub-model-id user/name")
     return args

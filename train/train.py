@@ -285,10 +285,10 @@ def main(argv=None) -> dict:
                                         label_smoothing=args.extra_label_smoothing),
                         F.cross_entropy(logits.float(), soft_targets, weight=loss_weights, reduction="none",
                                         label_smoothing=args.label_smoothing))
-                    if teachers:  # --dataset's faces keep the teachers' reading; extra faces learn their labels
+                    if teachers:  # --dataset's faces keep the teachers' reading; extra ones too with --kd-extra
                         distilled = distillation_loss(logits, faces, teachers, args.kd_temperature)
-                        per_face = torch.where(extra_faces, per_face,
-                                               (1 - args.kd_weight) * per_face + args.kd_weight * distilled)
+                        blended = (1 - args.kd_weight) * per_face + args.kd_weight * distilled
+                        per_face = blended if args.kd_extra else torch.where(extra_faces, per_face, blended)
                     loss = (per_face * weight).mean()
                 accelerator.backward(loss)
                 optimizer.step()
