@@ -364,19 +364,26 @@ def test_crop_training_and_ten_crop_tta(tmp_path, tiny, monkeypatch):
     assert all(max(b) - min(b) <= 2 for b in recognizer.config.class_biases.values())
 
 
+def save_biased_teacher(folder, biases):
+    """A small random network with a strong, odd preference (its last layer's `biases`), saved as a model."""
+    from fer_model import FERConfig, ModelConfig
+    from fer_model.hub import build_model, save_pretrained
+
+    torch.manual_seed(1)
+    config = FERConfig(model=ModelConfig(widths=(8, 8, 8, 8), hidden=16))
+    teacher = build_model(config)
+    with torch.no_grad():
+        teacher.head[-1].bias.copy_(torch.tensor(biases))
+    save_pretrained(teacher, config, folder)
+
+
 def test_distillation_moves_the_student_toward_the_teacher(tmp_path, tiny, tiny_fer):
     """A student distilled from a (random) teacher ends closer to the teacher's outputs than one trained on labels."""
-    from fer_model import FERConfig, ModelConfig
-    from fer_model.hub import build_model, load_pretrained, save_pretrained
+    from fer_model.hub import load_pretrained
     from fer_model.preprocess import normalize
     from train.train import main
 
-    torch.manual_seed(1)
-    teacher_config = FERConfig(model=ModelConfig(widths=(8, 8, 8, 8), hidden=16))
-    teacher = build_model(teacher_config)
-    with torch.no_grad():
-        teacher.head[-1].bias.copy_(torch.tensor([3.0, -2, 0, 1, -1, 0.5, 2]))  # a strong, odd preference
-    save_pretrained(teacher, teacher_config, tmp_path / "teacher")
+    save_biased_teacher(tmp_path / "teacher", [3.0, -2, 0, 1, -1, 0.5, 2])
     common = [*tiny, "--epochs", "5", "--label-smoothing", "0", "--warmup-epochs", "0", "--ema-decay", "0",
               "--monitor", "val_accuracy", "--min-delta", "-1", "--patience", "9"]  # keep the last epoch
     main([*common, "--output-dir", str(tmp_path / "plain")])
@@ -639,16 +646,9 @@ def test_kd_extra_distils_the_extra_faces_too(tmp_path, tiny, astronaut):
     from datasets import ClassLabel, Dataset, Features, Value
     from datasets import Image as ImageFeature
 
-    from fer_model import FERConfig, ModelConfig
-    from fer_model.hub import build_model, save_pretrained
     from train.train import main
 
-    torch.manual_seed(1)
-    teacher_config = FERConfig(model=ModelConfig(widths=(8, 8, 8, 8), hidden=16))
-    teacher = build_model(teacher_config)
-    with torch.no_grad():
-        teacher.head[-1].bias.copy_(torch.tensor([4.0, -2, 0, -2, -1, 0, 0]))
-    save_pretrained(teacher, teacher_config, tmp_path / "teacher")
+    save_biased_teacher(tmp_path / "teacher", [4.0, -2, 0, -2, -1, 0, 0])
     features = Features({"image": ImageFeature(), "label": ClassLabel(names=list(EMOTIONS)), "subject": Value("string")})
     (tmp_path / "wild" / "data").mkdir(parents=True)
     Dataset.from_dict({"image": [astronaut.resize((160, 160))] * 40, "label": [3] * 40,
