@@ -19,7 +19,8 @@ from fer_model.tta import modes_for
 from .calibration import calibrate, real_summary
 from .card import write_model_card
 from .quantize import add_int8
-from .report import COMMAND_FILE, HISTORY_FILE, classification_report, plot_confusion_matrix, plot_learning_curves, plot_reliability
+from .report import (COMMAND_FILE, HISTORY_FILE, classification_report, plot_confusion_matrix, plot_learning_curves,
+                     plot_reliability)
 
 
 def finish_run(folder: str | Path, split, history: list | None = None, command: str | None = None,
