@@ -10,7 +10,7 @@ from fer_model.config import LARGE_FACES_MIN_SIDE
 from fer_model.tta import average_probabilities
 
 
-def calibrate(recognizer, faces, labels, modes, base=None, real=None) -> tuple[dict, dict, dict]:
+def calibrate(recognizer, faces, labels, modes, base=None, real=None, votes=None) -> tuple[dict, dict, dict]:
     """Fit the calibration of `recognizer`'s model on uint8 faces and their labels (validation) for every TTA
     mode of `modes`, falling back on `base` (a `config.Calibration`, e.g. the fine-tuned model's) when the
     faces are too few (`fer_model.calibrate.choose_calibration`). `real`: (faces, labels) of real faces of other
@@ -27,7 +27,7 @@ def calibrate(recognizer, faces, labels, modes, base=None, real=None) -> tuple[d
     fitted = choose_calibration(logits, labels.numpy(), len(recognizer.labels), base)
     fields = {**fitted.fields, "large_faces": {}}
     results = {mode: {**scores(logits[mode], labels, recognizer.labels, fields["temperatures"][mode],
-                               fields["class_biases"].get(mode)),
+                               fields["class_biases"].get(mode), votes),
                       "temperature": fields["temperatures"][mode], "class_bias": fields["class_biases"].get(mode)}
                for mode in modes}
     plain = average_probabilities(logits[modes[0]].double().numpy(), results[modes[0]]["temperature"],
@@ -68,12 +68,12 @@ def fit_large_faces(logits_by_mode: dict, labels, num_classes: int, fallback: di
     return fields, report
 
 
-def scores(logits, labels, names, temperature, bias) -> dict:
+def scores(logits, labels, names, temperature, bias, votes=None) -> dict:
     """`train.evaluate.score` after calibration, with `accuracy_before` and `calibration_before` (uncalibrated)."""
     from .evaluate import score
 
     uncalibrated = score(logits, labels, names)
-    return {**score(logits, labels, names, temperature, bias), "accuracy_before": uncalibrated["accuracy"],
+    return {**score(logits, labels, names, temperature, bias, votes), "accuracy_before": uncalibrated["accuracy"],
             "calibration_before": uncalibrated["calibration"]}
 
 

@@ -146,7 +146,27 @@ def read_splits(source: str, own_labels: bool = False, keep_columns: tuple[str, 
                 raise DatasetFormatError(f"no such dataset folder: {source}, and no Hub dataset {source} could be "
                                          f"loaded ({type(err).__name__})") from err
         dataset = DatasetDict({SPLIT_ALIASES.get(name.lower(), name): split for name, split in dataset.items()})
-        return DatasetDict({name: to_canonical(split, own_labels, keep_columns) for name, split in dataset.items()})
+        return DatasetDict({name: with_votes(to_canonical(split, own_labels, keep_columns), source, name)
+                            for name, split in dataset.items()})
+
+
+def with_votes(split: Dataset, source: str, name: str) -> Dataset:
+    """`split` with a `votes` column where the dataset folder has FER+'s votes for it (`train.ferplus`)."""
+    from .ferplus import read_votes, votes_file
+
+    path = votes_file(source, name) if Path(source).is_dir() else None
+    return split if path is None else split.add_column("votes", read_votes(path, len(split)).tolist())
+
+
+def split_votes(split: Dataset, limit: int | None = None) -> np.ndarray | None:
+    """The (N, 10) FER+ vote counts of the faces `to_tensors(split, limit=limit)` gives (whole faces), or None
+    where the split has none."""
+    return np.asarray(subset(split, limit)["votes"]) if "votes" in split.column_names else None
+
+
+def subset(split: Dataset, limit: int | None) -> Dataset:
+    """The seeded subset of `limit` images that training and evaluation read with a limit (all without one)."""
+    return split if limit is None else split.shuffle(seed=0).select(range(min(limit, len(split))))
 
 
 @contextmanager
@@ -248,8 +268,7 @@ def to_tensors(split: Dataset, image_size: int = 48, limit: int | None = None,
                faces: str = "whole") -> tuple[torch.Tensor, torch.Tensor]:
     """Decode a split once into uint8 faces (N, size, size) and int64 labels (N,). `faces` "whole" resizes each
     image whole; "crop" finds its face as `predict` does and keeps images with exactly one (`face_crops`)."""
-    if limit is not None:
-        split = split.shuffle(seed=0).select(range(min(limit, len(split))))
+    split = subset(split, limit)
     if faces == "crop":
         crops, labels, _ = face_crops(split, image_size)
         return torch.from_numpy(crops), torch.tensor(labels, dtype=torch.int64)

@@ -22,6 +22,7 @@ from fer_model.config import PRECISIONS
 from fer_model.predictor import DEFAULT_TTA
 from fer_model.tta import TTA_MODES, average_probabilities
 
+from .ferplus import agreement
 from .report import classification_report, plot_confusion_matrix, plot_reliability
 
 METRICS = Path(__file__).parent / "metrics"
@@ -40,13 +41,15 @@ def collect_logits(recognizer: EmotionRecognizer, faces: torch.Tensor, tta: str 
 
 
 def score(logits: torch.Tensor, labels: torch.Tensor, names, temperature: float = 1.0,
-          class_bias: tuple[float, ...] | None = None) -> dict:
+          class_bias: tuple[float, ...] | None = None, votes=None) -> dict:
     """Accuracy, F1 and confusion matrix, plus `calibration` (ECE, NLL, Brier, bins), of the probabilities at
-    `temperature` and `class_bias`."""
+    `temperature` and `class_bias`; with FER+'s `votes` for the faces, also how they read against the raters
+    (`train.ferplus.agreement`: majority accuracy, cross-entropy to the vote shares)."""
     probabilities = average_probabilities(logits, temperature, class_bias)
     metrics = load_metric().compute(predictions=probabilities.argmax(1), references=labels, labels=list(names))
     calibration = load_metric("calibration").compute(probabilities=probabilities.tolist(), references=labels.tolist())
-    return {**metrics, "calibration": calibration}
+    raters = agreement(probabilities.numpy(), votes) if votes is not None and tuple(names) == EMOTIONS else {}
+    return {**metrics, "calibration": calibration, **raters}
 
 
 def main(argv=None) -> dict:
@@ -66,17 +69,19 @@ def main(argv=None) -> dict:
     p.add_argument("--out", default=None, help="folder for the plots (default: evaluation/<model>)")
     args = p.parse_args(argv)
 
-    from .data import DatasetFormatError, faces_mode, load_split, to_tensors
+    from .data import DatasetFormatError, faces_mode, load_split, split_votes, to_tensors
 
     recognizer = EmotionRecognizer.from_pretrained(args.model, args.revision, backend=args.backend, precision=args.precision)
     try:
         split = load_split(args.dataset, args.split, own_labels=recognizer.labels != EMOTIONS)
-        faces, labels = to_tensors(split, recognizer.config.preprocessing.image_size, args.limit,
-                                   faces_mode(args.faces, args.dataset))
+        face_mode = faces_mode(args.faces, args.dataset)
+        faces, labels = to_tensors(split, recognizer.config.preprocessing.image_size, args.limit, face_mode)
     except DatasetFormatError as err:
         p.error(str(err))
+    votes = split_votes(split, args.limit) if face_mode == "whole" else None
     temperature, class_bias = recognizer.calibration.temperature(args.tta), recognizer.calibration.class_bias(args.tta)
-    metrics = score(collect_logits(recognizer, faces, args.tta), labels, recognizer.labels, temperature, class_bias)
+    metrics = score(collect_logits(recognizer, faces, args.tta), labels, recognizer.labels, temperature, class_bias,
+                    votes)
     out = Path(args.out or Path("evaluation") / re.sub(r"[^\w.-]+", "_", args.model or "default").strip("_"))
     out.mkdir(parents=True, exist_ok=True)
     plot_confusion_matrix(metrics["confusion_matrix"], recognizer.labels, out / f"confusion_matrix_{args.split}.png",

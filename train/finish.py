@@ -36,15 +36,16 @@ def finish_run(folder: str | Path, split, history: list | None = None, command: 
     as predict crops them, calibrated on with the validation faces and scored apart (`train.calibration`).
 
     Returns the metrics of the plain (no TTA) mode."""
-    from .data import to_tensors
+    from .data import split_votes, to_tensors
 
     folder = Path(folder)
     recognizer = EmotionRecognizer.from_pretrained(folder, precision="fp32")
     config = recognizer.config
+    votes = split_votes(split, limit) if faces == "whole" and config.labels == EMOTIONS else None
     faces, labels = to_tensors(split, config.preprocessing.image_size, limit, faces)
     real = to_tensors(real_split, config.preprocessing.image_size, faces="crop") if real_split is not None else None
     modes = modes_for(config.preprocessing.crop_size)
-    results, fields, uncertainty = calibrate(recognizer, faces, labels, modes, base, real)
+    results, fields, uncertainty = calibrate(recognizer, faces, labels, modes, base, real, votes)
     temperatures = fields["temperatures"]
     config = replace(config, **fields)
     (folder / CONFIG_NAME).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
@@ -53,7 +54,7 @@ def finish_run(folder: str | Path, split, history: list | None = None, command: 
     if real is not None:
         metrics["real_faces"] = {mode: real_summary(results[mode].pop("real")) for mode in modes}
     if quantize_faces is not None:
-        metrics["int8"] = add_int8(folder, quantize_faces, faces, labels, results, real)
+        metrics["int8"] = add_int8(folder, quantize_faces, faces, labels, results, real, votes)
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     best = max(modes, key=lambda mode: results[mode]["accuracy"])
     (folder / "classification_report.txt").write_text(
@@ -75,7 +76,8 @@ def finish_run(folder: str | Path, split, history: list | None = None, command: 
     for mode in modes:
         r = results[mode]
         print(f"validation, TTA {mode:8}: accuracy {r['accuracy_before']:.4f} -> {r['accuracy']:.4f}, "
-              f"macro F1 {r['macro_f1']:.4f}, ECE {r['calibration_before']['ece']:.4f} -> "
+              + (f"FER+ majority {r['ferplus_accuracy']:.4f}, " if "ferplus_accuracy" in r else "")
+              + f"macro F1 {r['macro_f1']:.4f}, ECE {r['calibration_before']['ece']:.4f} -> "
               f"{r['calibration']['ece']:.4f} (T={r['temperature']:g})")
     for mode, r in metrics.get("real_faces", {}).items():
         print(f"real faces, TTA {mode:8}: accuracy {r['accuracy']:.4f}, balanced {r['balanced_accuracy']:.4f}, "

@@ -28,9 +28,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="class imbalance: weighted loss or balanced sampling, class weights (mean count / count)^0.5")
     p.add_argument("--ema-decay", type=float, default=0.998, help="0 disables weight EMA")
     p.add_argument("--patience", type=int, default=10, help="epochs without improvement before stopping")
-    p.add_argument("--monitor", choices=["val_loss", "val_accuracy", "val_combined"], default="val_loss",
-                   help="val_combined: the mean of validation accuracy and --extra-dataset's held-out balanced accuracy")
+    p.add_argument("--monitor", choices=["val_loss", "val_accuracy", "val_combined", "val_agreement"],
+                   default="val_loss",
+                   help="val_combined: the mean of validation accuracy and --extra-dataset's held-out balanced "
+                        "accuracy; val_agreement: the mean of validation accuracy and FER+ majority accuracy")
     p.add_argument("--min-delta", type=float, default=0.0, help="smallest change of --monitor that counts as better")
+    p.add_argument("--vote-mix", type=float, default=0.0, metavar="W",
+                   help="learn W of FER+'s ten raters' vote shares and 1 - W of FER-2013's label per face "
+                        "(train.ferplus; the dataset folder's ferplus/ votes); 0: the labels alone")
     p.add_argument("--widths", default="32,64,128,256", help="channels per stage")
     p.add_argument("--convs-per-stage", type=int, default=2)
     p.add_argument("--hidden", type=int, default=256)
@@ -89,6 +94,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if (args.mixup or args.cutmix) and args.batch_size % 2:
         p.error("--mixup/--cutmix mix each batch with its mirror: --batch-size must be even")
+    if not 0 <= args.vote_mix <= 1:
+        p.error("--vote-mix is a share: from 0 to 1")
+    if args.vote_mix and (args.mixup or args.cutmix):
+        p.error("--vote-mix does not combine with --mixup/--cutmix (both make each face's target)")
     if args.monitor == "val_combined" and not args.extra_dataset:
         p.error("--monitor val_combined needs --extra-dataset")
     if args.kd_extra and not (args.teacher and args.extra_dataset):

@@ -57,10 +57,11 @@ def quantize_onnx(source: Path, target: Path, inputs: np.ndarray) -> Path:
 
 
 def add_int8(folder: str | Path, quantize_faces, faces, labels, float_results: dict | None = None,
-             real=None) -> dict:
+             real=None, votes=None) -> dict:
     """Write the int8 model of `folder` and its calibration (fitted on uint8 `faces` and `labels`, validation,
     and on `real` faces of other sources where given, as `train.calibration.calibrate` fits them); returns its
-    scores per TTA mode, with the float model's accuracy beside them when `float_results` are given."""
+    scores per TTA mode, with the float model's accuracy beside them when `float_results` are given, and the
+    FER+ raters' majority accuracy with their `votes` for the faces."""
     folder = Path(folder)
     config = read_config(folder)
     pre = config.preprocessing
@@ -68,11 +69,13 @@ def add_int8(folder: str | Path, quantize_faces, faces, labels, float_results: d
     quantize_onnx(folder / ONNX_NAME, folder / INT8_NAME, ranges)
     recognizer = EmotionRecognizer(OnnxClassifier(folder / INT8_NAME), config)
     modes = modes_for(pre.crop_size)
-    results, fields, uncertainty = calibrate(recognizer, faces, labels, modes, base=config.calibration(), real=real)
+    results, fields, uncertainty = calibrate(recognizer, faces, labels, modes, base=config.calibration(), real=real,
+                                             votes=votes)
     config = replace(config, int8={"file": INT8_NAME, **fields})
     (folder / CONFIG_NAME).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     summary = {mode: {"accuracy": r["accuracy"], "macro_f1": r["macro_f1"], "ece": r["calibration"]["ece"],
                       "temperature": r["temperature"],
+                      **{k: r[k] for k in ("ferplus_accuracy", "ferplus_cross_entropy") if k in r},
                       **({"float_accuracy": float_results[mode]["accuracy"]} if float_results else {}),
                       **({"real": real_summary(r["real"])} if "real" in r else {})}
                for mode, r in results.items()}
@@ -80,7 +83,8 @@ def add_int8(folder: str | Path, quantize_faces, faces, labels, float_results: d
         versus = f" (float {r['float_accuracy']:.4f})" if "float_accuracy" in r else ""
         real_line = (f"; real faces {r['real']['accuracy']:.4f}, balanced {r['real']['balanced_accuracy']:.4f}, "
                      f"ECE {r['real']['ece']:.4f}" if "real" in r else "")
-        print(f"int8, TTA {mode:8}: accuracy {r['accuracy']:.4f}{versus}, ECE {r['ece']:.4f}{real_line}")
+        raters = f", FER+ majority {r['ferplus_accuracy']:.4f}" if "ferplus_accuracy" in r else ""
+        print(f"int8, TTA {mode:8}: accuracy {r['accuracy']:.4f}{versus}{raters}, ECE {r['ece']:.4f}{real_line}")
     return {"by_tta": summary, "uncertainty": uncertainty, "quantize_faces": len(ranges),
             "bytes": (folder / INT8_NAME).stat().st_size}
 
@@ -92,7 +96,7 @@ def main(argv=None) -> dict:
     p.add_argument("--quantize-faces", type=int, default=QUANTIZE_FACES, help="training faces that set the int8 ranges")
     args = p.parse_args(argv)
 
-    from .data import DatasetFormatError, faces_mode, read_splits, to_tensors
+    from .data import DatasetFormatError, faces_mode, read_splits, split_votes, to_tensors
 
     config = read_config(args.folder)
     try:
@@ -101,7 +105,9 @@ def main(argv=None) -> dict:
         p.error(str(err))
     size, mode = config.preprocessing.image_size, faces_mode("auto", args.dataset)
     faces, labels = to_tensors(splits["validation"], size, faces=mode)
-    figures = add_int8(args.folder, range_faces(splits["train"], size, args.quantize_faces, mode), faces, labels)
+    votes = split_votes(splits["validation"]) if mode == "whole" and config.labels == EMOTIONS else None
+    figures = add_int8(args.folder, range_faces(splits["train"], size, args.quantize_faces, mode), faces, labels,
+                       votes=votes)
     metrics_file = Path(args.folder) / "metrics.json"
     if metrics_file.is_file():
         metrics = json.loads(metrics_file.read_text())

@@ -32,6 +32,9 @@ def classification_report(metrics: dict) -> str:
     lines.append(f"{'macro avg':>10} {metrics['macro_precision']:9.4f} {metrics['macro_recall']:9.4f} "
                  f"{metrics['macro_f1']:9.4f} {metrics['num_examples']:9d}")
     lines.append(f"{'accuracy':>10} {metrics['accuracy']:29.4f} {metrics['num_examples']:9d}")
+    if "ferplus_accuracy" in metrics:
+        lines.append(f"{'FER+ maj.':>10} {metrics['ferplus_accuracy']:29.4f} {metrics['ferplus_faces']:9d}"
+                     f"   (cross-entropy to the raters' vote shares {metrics['ferplus_cross_entropy']:.4f})")
     return "\n".join(lines)
 
 

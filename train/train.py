@@ -32,15 +32,17 @@ from timm.utils import ModelEmaV3
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
-from fer_model.config import FERConfig, ModelConfig, PreprocessConfig
+from fer_model.config import EMOTIONS, FERConfig, ModelConfig, PreprocessConfig
 from fer_model.errors import FERError
 from fer_model.hub import build_model, load_pretrained, push_to_hub, resolve, save_pretrained
 from fer_model.preprocess import normalize
 from fer_model.tta import center_crop
 
 from .augment import augment, capture, random_crop
-from .data import DatasetFormatError, faces_mode, load_fer_dataset, person_splits, to_tensors
+from .data import DatasetFormatError, faces_mode, load_fer_dataset, person_splits, split_votes, to_tensors
 from .evaluate import load_metric
+from .ferplus import agreement, has_target
+from .ferplus import targets as vote_targets
 from .finish import finish_run
 from .options import parse_args
 from .quantize import range_faces
@@ -183,8 +185,18 @@ def main(argv=None) -> dict:
     except DatasetFormatError as err:
         raise SystemExit(f"error: {err}") from None
     num_classes = len(config.labels)
+    votes = {name: split_votes(data[name], limit) if face_mode == "whole" and labels == EMOTIONS else None
+             for name, limit in (("train", args.limit_train), ("validation", args.limit_val))}
+    if args.vote_mix and votes["train"] is None:
+        raise SystemExit(f"error: --vote-mix: {args.dataset} has no FER+ votes for its train split "
+                         "(ferplus/train.parquet in the dataset folder, train.ferplus)")
     from_extra = torch.zeros(len(train_y), dtype=torch.bool, device=device)
     face_weights = torch.ones(len(train_y), device=device)
+    target_probabilities = None
+    if args.vote_mix:  # soft targets; faces no rater took for an emotion (not a face) are left out
+        target_probabilities = torch.from_numpy(vote_targets(train_y.cpu().numpy(), votes["train"], args.vote_mix))
+        face_weights = torch.from_numpy(has_target(votes["train"])).float()
+        target_probabilities, face_weights = target_probabilities.to(device), face_weights.to(device)
     if extra:  # the extra faces join the training set --extra-repeat times, flagged for their own loss
         extra_weights = class_weights(extra[1], num_classes)[extra[1]] if args.extra_balance else torch.ones(len(extra[1]), device=device)
         train_x = torch.cat([train_x, extra[0].repeat(args.extra_repeat, 1, 1)])
@@ -192,6 +204,9 @@ def main(argv=None) -> dict:
         from_extra = torch.cat([from_extra, torch.ones(len(extra[1]) * args.extra_repeat, dtype=torch.bool,
                                                         device=device)])
         face_weights = torch.cat([face_weights, (extra_weights / extra_weights.mean()).repeat(args.extra_repeat)])
+        if target_probabilities is not None:
+            target_probabilities = torch.cat([target_probabilities, F.one_hot(
+                extra[1], num_classes).float().repeat(args.extra_repeat, 1)])
     weights = class_weights(train_y, num_classes)
     try:
         teachers = [Teacher.load(source, device) for source in args.teacher]
@@ -270,7 +285,8 @@ def main(argv=None) -> dict:
             for step in bar:
                 idx = order[step * args.batch_size:(step + 1) * args.batch_size]
                 faces = random_crop(augment(train_x[idx], max_aspect=0.15 if args.capture else 0.0), pre.input_size)
-                targets = soft_targets = train_y[idx]
+                targets = train_y[idx]
+                soft_targets = targets if target_probabilities is None else target_probabilities[idx]
                 extra_faces, weight = from_extra[idx], face_weights[idx]
                 if mix:
                     mixed, soft_targets = mix(faces.unsqueeze(1), targets)
@@ -315,9 +331,14 @@ def main(argv=None) -> dict:
             train_accuracy = accelerator.reduce(correct, "sum").item() / seen
 
             eval_model = ema.module if ema else model
-            val = validate(accelerator, eval_model, val_loader, val_x, val_y, pre, metric, config.labels)
+            val = validate(accelerator, eval_model, val_loader, val_x, val_y, pre, metric, config.labels,
+                           votes["validation"])
             record = {"epoch": epoch + 1, "train_loss": train_loss, "train_accuracy": train_accuracy,
                       "val_loss": val["loss"], "val_accuracy": val["accuracy"], "val_macro_f1": val["macro_f1"]}
+            if "ferplus_accuracy" in val:
+                record.update(val_ferplus_accuracy=val["ferplus_accuracy"],
+                              val_ferplus_cross_entropy=val["ferplus_cross_entropy"],
+                              val_agreement=(val["accuracy"] + val["ferplus_accuracy"]) / 2)
             if extra:
                 held = validate(accelerator, eval_model, extra_loader, extra[2], extra[3], pre, metric, config.labels)
                 record.update(extra_accuracy=held["accuracy"], extra_balanced_accuracy=held["balanced_accuracy"],
@@ -339,6 +360,7 @@ def main(argv=None) -> dict:
                     accelerator.print(f"time budget: the schedule now ends at epoch {epochs(scheduler, steps_per_epoch)}")
             accelerator.print(f"epoch {epoch + 1}: train loss {train_loss:.4f} acc {train_accuracy:.4f} | "
                               f"val loss {val['loss']:.4f} acc {val['accuracy']:.4f} F1 {val['macro_f1']:.4f}"
+                              + (f" FER+ {val['ferplus_accuracy']:.4f}" if "ferplus_accuracy" in val else "")
                               + (f" | extra acc {record['extra_accuracy']:.4f} balanced "
                                  f"{record['extra_balanced_accuracy']:.4f}" if extra else "")
                               + f"{' *' if improved else ''} ({record['seconds']}s)")
@@ -364,19 +386,24 @@ def main(argv=None) -> dict:
 
 
 @torch.inference_mode()
-def validate(accelerator, model, loader, val_x, val_y, pre, metric, labels) -> dict:
-    """Validation loss and metrics, gathered across processes."""
+def validate(accelerator, model, loader, val_x, val_y, pre, metric, labels, votes=None) -> dict:
+    """Validation loss and metrics, gathered across processes; with FER+'s `votes` for the faces, how the
+    (uncalibrated) probabilities read against the raters (`train.ferplus.agreement`)."""
     model.eval()
-    losses = []
+    losses, probabilities, order = [], [], []
     for (idx,) in loader:
         with accelerator.autocast():
             inputs = center_crop(normalize(val_x[idx], pre), pre.input_size)
             logits = model(inputs.contiguous(memory_format=torch.channels_last)).float()
         loss = F.cross_entropy(logits, val_y[idx], reduction="none")
-        predictions, references, loss = accelerator.gather_for_metrics((logits.argmax(1), val_y[idx], loss))
+        predictions, references, loss, p, idx = accelerator.gather_for_metrics(
+            (logits.argmax(1), val_y[idx], loss, logits.softmax(1), idx))
         metric.add_batch(predictions=predictions.cpu(), references=references.cpu())
         losses.append(loss.cpu())
-    return {"loss": torch.cat(losses).mean().item(), **metric.compute(labels=list(labels))}
+        probabilities.append(p.cpu())
+        order.append(idx.cpu())
+    raters = agreement(torch.cat(probabilities).numpy(), votes[torch.cat(order).numpy()]) if votes is not None else {}
+    return {"loss": torch.cat(losses).mean().item(), **metric.compute(labels=list(labels)), **raters}
 
 
 def default_mixed_precision() -> str:
