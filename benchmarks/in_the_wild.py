@@ -5,7 +5,8 @@ validation split read the same way.
 Each face is read with the calibration of its size, as `predict` reads it (`config.Calibration`); the
 figures say how many were large faces. Per TTA mode: accuracy, balanced accuracy (the mean recall of the classes present), per-class recall, the
 confusion matrix (also a plot), ECE, and the share flagged `uncertain` with the accuracy of flagged and other
-faces; for a collection with neutral faces, how often they read as angry or sad. Accuracy and balanced accuracy
+faces; for a collection with neutral faces, how often they read as angry or sad; for a split with FER+'s votes
+(FER-2013 validation), the raters' majority accuracy and the cross-entropy to their vote shares (`train.ferplus`). Accuracy and balanced accuracy
 come with a 95% interval from resampling the persons (images, where the collection names none): with a few faces
 in a class, one face moves balanced accuracy by several points.
 
@@ -36,6 +37,7 @@ from fer_model.predictor import box_side  # noqa: E402
 from fer_model.tta import calibrated_probabilities, modes_for  # noqa: E402
 from train.data import DatasetFormatError, load_split, person_splits, read_splits  # noqa: E402
 from train.evaluate import load_metric  # noqa: E402
+from train.ferplus import agreement  # noqa: E402
 from train.report import plot_confusion_matrix  # noqa: E402
 
 PERSONS = ("test", "calibration", "held-out", "all")
@@ -72,6 +74,7 @@ def read(recognizer: EmotionRecognizer, split, name: str, plot: Path | None = No
     if not found.any():
         raise DatasetFormatError(f"no face found in any of the {len(found)} images of {name}")
     labels = np.asarray(split["label"])[found]
+    votes = np.asarray(split["votes"])[found] if "votes" in split.column_names else None
     groups = np.asarray(split["subject"])[found] if "subject" in split.column_names else np.arange(len(labels))
     names = list(recognizer.labels)
     calibration, metric = recognizer.calibration, load_metric()
@@ -93,6 +96,7 @@ def read(recognizer: EmotionRecognizer, split, name: str, plot: Path | None = No
             "accuracy_uncertain": flags["accuracy_flagged"] and round(flags["accuracy_flagged"], 4),
             "accuracy_certain": flags["accuracy_not_flagged"] and round(flags["accuracy_not_flagged"], 4),
             "neutral_read_as": neutral_misreads(scores["confusion_matrix"], names),
+            **({k: round(v, 4) for k, v in agreement(p, votes).items()} if votes is not None else {}),
             "confusion_matrix": scores["confusion_matrix"]}
         if plot is not None and mode == recognizer.tta:
             plot_confusion_matrix(scores["confusion_matrix"], names, plot,

@@ -127,3 +127,29 @@ def test_vote_mix_without_votes_is_one_line(tiny_fer, tmp_path):
 
     with pytest.raises(SystemExit, match="has no FER\\+ votes"):
         main([*SMALL_MODEL, "--dataset", str(tiny_fer), "--vote-mix", "0.5", "--output-dir", str(tmp_path / "x")])
+
+
+def test_a_bundle_in_parts_rebuilds_the_data_and_trains_teachers_from_it(voted_fer, tmp_path):
+    """Packed into parts smaller than the data, the dataset (votes included) unpacks equal to the original, and two
+    teachers train side by side from the unpacked copy, each writing its weights and history."""
+    from train.bundle import BundleError, pack, unpack, verify
+    from train.teachers import main as teachers
+
+    folder, _ = voted_fer
+    manifest = pack([folder], tmp_path / "bundle", part_mib=0.5)
+    assert len(manifest["parts"]) >= 2
+    assert manifest["datasets"]["fer"]["copied"] == ["ferplus/train.parquet", "ferplus/validation.parquet"]
+    assert set(verify(tmp_path / "bundle", [folder])) >= {"fer/data/train-00000-of-00001.parquet",
+                                                           "fer/ferplus/train.parquet"}
+    (unpacked,) = unpack(tmp_path / "bundle", tmp_path / "data")
+    summary = teachers(["--dataset", str(unpacked), "--output-dir", str(tmp_path / "teachers"), "--minutes", "5",
+                        "--teacher", "votes=--vote-mix 1", "--teacher", "labels=--seed 1", "--",
+                        *SMALL_MODEL, "--epochs", "1"])
+    for name in ("votes", "labels"):
+        assert summary[name]["exit_code"] == 0 and summary[name]["best_epoch"]["epoch"] == 1
+        assert (tmp_path / "teachers" / name / "model.safetensors").is_file()
+        assert not (tmp_path / "teachers" / name / "model_int8.onnx").exists()  # --skip-finish
+    assert "val_ferplus_accuracy" in summary["votes"]["best_epoch"]
+    shutil.rmtree(tmp_path / "bundle" / manifest["parts"][-1]["folder"])
+    with pytest.raises(BundleError, match="is missing"):
+        unpack(tmp_path / "bundle", tmp_path / "again")

@@ -79,11 +79,12 @@ PERSONS_HELD_OUT = 0.5
 (`calibration`), the other half are only ever measured (`test`)."""
 
 
-def person_splits(source: str, held_out: float = PERSONS_HELD_OUT) -> DatasetDict:
+def person_splits(source: str, held_out: float = PERSONS_HELD_OUT, keep_columns: tuple[str, ...] = ()) -> DatasetDict:
     """Every image of `source` (all its splits; a `subject` column names the person) split by person into `train`,
     `calibration` and `test` (`held_out` of the images, halved): no person is in two of them (`split_by_person`).
-    The split is fixed (seed 0), so that every run and benchmark holds out the same persons."""
-    whole = read_splits(source, keep_columns=("subject",))
+    The split is fixed (seed 0), so that every run and benchmark holds out the same persons. `keep_columns`:
+    other columns to keep (`source`, say)."""
+    whole = read_splits(source, keep_columns=("subject", *keep_columns))
     whole = concatenate_datasets(list(whole.values())) if len(whole) > 1 else next(iter(whole.values()))
     if "subject" not in whole.column_names:
         raise DatasetFormatError(f"{source} has no subject column to split by person")

@@ -88,6 +88,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="save the resumable state every this many epochs (always on SIGINT/SIGTERM and at the end)")
     p.add_argument("--limit-train", type=int, default=None, help="use only this many training images")
     p.add_argument("--limit-val", type=int, default=None, help="use only this many validation images")
+    p.add_argument("--skip-finish", action="store_true",
+                   help="write the weights and metrics.jsonl only, no calibration, int8 or card (teachers on a "
+                        "machine to bring back from); `python -m train.finish` completes the folder later")
     p.add_argument("--push-to-hub", action="store_true")
     p.add_argument("--hub-model-id", default=None, help="user/name of the model repo to push to")
     p.add_argument("--hub-private", action="store_true")
@@ -102,6 +105,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--monitor val_combined needs --extra-dataset")
     if args.kd_extra and not (args.teacher and args.extra_dataset):
         p.error("--kd-extra needs --teacher and --extra-dataset")
+    if args.push_to_hub and args.skip_finish:
+        p.error("--push-to-hub needs the finished folder: leave out --skip-finish")
     if args.push_to_hub and not args.hub_model_id:
         p.error("--push-to-hub needs --hub-model-id user/name")
     return args

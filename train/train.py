@@ -371,7 +371,10 @@ def main(argv=None) -> dict:
     accelerator.end_training()
 
     results = {}
-    if is_main:
+    if is_main and args.skip_finish:
+        accelerator.print(f"--skip-finish: {out} holds the weights and {HISTORY_FILE}; finish it with "
+                          f"python -m train.finish {out} --dataset DATASET")
+    elif is_main:
         quantize_faces = range_faces(data["train"], pre.image_size, faces=face_mode)
         results = finish_run(out, data["validation"], progress.history, command=(out / COMMAND_FILE).read_text(),
                              base=base, faces=face_mode,
