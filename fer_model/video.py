@@ -183,20 +183,24 @@ class TrackTally:
     def __init__(self):
         self.tracks: dict[int, dict] = {}
 
-    def add(self, time: float, track_id: int, scores: dict[str, float]) -> None:
-        track = self.tracks.setdefault(track_id, {"frames": 0, "first_seen": time, "sums": dict.fromkeys(scores, 0.0)})
+    def add(self, time: float, track_id: int, scores: dict[str, float], uncertain: bool = False) -> None:
+        track = self.tracks.setdefault(track_id, {"frames": 0, "uncertain": 0, "first_seen": time,
+                                                  "sums": dict.fromkeys(scores, 0.0)})
         track["frames"] += 1
+        track["uncertain"] += bool(uncertain)
         track["last_seen"] = time
         for label, score in scores.items():
             track["sums"][label] += score
 
     def summary(self, frame_interval: float) -> dict[int, dict]:
-        """Per track: dominant emotion (highest mean score), mean scores, frames seen, first and last time and
-        the time on screen (frames seen x the interval between analysed frames)."""
+        """Per track: dominant emotion (highest mean score), mean scores, frames seen, the share of them read
+        `uncertain`, first and last time and the time on screen (frames seen x the interval between analysed
+        frames)."""
         summary = {}
         for track_id, track in sorted(self.tracks.items()):
             mean = {label: total / track["frames"] for label, total in track["sums"].items()}
             summary[track_id] = {"dominant": max(mean, key=mean.get), "mean_scores": mean, "frames": track["frames"],
+                                 "uncertain_share": track["uncertain"] / track["frames"],
                                  "first_seen": track["first_seen"], "last_seen": track["last_seen"],
                                  "seconds_on_screen": round(track["frames"] * frame_interval, 3)}
         return summary
@@ -211,7 +215,7 @@ def summarize(results: Iterable[FrameResult], frame_interval: float | None = Non
     tally = TrackTally()
     for result in results:
         for face in result.faces:
-            tally.add(result.time, face.track_id, face.scores)
+            tally.add(result.time, face.track_id, face.scores, face.uncertain)
     return tally.summary(frame_interval)
 
 
@@ -254,10 +258,15 @@ class AnnotatedVideoWriter:
     """Writes frames with their faces drawn; the container follows the suffix (.webm plays in browsers)."""
 
     def __init__(self, path: str | Path, recognizer: EmotionRecognizer, fps: float):
+        self.check_suffix(path)
+        self.path, self.recognizer, self.fps, self.writer = Path(path), recognizer, fps, None
+
+    @staticmethod
+    def check_suffix(path: str | Path) -> None:
+        """`ValueError` for a file name whose suffix names no container this writer makes."""
         suffix = Path(path).suffix.lower()
         if suffix not in FOURCC:
             raise ValueError(f"annotated video must end in {', '.join(FOURCC)}, not {suffix or 'nothing'}")
-        self.path, self.recognizer, self.fps, self.writer = Path(path), recognizer, fps, None
 
     def write(self, result: FrameResult) -> None:
         frame = np.asarray(self.recognizer.annotate(result.image, result.faces))
@@ -340,10 +349,21 @@ class VideoAnalysis:
 
     def describe(self) -> str:
         """A Markdown summary for people."""
-        lines = [f"- face {t}: mostly **{s['dominant']}** ({s['mean_scores'][s['dominant']]:.0%} on average), "
-                 f"on screen {s['seconds_on_screen']:.1f} s from {s['first_seen']:.1f} s" for t, s in self.tracks.items()]
+        lines = [f"- face {t}: {describe_track(s)}, on screen {s['seconds_on_screen']:.1f} s from {s['first_seen']:.1f} s"
+                 for t, s in self.tracks.items()]
         text = "\n".join(lines) or "No face found in the analysed frames."
         return text + ("\n\nOnly the beginning of the video was analysed (length limit)." if self.truncated else "")
+
+
+def describe_track(summary: dict) -> str:
+    """'mostly **happy** (71% on average)'; for a face read uncertain in most of its frames, 'uncertain in 80% of
+    its frames: **sad** 33% / disgust 30% on average'."""
+    mean = summary["mean_scores"]
+    first, second = sorted(mean, key=mean.get, reverse=True)[:2]
+    if summary.get("uncertain_share", 0) >= 0.5:
+        return (f"uncertain in {summary['uncertain_share']:.0%} of its frames: **{first}** {mean[first]:.0%} / "
+                f"{second} {mean[second]:.0%} on average")
+    return f"mostly **{first}** ({mean[first]:.0%} on average)"
 
 
 def analyze_video(recognizer: EmotionRecognizer, path: str | Path, csv_path: str | Path,
@@ -354,8 +374,15 @@ def analyze_video(recognizer: EmotionRecognizer, path: str | Path, csv_path: str
 
     Frames: every `every`-th, or about `fps` a second, at most `max_frames`. `progress` wraps the
     result iterator (tqdm-like, called with `total=`). An interruption (Ctrl-C) leaves a valid CSV and
-    the plot of what was done."""
+    the plot of what was done. Every option is checked before any output is touched; the outputs' folders are
+    made where missing."""
+    check_sampling(every, fps, smoothing)
+    if video_path is not None:
+        AnnotatedVideoWriter.check_suffix(video_path)
     info = video_info(path)
+    for output in (csv_path, video_path, timeline_path):
+        if output is not None:
+            Path(output).parent.mkdir(parents=True, exist_ok=True)
     rate, step = sampling(info, every, fps)
     expected = -(-info.frames // step) if info.frames > 0 else None
     results = predict_video(recognizer, path, every=step, smoothing=smoothing, max_frames=max_frames)

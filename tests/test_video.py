@@ -218,3 +218,33 @@ def test_a_video_with_no_face_says_so_over_its_length(monkeypatch, tmp_path):
     fig = _plotted(monkeypatch, [FrameResult(i, i / 5, []) for i in range(25)], tmp_path)
     ax = fig.axes[0]
     assert ax.get_xlim() == (0.0, 4.8) and any("No face found" in t.get_text() for t in ax.texts)
+
+
+def test_every_option_is_checked_before_any_output_is_touched(clip, tmp_path, capsys):
+    table = tmp_path / "x.csv"
+    table.write_text("an earlier table\n")
+    assert main(["video", str(clip), "--csv", str(table), "--smoothing", "5"]) != 0
+    captured = capsys.readouterr()
+    assert "smoothing" in captured.err and "frames" not in captured.err  # no progress bar began
+    assert table.read_text() == "an earlier table\n"
+
+
+def test_outputs_in_missing_folders_are_written_there(clip, tmp_path):
+    assert main(["video", str(clip), "--csv", str(tmp_path / "tables" / "x.csv"), "--out",
+                 str(tmp_path / "nodir" / "a.webm"), "--plot", str(tmp_path / "plots" / "t.png"),
+                 "--max-frames", "3"]) == 0
+    for path in ("tables/x.csv", "nodir/a.webm", "plots/t.png"):
+        assert (tmp_path / path).stat().st_size > 0
+
+
+def test_a_face_read_uncertain_in_most_frames_is_summarised_as_uncertain():
+    from fer_model.video import TrackTally, VideoAnalysis
+
+    tally = TrackTally()
+    scores = {"angry": 0.05, "disgust": 0.30, "fear": 0.1, "happy": 0.02, "sad": 0.33, "surprise": 0.05, "neutral": 0.15}
+    for i in range(4):
+        tally.add(i * 0.5, 4, scores, uncertain=i < 3)
+        tally.add(i * 0.5, 5, {**scores, "happy": 0.9}, uncertain=False)
+    text = VideoAnalysis([], tally.summary(0.5), False).describe()
+    assert "face 4: uncertain in 75% of its frames: **sad** 33% / disgust 30% on average" in text
+    assert "face 5: mostly **happy** (90% on average)" in text

@@ -155,7 +155,8 @@ class RunFolder:
                 rows, overlap = self.load_segment(folder / f"{index:06d}.parquet")
                 rows = joiner.join(rows, overlap)
                 for row in rows:
-                    tally.add(row["time_s"], row["track_id"], {label: row[label] for label in self.labels})
+                    tally.add(row["time_s"], row["track_id"], {label: row[label] for label in self.labels},
+                              row["uncertain"])
                 faces += len(rows)
                 if rows:
                     writer.write_table(pa.Table.from_pylist(rows, self.faces_schema))
