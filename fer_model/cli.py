@@ -17,6 +17,7 @@ from pathlib import Path
 from .classifier import BACKENDS
 from .detection import DETECTORS
 from .errors import FERError, IncompleteRunError
+from .image_io import IMAGE_SUFFIXES, folder_files
 from .predictor import DEFAULT_TTA
 from .tta import TTA_MODES
 from .video import FOURCC
@@ -141,11 +142,12 @@ def add_sampling(command) -> None:
 
 
 def image_files(paths: list[Path]) -> list[Path]:
-    """The given files, and every file in the given folders (recursively, hidden ones left out), in order."""
+    """The given files, and the images in the given folders (by their ending, as `batch` takes them: hidden ones
+    left out), in order."""
     files = []
     for path in paths:
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+            files += [p for p in folder_files(path) if p.suffix.lower() in IMAGE_SUFFIXES]
         elif path.exists():
             files.append(path)
         else:
@@ -197,7 +199,7 @@ def run_predict(recognizer, args) -> int:
     finally:
         if table:
             table.close()
-    if not args.json:
+    if not args.json and rows:
         print(format_table(rows))
     print(f"{len(files) - skipped} image(s) read, {sum(1 for r in rows if r[2])} face(s), {skipped} skipped",
           file=sys.stderr)

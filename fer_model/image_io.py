@@ -21,7 +21,14 @@ MAX_PIXELS = 40_000_000
 MIN_SIDE = 8
 """Smallest accepted width or height, in pixels."""
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-"""File endings read as images in folders of labelled images (training, `fer-model calibrate`)."""
+"""File endings read as images in folders (`fer-model predict` and `batch`, training, `fer-model calibrate`); a
+file named on its own is read whatever its ending."""
+
+
+def folder_files(folder: Path) -> list[Path]:
+    """Every file under `folder`, recursively and in order, leaving out hidden ones and those in hidden folders."""
+    return sorted(p for p in folder.rglob("*")
+                  if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 
 def load_image(source) -> Image.Image:

@@ -82,7 +82,7 @@ def test_an_annotated_mp4_is_one_browsers_play(clip, tmp_path):
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 20
 
 
-def test_cli_predict_folder_skips_what_is_not_an_image(tmp_path, astronaut, capsys):
+def test_cli_predict_folder_reads_its_images_and_skips_a_broken_one(tmp_path, astronaut, capsys):
     folder = tmp_path / "photos"
     (folder / "sub").mkdir(parents=True)
     astronaut.save(folder / "astronaut.jpg")
@@ -92,8 +92,8 @@ def test_cli_predict_folder_skips_what_is_not_an_image(tmp_path, astronaut, caps
     code = main(["predict", str(folder), "--csv", str(tmp_path / "faces.csv"), "--annotate", str(tmp_path / "ann")])
     output = capsys.readouterr()
     assert code == 0
-    assert "skipped" in output.err and "notes.txt" in output.err and "broken.jpg" in output.err
-    assert "1 image(s) read, 1 face(s), 2 skipped" in output.err
+    assert "skipped" in output.err and "notes.txt" not in output.err and "broken.jpg" in output.err
+    assert "1 image(s) read, 1 face(s), 1 skipped" in output.err
     rows = list(csv.DictReader(open(tmp_path / "faces.csv")))
     assert len(rows) == 1 and rows[0]["label"] in EMOTIONS
     assert (tmp_path / "ann" / "astronaut_annotated.png").is_file()
@@ -248,3 +248,22 @@ def test_a_face_read_uncertain_in_most_frames_is_summarised_as_uncertain():
     text = VideoAnalysis([], tally.summary(0.5), False).describe()
     assert "face 4: uncertain in 75% of its frames: **sad** 33% / disgust 30% on average" in text
     assert "face 5: mostly **happy** (90% on average)" in text
+
+
+def test_predict_reads_a_folder_as_batch_does_and_prints_no_empty_table(tmp_path, astronaut, capsys):
+    """Only images count in a folder (a gt.json beside them is no skipped image), as `batch` takes a folder; a file
+    that is no image is skipped in one line, with no table header above nothing."""
+    from fer_model.batch.sources import expand
+
+    astronaut.save(tmp_path / "a.jpg")
+    (tmp_path / "gt.json").write_text("{}")
+    (tmp_path / ".hidden").mkdir()
+    astronaut.save(tmp_path / ".hidden" / "b.jpg")
+    assert main(["predict", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert "1 image(s) read" in captured.err and "0 skipped" in captured.err
+    assert [Path(p) for p, _ in expand([str(tmp_path)]).images] == [tmp_path / "a.jpg"]
+    (tmp_path / "notimage.jpg").write_text("plain text")
+    assert main(["predict", str(tmp_path / "notimage.jpg")]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and "skipped" in captured.err and "notimage.jpg" in captured.err

@@ -13,7 +13,7 @@ import glob
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..image_io import IMAGE_SUFFIXES
+from ..image_io import IMAGE_SUFFIXES, folder_files
 from ..video import VIDEO_SUFFIXES
 
 TABLE_SUFFIXES = {".parquet", ".arrow"}
@@ -78,7 +78,7 @@ def expand(inputs: list[str], column: str | None = None, exclude: str | Path | N
             for url in _expand_url(text):
                 add_file(url, named=True)
         elif path.is_dir():
-            for file in sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p.relative_to(path))):
+            for file in folder_files(path):
                 add_file(str(file), named=False)
         elif path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES:
             for entry in read_manifest(path):
@@ -177,7 +177,3 @@ def _holds_image_bytes(arrow_type) -> bool:
     if pa.types.is_struct(arrow_type):
         return any(arrow_type.field(i).name == "bytes" for i in range(arrow_type.num_fields))
     return pa.types.is_binary(arrow_type) or pa.types.is_large_binary(arrow_type)
-
-
-def _hidden(relative: Path) -> bool:
-    return any(part.startswith(".") for part in relative.parts)
