@@ -52,17 +52,30 @@ WHOLE_FACE_SCORE = 0.2
 """How sure the detector must be (`face_in_crop`) that a small, near-square image with no face found is a face
 crop, for it to be read whole: 99.2% of FER-2013's validation crops pass, while noise, a cup, a rocket and
 scikit-image's textures score under it; its cat scores about at it (benchmarks/detection.py, "thumbnails")."""
+TINY_CROP = {"side": 48, "score": 0.5, "min_side": 24}
+"""Images under FER-2013's 48 pixels need stronger evidence: a score of 0.5 (94-97% of FER-2013's validation crops
+shrunk to 24-40 pixels pass, while 16-32 pixel thumbnails of whole scenes, a cat, a cup, a camera, reach 0.46), and
+under 24 pixels (where such thumbnails score as high as shrunk faces) none is read whole."""
+
+
+def whole_face_score(side: int) -> float:
+    """The `face_in_crop` score an image of longer side `side` with no face found needs to be read whole as one
+    (infinite: never)."""
+    if side < TINY_CROP["min_side"]:
+        return float("inf")
+    return TINY_CROP["score"] if side < TINY_CROP["side"] else WHOLE_FACE_SCORE
 
 
 def find_faces(detector: FaceDetector, frame: np.ndarray, size: int) -> list[tuple[Box, float | None, np.ndarray]]:
     """(box, detection score, `size` x `size` grayscale crop) for each face `detector` finds in an RGB array,
     largest first; an image with none that is small and near-square and that the detector takes for a face crop
-    (`WHOLE_FACE_SCORE`) is one face, whole."""
+    (`whole_face_score`) is one face, whole."""
     gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
     faces = detector.detect(frame)
     if faces:
         return [(f.box, f.score, crop_face(gray, f.box, detector.framing, size)) for f in faces]
-    if looks_like_face_crop((frame.shape[1], frame.shape[0])) and detector.face_in_crop(frame) >= WHOLE_FACE_SCORE:
+    if looks_like_face_crop((frame.shape[1], frame.shape[0])) and \
+            detector.face_in_crop(frame) >= whole_face_score(max(frame.shape[:2])):
         return [((0, 0, frame.shape[1], frame.shape[0]), None, to_face_array(gray, size))]
     return []
 

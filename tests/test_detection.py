@@ -245,3 +245,23 @@ def test_downscaling_keeps_the_longer_side_and_reports_its_factor(shape):
         height, width = (round(side / factor) for side in small.shape[:2])
         area = cv2.resize(image[:height, :width], small.shape[1::-1], interpolation=cv2.INTER_AREA)
         assert np.abs(small.astype(int) - area).mean() < 1  # nearest-neighbour sampling gives 1.8 to 11
+
+
+@pytest.mark.parametrize("side", [12, 16, 20, 32])
+def test_a_tiny_thumbnail_of_a_scene_needs_stronger_evidence_to_be_read_as_a_face(side):
+    """Thumbnails of whole scenes under FER-2013's 48 pixels score up to about 0.46 as face crops: under 24 pixels
+    none is read whole, and up to 48 a score of 0.5 is needed."""
+    import cv2
+    from skimage import data
+
+    from fer_model.predictor import whole_face_score
+
+    recognizer = EmotionRecognizer.from_pretrained()
+    for scene in ("coffee", "chelsea", "hubble_deep_field", "camera"):
+        image = getattr(data, scene)()
+        image = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+        height, width = image.shape[:2]
+        square = min(height, width)
+        square = image[(height - square) // 2:, (width - square) // 2:][:square, :square]
+        assert recognizer.predict(cv2.resize(square, (side, side), interpolation=cv2.INTER_AREA)) == [], scene
+    assert whole_face_score(16) == float("inf") and whole_face_score(30) > whole_face_score(48)

@@ -21,6 +21,7 @@ export const YUNET = { maxSide: 416, scoreThreshold: 0.7, minFace: 16, nmsIou: 0
                        smallestFace: 24, smallestSeen: 12, levelStep: 3, tile: 640, tileOverlap: 160,
                        cropPads: [0, 0.25, 0.5], cropSide: 192 };
 const FACE_CROP = { maxSide: 160, maxAspect: 1.3, minScore: 0.2 }; // preprocess.looks_like_face_crop, predictor.WHOLE_FACE_SCORE
+const TINY_CROP = { side: 48, score: 0.5, minSide: 24 }; // predictor.TINY_CROP
 const MIN_SIDE = 8; // image_io.MIN_SIDE
 const LARGE_FACES_MIN_SIDE = 96; // config.LARGE_FACES_MIN_SIDE, for a config.json that does not name its own
 
@@ -119,7 +120,7 @@ export class Recognizer {
     const t2 = performance.now();
     const size = this.pre.image_size;
     const found = faces.length ? faces.map((f) => ({ ...f, crop: cropFace(image, f.box, YUNET.framing, size) }))
-      : looksLikeFaceCrop(image.width, image.height) && await this.faceInCrop(image) >= FACE_CROP.minScore
+      : looksLikeFaceCrop(image.width, image.height) && await this.faceInCrop(image) >= wholeFaceScore(Math.max(image.width, image.height))
         ? [{ box: [0, 0, image.width, image.height], score: null, crop: resizeBilinearPil(grayscale(image), size, size) }] : [];
     const scores = found.length ? await this.classify(found.map((f) => f.crop), tta, found.map((f) => boxSide(f.box))) : [];
     const t3 = performance.now();
@@ -549,6 +550,12 @@ function pilPass(image, outSize, horizontal) {
     }
   }
   return { data: out, width: outW, height: outH };
+}
+
+/** predictor.whole_face_score: the face-in-crop score an image with no face found needs to be read whole. */
+function wholeFaceScore(side) {
+  if (side < TINY_CROP.minSide) return Infinity;
+  return side < TINY_CROP.side ? TINY_CROP.score : FACE_CROP.minScore;
 }
 
 function looksLikeFaceCrop(width, height) {
