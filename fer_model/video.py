@@ -289,9 +289,14 @@ class AnnotatedVideoWriter:
         self.close()
 
 
+TIMELINE_TOP = 0.5
+"""Inches left blank above a timeline's panels: the app's label and toolbar lie over the top of the picture."""
+
+
 def plot_timeline(results: Iterable[FrameResult], path: str | Path, labels: Iterable[str]) -> Path:
-    """Probability of each emotion over time, one panel per track, the legend below them (an app's label over the
-    picture's top-left corner covers nothing); a video with no face says so over its whole length."""
+    """Probability of each emotion over time, one panel per track, the legend below them and `TIMELINE_TOP` inches
+    of margin above them (an app's label and toolbar over the picture's top cover nothing); a video with no face
+    says so over its whole length."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -303,7 +308,8 @@ def plot_timeline(results: Iterable[FrameResult], path: str | Path, labels: Iter
         for face in result.faces:
             series.setdefault(face.track_id, []).append((result.time, face.scores))
     tracks = sorted(series) or [None]
-    fig, axes = plt.subplots(len(tracks), 1, figsize=(10, 2.4 * len(tracks) + 0.9), sharex=True, squeeze=False)
+    height = 2.4 * len(tracks) + 0.9 + TIMELINE_TOP
+    fig, axes = plt.subplots(len(tracks), 1, figsize=(10, height), sharex=True, squeeze=False)
     for ax, track in zip(axes[:, 0], tracks):
         points = series.get(track, [])
         for label in labels:
@@ -318,7 +324,7 @@ def plot_timeline(results: Iterable[FrameResult], path: str | Path, labels: Iter
         axes[0, 0].text(0.5, 0.5, f"No face found in the {len(results)} frames read (0-{end:.1f} s)",
                         transform=axes[0, 0].transAxes, ha="center", va="center", fontsize=12)
     axes[-1, 0].set_xlabel("time (s)")
-    fig.tight_layout(rect=(0, 0.08 if series else 0, 1, 1))
+    fig.tight_layout(rect=(0, 0.08 if series else 0, 1, 1 - TIMELINE_TOP / height))
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return Path(path)

@@ -267,3 +267,16 @@ def test_predict_reads_a_folder_as_batch_does_and_prints_no_empty_table(tmp_path
     assert main(["predict", str(tmp_path / "notimage.jpg")]) == 1
     captured = capsys.readouterr()
     assert captured.out == "" and "skipped" in captured.err and "notimage.jpg" in captured.err
+
+
+def test_the_timeline_leaves_its_top_blank_for_the_app_label_and_toolbar(recognizer, clip, tmp_path):
+    """The app shows the picture under its label and toolbar (about 40 px): the first panel's title and its 1.0
+    tick lie below the top 45 pixels, which are plain white."""
+    import numpy as np
+
+    from fer_model.video import plot_timeline
+
+    path = plot_timeline(list(predict_video(recognizer, clip, max_frames=4)), tmp_path / "t.png", recognizer.labels)
+    picture = np.asarray(Image.open(path).convert("L"))
+    assert (picture[:45] == 255).all()
+    assert (picture[45:120] < 128).any()  # the panel begins right below
