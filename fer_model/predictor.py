@@ -17,6 +17,7 @@ from . import hub
 from .classifier import BACKENDS, INT8_NAME, ONNX_NAME, Classifier, OnnxClassifier
 from .config import PRECISIONS, Calibration, FERConfig
 from .detection import Box, FaceDetector, create_detector
+from .detection.base import clip_box
 from .errors import FERError, require
 from .explain import class_activation_map, overlay
 from .image_io import load_image
@@ -68,12 +69,13 @@ def whole_face_score(side: int) -> float:
 
 def find_faces(detector: FaceDetector, frame: np.ndarray, size: int) -> list[tuple[Box, float | None, np.ndarray]]:
     """(box, detection score, `size` x `size` grayscale crop) for each face `detector` finds in an RGB array,
-    largest first; an image with none that is small and near-square and that the detector takes for a face crop
+    largest first, the box cut to the image (the crop is framed on the detector's own); an image with none that is small and near-square and that the detector takes for a face crop
     (`whole_face_score`) is one face, whole."""
     gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
     faces = detector.detect(frame)
     if faces:
-        return [(f.box, f.score, crop_face(gray, f.box, detector.framing, size)) for f in faces]
+        height, width = gray.shape
+        return [(clip_box(f.box, width, height), f.score, crop_face(gray, f.box, detector.framing, size)) for f in faces]
     if looks_like_face_crop((frame.shape[1], frame.shape[0])) and \
             detector.face_in_crop(frame) >= whole_face_score(max(frame.shape[:2])):
         return [((0, 0, frame.shape[1], frame.shape[0]), None, to_face_array(gray, size))]

@@ -265,3 +265,16 @@ def test_a_tiny_thumbnail_of_a_scene_needs_stronger_evidence_to_be_read_as_a_fac
         square = image[(height - square) // 2:, (width - square) // 2:][:square, :square]
         assert recognizer.predict(cv2.resize(square, (side, side), interpolation=cv2.INTER_AREA)) == [], scene
     assert whole_face_score(16) == float("inf") and whole_face_score(30) > whole_face_score(48)
+
+
+def test_a_face_running_over_the_edge_is_reported_inside_the_image(astronaut):
+    """A face cut by the photo's left and top edges: its box lies inside the photo (the crop is framed as before)."""
+    from fer_model.detection.base import clip_box
+
+    photo = np.asarray(astronaut)[80:, 205:]  # the detector sees the face run over the left and top edges
+    faces = EmotionRecognizer.from_pretrained().predict(photo)
+    assert faces
+    for face in faces:
+        x, y, w, h = face.box
+        assert x >= 0 and y >= 0 and x + w <= photo.shape[1] and y + h <= photo.shape[0] and w > 0 and h > 0
+    assert clip_box((-1, 240, 72, 114), 300, 300) == (0, 240, 71, 60)

@@ -119,7 +119,8 @@ export class Recognizer {
     const faces = await this.detect(image);
     const t2 = performance.now();
     const size = this.pre.image_size;
-    const found = faces.length ? faces.map((f) => ({ ...f, crop: cropFace(image, f.box, YUNET.framing, size) }))
+    const found = faces.length ? faces.map((f) => ({ ...f, box: clipBox(f.box, image.width, image.height),
+                                                     crop: cropFace(image, f.box, YUNET.framing, size) }))
       : looksLikeFaceCrop(image.width, image.height) && await this.faceInCrop(image) >= wholeFaceScore(Math.max(image.width, image.height))
         ? [{ box: [0, 0, image.width, image.height], score: null, crop: resizeBilinearPil(grayscale(image), size, size) }] : [];
     const scores = found.length ? await this.classify(found.map((f) => f.crop), tta, found.map((f) => boxSide(f.box))) : [];
@@ -550,6 +551,13 @@ function pilPass(image, outSize, horizontal) {
     }
   }
   return { data: out, width: outW, height: outH };
+}
+
+/** detection.base.clip_box: a box cut to the image. */
+export function clipBox([x, y, w, h], width, height) {
+  const x0 = Math.min(Math.max(x, 0), width), y0 = Math.min(Math.max(y, 0), height);
+  const x1 = Math.min(Math.max(x + w, x0), width), y1 = Math.min(Math.max(y + h, y0), height);
+  return [x0, y0, x1 - x0, y1 - y0];
 }
 
 /** predictor.whole_face_score: the face-in-crop score an image with no face found needs to be read whole. */

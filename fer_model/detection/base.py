@@ -49,6 +49,13 @@ class FaceDetector(Protocol):
         """0..1: how sure the detector is that a small image, in which it found no face, is a face crop."""
 
 
+def clip_box(box: Box, width: int, height: int) -> Box:
+    """`box` (x, y, w, h) cut to the image: a face the detector saw running over an edge is reported inside it."""
+    x0, y0 = min(max(box[0], 0), width), min(max(box[1], 0), height)
+    x1, y1 = min(max(box[0] + box[2], x0), width), min(max(box[1] + box[3], y0), height)
+    return x0, y0, x1 - x0, y1 - y0
+
+
 def downscaled(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     """`image` shrunk so that its longer side is at most `max_side`, and the factor applied.
 
