@@ -74,6 +74,7 @@ def photos():
     for seed, widths in ((1, [60, 90, 140]), (2, [40, 70, 110, 160, 55, 80])):
         yield f"canvas{seed}", astronaut_canvas((1024, 768), widths, seed=seed)[0]
     yield "large", astronaut_canvas((3200, 2400), [28, 36, 48, 64] * 6 + [300, 500], seed=3)[0]  # pyramid and tiles
+    yield "over_the_edge", np.ascontiguousarray(data.astronaut()[80:, 205:])  # a box cut to the image
 
 
 FP32 = """async (url) => {
@@ -114,12 +115,13 @@ def test_no_face_says_so(demo):
     assert demo.text_content("#message").startswith("No face found")
 
 
-@pytest.mark.parametrize("make", ["noise", "rocket"])
+@pytest.mark.parametrize("make", ["noise", "rocket", "tiny coffee"])
 def test_a_small_image_with_no_face_is_not_read_as_one(demo, make):
     from skimage import data
 
     image = (np.random.default_rng(0).random((100, 100, 3)) * 255).astype(np.uint8) if make == "noise" else \
-        np.asarray(Image.fromarray(data.rocket()).resize((120, 120)))
+        np.asarray(Image.fromarray(data.coffee()[:, 50:450]).resize((30, 30), Image.BOX)) if make == "tiny coffee" \
+        else np.asarray(Image.fromarray(data.rocket()).resize((120, 120)))
     assert demo.evaluate("(url) => window.ferDemo.analyze(url)", data_url(image)) == []
 
 
