@@ -5,6 +5,7 @@ image -> faces (detector) -> crops (`preprocess`) -> inputs -> classifier (ONNX 
 """
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +15,12 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from . import hub
+from .baseline import STRENGTH, Baseline
 from .classifier import BACKENDS, INT8_NAME, ONNX_NAME, Classifier, OnnxClassifier
 from .config import PRECISIONS, Calibration, FERConfig
 from .detection import Box, FaceDetector, create_detector
 from .detection.base import clip_box
-from .errors import FERError, require
+from .errors import FERError, InvalidImageError, require
 from .explain import class_activation_map, overlay
 from .image_io import load_image
 from .preprocess import crop_face, face_batch, looks_like_face_crop, normalize, to_face_array
@@ -200,6 +202,7 @@ class EmotionRecognizer:
         self.detector = (detector if detector is not None and not isinstance(detector, str)
                          else create_detector(detector, threads=threads))
         self.tta = tta
+        self.baseline: Baseline | None = None
 
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike | None = None, revision: str | None = None,
@@ -243,7 +246,11 @@ class EmotionRecognizer:
 
     def save_pretrained(self, folder: str | os.PathLike, dtype=None) -> Path:
         """Write `config.json`, `model.safetensors` and `model.onnx` into `folder`: exported from the torch
-        model, or copied from the folder an ONNX-backed recognizer was loaded from."""
+        model, or copied from the folder an ONNX-backed recognizer was loaded from. A `personalize`d recognizer
+        is refused: a person's photos are not part of a model."""
+        if self.baseline is not None:
+            raise ValueError("a personalized recognizer holds a person's resting face, which is never saved with "
+                             "a model: save the recognizer it was made from")
         if hasattr(self.classifier, "model"):
             return hub.save_pretrained(self.classifier.model, self.config, folder, dtype)
         return hub.copy_pretrained(self.classifier.path.parent, self.config, folder)
@@ -332,8 +339,37 @@ class EmotionRecognizer:
 
     def probabilities(self, inputs: np.ndarray, tta: str = "none", sides=None) -> np.ndarray:
         """Calibrated label probabilities for normalized faces (N, 1, H, W), averaged over the `tta` views, each
-        face calibrated for its side in its photo (`sides`; None: as a small face)."""
+        face calibrated for its side in its photo (`sides`; None: as a small face); on a `personalize`d
+        recognizer, read against the person's resting face."""
+        probabilities = self.plain_probabilities(inputs, tta, sides)
+        if self.baseline is None:
+            return probabilities
+        return self.baseline.apply(probabilities, inputs, self.plain_probabilities, tta)
+
+    def plain_probabilities(self, inputs: np.ndarray, tta: str = "none", sides=None) -> np.ndarray:
+        """`probabilities` of each face alone, with no resting face."""
         return calibrated_probabilities(self.logits(inputs, tta), self.calibration, tta, sides)
+
+    def personalize(self, images, strength: float = STRENGTH) -> "EmotionRecognizer":
+        """A recognizer that reads faces against one person's resting face (`fer_model.baseline`): `images` is
+        one photo or a list of them (paths, bytes, PIL images or arrays, as `predict` takes), of that person at
+        rest; the largest face of each is taken. Every face a photo shows is then read against it: pass photos of
+        that person. This recognizer is left as it is; the new one shares its model and detector."""
+        images = list(images) if isinstance(images, (list, tuple)) else [images]
+        if not images:
+            raise ValueError("personalize needs at least one photo of the person at rest")
+        crops, sides = [], []
+        for number, image in enumerate(images, 1):
+            faces = self.find_faces(np.asarray(load_image(image)))
+            if not faces:
+                raise InvalidImageError(f"no face found in resting-face photo {number} of {len(images)}")
+            box, _, crop = faces[0]
+            crops.append(crop)
+            sides.append(box_side(box))
+        personal = copy.copy(self)
+        pre = self.config.preprocessing
+        personal.baseline = Baseline(normalize(face_batch(crops, pre.image_size), pre), sides, strength)
+        return personal
 
     def annotate(self, image, predictions: list[FacePrediction] | None = None) -> Image.Image:
         """A copy of `image` with every face's box and label drawn on it, numbered as `results.face_table`

@@ -165,28 +165,28 @@ def test_faces_of_one_class_get_a_temperature_alone():
         "min_confidence": 0.5, "min_margin": 0.2}  # no base: the documented defaults
 
 
-def test_large_face_calibration_weighs_every_class_alike():
-    """Real faces nine in ten neutral or happy, read by a model whose logits know no such mix: the large-face fit
-    keeps the rarer classes' recall (balanced accuracy) where a fit weighing each face alike trades it for the
-    common ones, and stays calibrated on those faces as they come."""
-    from fer_model.calibrate import calibration_metrics, fit_calibration
+def test_a_calibration_across_sources_weighs_each_source_alike_and_keeps_every_decision():
+    """Two sources whose models are over-confident by different amounts: the shared temperature lies between the
+    two sources' own, as near one as the other whatever their sizes, and with no class offsets no face changes
+    its label."""
+    from fer_model.calibrate import fit_calibration
     from fer_model.tta import average_probabilities
-    from train.calibration import fit_large_faces
+    from train.calibration import fit_across_sources
 
     rng = np.random.default_rng(0)
-    labels = rng.choice(7, 4000, p=[0.02, 0.01, 0.02, 0.43, 0.02, 0.02, 0.48])
-    logits = (rng.normal(0, 1, (4000, 7)) + 1.5 * np.eye(7)[labels])[None]
 
-    def balanced(t, b):
-        predicted = average_probabilities(logits, t, b).argmax(1)
-        return np.mean([(predicted[labels == c] == c).mean() for c in range(7)])
+    def source(count, sharpness):
+        labels = rng.integers(0, 7, count)
+        return (rng.normal(0, 1, (count, 7)) + 1.5 * np.eye(7)[labels])[None] * sharpness, labels
 
-    fields, report = fit_large_faces({"flip": logits}, labels, 7, {"min_confidence": 0.5, "min_margin": 0.2})
-    large = (fields["temperatures"]["flip"], fields["class_biases"]["flip"])
-    alike = fit_calibration(logits, labels)
-    assert balanced(*large) > balanced(*alike) + 0.1
-    assert calibration_metrics(average_probabilities(logits, *large), labels)["ece"] < 0.1
-    assert set(fields["uncertainty"]) == {"min_confidence", "min_margin"} and all(fields["uncertainty"].values())
+    (a, ya), (b, yb) = source(4000, 3.0), source(400, 1.0)
+    own = [fit_calibration(x, y, False)[0] for x, y in ((a, ya), (b, yb))]
+    fields, report = fit_across_sources([({"flip": a}, ya), ({"flip": b}, yb)], {"min_confidence": 0.5,
+                                                                                  "min_margin": 0.2})
+    shared = fields["temperatures"]["flip"]
+    assert own[1] < shared < own[0] and abs(np.log(shared / own[0])) < 2 * abs(np.log(shared / own[1]))
+    assert fields["class_biases"] == {} and all(fields["uncertainty"].values())
+    assert (average_probabilities(a, shared).argmax(1) == a[0].argmax(1)).all()
 
 
 def test_large_faces_are_read_with_their_own_calibration(recognizer, fer_crop):

@@ -92,12 +92,16 @@ def targets(labels, votes, mix: float) -> np.ndarray:
 
 def agreement(probabilities, votes) -> dict:
     """How probabilities (N, 7) read against the raters: `ferplus_accuracy`, the accuracy on the faces with a
-    majority (`ferplus_faces` of them), and `ferplus_cross_entropy`, the mean cross-entropy to the vote shares of
-    the faces with a target."""
+    majority (`ferplus_faces` of them), `ferplus_ece` against that majority, and `ferplus_cross_entropy`, the mean
+    cross-entropy to the vote shares of the faces with a target."""
+    from fer_model.calibrate import calibration_metrics
+
     p = np.asarray(probabilities, dtype=np.float64)
     label = majority(votes)
     with_majority = label >= 0
     target = has_target(votes)
     cross_entropy = -(shares(votes)[target] * np.log(np.clip(p[target], 1e-12, None))).sum(1).mean()
     return {"ferplus_accuracy": float((p[with_majority].argmax(1) == label[with_majority]).mean()),
-            "ferplus_faces": int(with_majority.sum()), "ferplus_cross_entropy": float(cross_entropy)}
+            "ferplus_faces": int(with_majority.sum()),
+            "ferplus_ece": calibration_metrics(p[with_majority], label[with_majority])["ece"],
+            "ferplus_cross_entropy": float(cross_entropy)}

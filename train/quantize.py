@@ -75,7 +75,7 @@ def add_int8(folder: str | Path, quantize_faces, faces, labels, float_results: d
     (folder / CONFIG_NAME).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     summary = {mode: {"accuracy": r["accuracy"], "macro_f1": r["macro_f1"], "ece": r["calibration"]["ece"],
                       "temperature": r["temperature"],
-                      **{k: r[k] for k in ("ferplus_accuracy", "ferplus_cross_entropy") if k in r},
+                      **{k: r[k] for k in ("ferplus_accuracy", "ferplus_ece", "ferplus_cross_entropy") if k in r},
                       **({"float_accuracy": float_results[mode]["accuracy"]} if float_results else {}),
                       **({"real": real_summary(r["real"])} if "real" in r else {})}
                for mode, r in results.items()}
