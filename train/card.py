@@ -34,6 +34,26 @@ def write_model_card(folder: str | Path, results: dict, command: str, dataset: s
                      f"| {r['calibration_before']['nll']:.4f} → {r['calibration']['nll']:.4f} "
                      f"| {r['calibration_before']['brier']:.4f} → {r['calibration']['brier']:.4f} |"
                      for mode, r in results.items())
+    raters = ""
+    if "ferplus_accuracy" in plain:
+        raters_rows = "\n".join(f"| {TTA_NAMES[mode]} | {r['ferplus_accuracy']:.2%} | {r['ferplus_ece']:.4f} "
+                                 f"| {r['ferplus_cross_entropy']:.4f} |" for mode, r in results.items())
+        raters = f"""
+FER+'s ten raters' votes for the same faces ({plain["ferplus_faces"]:,} with a majority; `train.ferplus`): how often
+the model's label is the raters' majority, the ECE against that majority and the cross-entropy to the vote shares.
+
+| mode | FER+ majority accuracy | ECE (majority) | cross-entropy to the votes |
+| --- | --- | --- | --- |
+{raters_rows}
+"""
+    offsets = bool(config.get("class_biases"))
+    calibration_text = (
+        "by a temperature and one logit offset per class, fitted together on validation by NLL (stored in\n"
+        "`config.json`); ECE uses 15 equal-width bins. The offsets can change a prediction, so accuracy and the\n"
+        "other columns read before → after calibration (macro F1: after)." if offsets else
+        "by one temperature, shared by every source it was fitted on (validation and, beside it, real faces of\n"
+        "other sources), each source weighing the same, and no class offsets (stored in `config.json`); ECE uses\n"
+        "15 equal-width bins. The columns read before → after calibration (macro F1: after).")
     pre = config["preprocessing"]
     on_fer2013 = "fer2013" in Path(dataset.rstrip("/")).name.lower().replace("-", "")
     validation = ("FER-2013 (PublicTest as validation)" if on_fer2013 else
@@ -61,10 +81,7 @@ def write_model_card(folder: str | Path, results: dict, command: str, dataset: s
 ## Real faces of other sources
 On {next(iter(real.values()))["faces"]:,} faces of persons the run did not train on (the `--extra-dataset`'s
 held-out persons it selected and calibrated on), found and cropped as `predict` finds them, read with the
-large-face calibration: fitted on these faces alone, each class weighing the same (`config.json`'s
-`large_faces`, used for faces of at least {config.get("large_faces", {}).get("min_side", 96):g} pixels in their
-photo; smaller faces, like FER-2013's 48-pixel crops, keep the calibration fitted on validation).
-Persons it never saw at all: `benchmarks/in_the_wild.py`.
+calibration above. Persons it never saw at all: `benchmarks/in_the_wild.py`.
 
 | mode | accuracy | balanced accuracy | ECE |
 | --- | --- | --- | --- |
@@ -131,9 +148,7 @@ Data: `{dataset}` ({splits}). Model selection and calibration used the validatio
 
 ## Validation results
 On {plain["num_examples"]:,} validation images. Probabilities are calibrated per test-time augmentation
-mode by a temperature and one logit offset per class, fitted together on validation by NLL (stored in
-`config.json`); ECE uses 15 equal-width bins. The offsets can change a prediction, so accuracy and the
-other columns read before → after calibration (macro F1: after).
+mode {calibration_text}
 
 | mode | accuracy | macro F1 | temperature | ECE | NLL | Brier |
 | --- | --- | --- | --- | --- | --- | --- |
@@ -142,7 +157,7 @@ other columns read before → after calibration (macro F1: after).
 ```
 {classification_report(plain)}
 ```
-
+{raters}
 {real_section}{int8_section}
 ![confusion matrix](confusion_matrix.png)
 ![reliability](reliability.png)
