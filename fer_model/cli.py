@@ -72,6 +72,9 @@ def main(argv=None) -> int:
     predict.add_argument("--json", action="store_true", help="print one JSON object per image instead of a table")
     predict.add_argument("--csv", type=Path, help="also write one row per face to this CSV file")
     predict.add_argument("--annotate", type=Path, metavar="DIR", help="write annotated copies of the images here")
+    predict.add_argument("--baseline", type=Path, action="append", metavar="PHOTO",
+                         help="a photo of the person at rest (repeat for several): their faces are read against it "
+                              "(fer_model.baseline; pass photos of that person only)")
 
     video = add_command("video", help="per-frame emotions of a video, faces tracked across frames",
                                 description="Per-frame emotions of a video: a CSV with one row per face per frame, "
@@ -124,6 +127,8 @@ def main(argv=None) -> int:
 
         recognizer = EmotionRecognizer.from_pretrained(args.model, backend=args.backend, threads=args.threads,
                                                        detector=args.detector, tta=args.tta)
+        if getattr(args, "baseline", None):
+            recognizer = recognizer.personalize(args.baseline)
         return (run_predict if args.command == "predict" else run_video)(recognizer, args)
     except (FERError, ValueError, RuntimeError, OSError, ImportError) as err:
         print(f"fer-model: error: {err}", file=sys.stderr)

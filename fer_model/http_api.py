@@ -164,8 +164,9 @@ def create_api(pool: RecognizerPool, settings: Settings | None = None) -> FastAP
         finally:
             admitted -= 1
 
-    async def analyze(data: bytes, tta: str | None) -> dict:
-        return await pool.run_async(lambda recognizer: analyze_photo(recognizer, data, tta))
+    async def analyze(data: bytes, tta: str | None, baseline: bytes | None = None) -> dict:
+        return await pool.run_async(lambda recognizer: analyze_photo(
+            recognizer.personalize(baseline) if baseline is not None else recognizer, data, tta))
 
     tta_query = Query(None, description=f"test-time augmentation: {', '.join(TTA_MODES)} (default: the model's)")
     tta_query.json_schema_extra = {"enum": list(TTA_MODES)}
@@ -175,20 +176,29 @@ def create_api(pool: RecognizerPool, settings: Settings | None = None) -> FastAP
               openapi_extra={"requestBody": {"required": True, "content": {
                   "image/*": {"schema": {"type": "string", "format": "binary"}},
                   "multipart/form-data": {"schema": {"type": "object", "required": ["image"], "properties": {
-                      "image": {"type": "string", "format": "binary"}}}}}}})
+                      "image": {"type": "string", "format": "binary"},
+                      "baseline": {"type": "string", "format": "binary", "description":
+                                   "optional: a photo of the same person at rest, to read the faces against"}}}}}}})
     async def faces(request: Request, tta: str | None = tta_query) -> dict:
         """A photo (JPEG, PNG, WebP, ...) as the request body or as the multipart field `image`: the image
         size, `count`, and per face from the largest its `box` [x, y, width, height], `label`, `confidence`,
-        `scores`, `uncertain` and `detection_score`; `count` 0 and a `message` when no face is found."""
+        `scores`, `uncertain` and `detection_score`; `count` 0 and a `message` when no face is found. The
+        optional multipart field `baseline`, a photo of the same person at rest, has the faces read against
+        that resting face (`fer_model.baseline`: only a photo taken in the same light and pose changes)."""
         check_tta(tta)
         content_type = request.headers.get("content-type", "")
         if content_type.startswith("multipart/form-data"):
-            images = await multipart_images(request, ("image",))
+            parts = await multipart_images(request, ("image", "baseline"))
+            images = [data for name, data in parts if name == "image"]
+            baselines = [data for name, data in parts if name == "baseline"]
             if len(images) != 1:
                 raise HTTPException(400, "send one photo in the multipart field 'image' (several: /v1/faces/batch)")
-            if isinstance(images[0], str):
-                raise HTTPException(415, images[0])
-            return await analyze(images[0], tta)
+            if len(baselines) > 1:
+                raise HTTPException(400, "send at most one resting-face photo in the multipart field 'baseline'")
+            for data in images + baselines:
+                if isinstance(data, str):
+                    raise HTTPException(415, data)
+            return await analyze(images[0], tta, baselines[0] if baselines else None)
         check_image_type(content_type)
         data = await request.body()
         if not data:
@@ -207,7 +217,7 @@ def create_api(pool: RecognizerPool, settings: Settings | None = None) -> FastAP
         check_tta(tta)
         if not request.headers.get("content-type", "").startswith("multipart/form-data"):
             raise HTTPException(415, "send the photos as multipart/form-data fields named 'images'")
-        images = await multipart_images(request, ("images", "image"))
+        images = [data for _, data in await multipart_images(request, ("images", "image"))]
         if not images:
             raise HTTPException(400, "no photos: send them as multipart fields named 'images'")
         if len(images) > settings.max_batch_images:
@@ -282,9 +292,9 @@ def check_image_type(content_type: str) -> None:
         raise HTTPException(415, reason)
 
 
-async def multipart_images(request: Request, names: tuple[str, ...]) -> list[bytes | str]:
-    """The bytes of the multipart file fields called one of `names`, in order; for a part whose type is not an
-    image's, why (`not_an_image`) in its place."""
+async def multipart_images(request: Request, names: tuple[str, ...]) -> list[tuple[str, bytes | str]]:
+    """(name, bytes) of the multipart file fields called one of `names`, in order; for a part whose type is not
+    an image's, why (`not_an_image`) in place of its bytes."""
     form = await request.form(max_files=1000, max_fields=100)
     images = []
     for name, value in form.multi_items():
@@ -292,6 +302,6 @@ async def multipart_images(request: Request, names: tuple[str, ...]) -> list[byt
             continue
         if isinstance(value, str):
             raise HTTPException(400, f"the field {name!r} must be a file, not text")
-        images.append(not_an_image(value.content_type or "") or await value.read())
+        images.append((name, not_an_image(value.content_type or "") or await value.read()))
     await form.close()
     return images

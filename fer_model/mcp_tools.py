@@ -128,9 +128,11 @@ def create_mcp(pool: RecognizerPool, upload_folder: str | Path, analyze_clip, la
                      max_request_body_size=MAX_BYTES * 4 // 3 + (1 << 20),  # a data: URL is base64
                      transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False))
 
-    async def photo(image: str) -> dict:
+    async def photo(image: str, baseline: str | None = None) -> dict:
         data, _ = await read_reference(image, upload_folder)
-        return await pool.run_async(lambda recognizer: analyze_photo(recognizer, data))
+        rest = (await read_reference(baseline, upload_folder))[0] if baseline else None
+        return await pool.run_async(lambda recognizer: analyze_photo(
+            recognizer.personalize(rest) if rest is not None else recognizer, data))
 
     @server.tool(description=inspect.cleandoc(f"""The emotion of the main (largest) face in a photo.
 
@@ -143,14 +145,16 @@ def create_mcp(pool: RecognizerPool, upload_folder: str | Path, analyze_clip, la
                        else {"count": 0, "message": NO_FACE})
 
     @server.tool()
-    async def faces(image: PhotoReference) -> dict:
+    async def faces(image: PhotoReference, baseline: PhotoReference | None = None) -> dict:
         """Every face in a photo with its emotion.
 
         Returns the image size, `count`, and for each face, largest first: `box` [x, y, width, height] in
         pixels, `label`, `confidence`, `scores` (the calibrated probability of each label), `uncertain`
         (true when the model is unsure) and `detection_score`; `count` 0 and a `message` when no face is found.
+        `baseline`, optional: a photo of the same person at rest (as `image` is given); the faces are then read
+        against that resting face, which changes a reading only for a photo taken in the same light and pose.
         """
-        return compact(await photo(image))
+        return compact(await photo(image, baseline))
 
     @server.tool()
     async def video(video: VideoReference) -> dict:

@@ -294,6 +294,7 @@ def test_mcp_tools_through_a_real_client(server, photos):
         ("faces", {"image": "/etc/hostname"}),                             # a path outside the uploads
         ("faces", {"image": "http://127.0.0.1:9/photo.jpg"}),              # a loopback URL: never fetched
         ("faces", {"image": "data:image/png;base64,bm90IGFuIGltYWdl"}),   # "not an image"
+        ("faces", {"image": data_url, "baseline": data_url}),              # read against a resting face
     ])
     assert set(tools) == {"predict", "faces", "video"}
     for tool in tools.values():
@@ -303,7 +304,10 @@ def test_mcp_tools_through_a_real_client(server, photos):
     video_text = json.dumps(tools["video"].inputSchema)
     assert "data:video/mp4" in video_text and "data:image" not in video_text  # a video's example is a video's
     assert all("\n" not in r.content[0].text and '": ' not in r.content[0].text for r in results[:4])  # compact
+    *results, personal = results
+    personal = json.loads(personal.content[0].text)
     faces, main, by_path, video, *refused = [json.loads(r.content[0].text) if not r.isError else r for r in results]
+    assert personal["count"] == 1 and personal["faces"][0]["scores"] != faces["faces"][0]["scores"]
     assert faces["count"] == 1 and faces["faces"][0]["label"] in EMOTIONS
     assert main["label"] == faces["faces"][0]["label"] and by_path == faces
     assert len(video["frames"]) == 10 and list(video["tracks"]) == ["1"]

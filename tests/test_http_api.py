@@ -51,6 +51,26 @@ def test_a_photo_as_the_body_or_a_multipart_field(api, recognizer, astronaut_jpe
     assert expected["count"] == 1 and expected["faces"][0]["label"] in EMOTIONS
 
 
+def test_a_resting_face_beside_the_photo_reads_it_against_that_face(api, recognizer, astronaut_jpeg, blank_photo):
+    import io
+
+    from PIL import Image
+
+    expected = analyze_photo(recognizer.personalize(astronaut_jpeg), astronaut_jpeg)
+    answer = api.post("/faces", files={"image": ("a.jpg", astronaut_jpeg, "image/jpeg"),
+                                       "baseline": ("rest.jpg", astronaut_jpeg, "image/jpeg")})
+    assert answer.status_code == 200 and answer.json() == expected
+    assert expected != analyze_photo(recognizer, astronaut_jpeg)
+    buffer = io.BytesIO()
+    Image.fromarray(blank_photo).save(buffer, "PNG")
+    no_face = api.post("/faces", files={"image": ("a.jpg", astronaut_jpeg, "image/jpeg"),
+                                        "baseline": ("rest.png", buffer.getvalue(), "image/png")})
+    assert no_face.status_code == 400 and "no face found in resting-face photo" in no_face.json()["error"]
+    two = api.post("/faces", files=[("image", ("a.jpg", astronaut_jpeg)), ("baseline", ("r.jpg", astronaut_jpeg)),
+                                    ("baseline", ("s.jpg", astronaut_jpeg))])
+    assert two.status_code == 400 and "at most one resting-face photo" in two.json()["error"]
+
+
 def test_tta_is_a_query_option(api, recognizer, astronaut_jpeg):
     ten_crop = api.post("/faces?tta=ten_crop", content=astronaut_jpeg, headers={"Content-Type": "image/jpeg"})
     assert ten_crop.json() == analyze_photo(recognizer, astronaut_jpeg, "ten_crop")
