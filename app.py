@@ -78,13 +78,15 @@ def on_worker(fn):
         raise gr.Error(str(err), print_exception=False) from None
 
 
-def read_faces(image, explain=False, annotated=False):
+def read_faces(image, explain=False, annotated=False, rest=None):
     """The faces of an image and, with `annotated`, the picture with them drawn on it (over the saliency
-    overlay with `explain`), in one call on a worker; `gr.Error` with a readable message for anything unusable."""
+    overlay with `explain`), read against the resting face of the photo `rest` where given, in one call on a
+    worker; `gr.Error` with a readable message for anything unusable."""
     if image is None:
         raise gr.Error("Upload an image or take a webcam snapshot first.", print_exception=False)
 
     def run(recognizer):
+        recognizer = recognizer.personalize(rest) if rest is not None else recognizer
         rgb = load_image(image)
         if explain:
             explanation = recognizer.explain(rgb)
@@ -96,10 +98,11 @@ def read_faces(image, explain=False, annotated=False):
     return on_worker(run)
 
 
-def analyze(image, explain=False):
-    """The Photo tab: main face's scores, the annotated photo (boxes over the saliency overlay), the table, a summary."""
+def analyze(image, explain=False, rest=None):
+    """The Photo tab: main face's scores, the annotated photo (boxes over the saliency overlay), the table, a
+    summary; read against the resting face of `rest` where given."""
     try:
-        faces, picture = read_faces(image, explain, annotated=True)
+        faces, picture = read_faces(image, explain, annotated=True, rest=rest)
     except gr.Error as err:
         return {}, None, [], f"⚠️ {err.message}"
     return main_face_label(faces), picture, face_table(faces), summary(faces)
@@ -199,6 +202,9 @@ with gr.Blocks(title="Facial expression recognition", analytics_enabled=False) a
             with gr.Column():
                 image = Photo(type="filepath", sources=["upload", "webcam", "clipboard"], label="Photo")
                 explain = gr.Checkbox(label="Show what the model looked at (saliency map on each face)")
+                with gr.Accordion("Resting face (optional)", open=False):
+                    rest = Photo(type="filepath", sources=["upload", "webcam", "clipboard"],
+                                 label="The same person at rest, in the same light: their faces are read against it")
                 button = gr.Button("Read expressions", variant="primary")
             with gr.Column():
                 message = gr.Markdown()
@@ -232,7 +238,7 @@ with gr.Blocks(title="Facial expression recognition", analytics_enabled=False) a
                 live_label = MainFace(num_top_classes=3, label="Main face")
 
     for trigger in (button.click, image.upload):
-        trigger(analyze, [image, explain], photo_outputs, api_visibility="private")
+        trigger(analyze, [image, explain, rest], photo_outputs, api_visibility="private")
     video_button.click(video_tab, clip, [timeline, video_out, video_csv, video_summary], api_visibility="private")
     webcam.stream(live, webcam, [live_view, live_label, live_message], stream_every=0.2, time_limit=120,
                   api_visibility="private")

@@ -37,11 +37,13 @@ def gate(correlation: np.ndarray, bounds: tuple[float, float] = GATE) -> np.ndar
 
 
 def relative_to(probabilities: np.ndarray, rest_log_probabilities: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """(N, K) probabilities read against the resting face's (K,) log-probabilities, each face by its weight."""
-    logits = np.log(np.clip(probabilities, 1e-12, None)) - np.asarray(weights)[:, None] * rest_log_probabilities
+    """(N, K) probabilities read against the resting face's (K,) log-probabilities, each face by its weight (a
+    face of weight 0 keeps its probabilities exactly)."""
+    weights = np.asarray(weights)[:, None]
+    logits = np.log(np.clip(probabilities, 1e-12, None)) - weights * rest_log_probabilities
     logits -= logits.max(1, keepdims=True)
     exp = np.exp(logits)
-    return (exp / exp.sum(1, keepdims=True)).astype(probabilities.dtype)
+    return np.where(weights > 0, exp / exp.sum(1, keepdims=True), probabilities).astype(probabilities.dtype)
 
 
 @dataclass

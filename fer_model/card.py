@@ -30,7 +30,7 @@ top = (size - crop) // 2
 x = x[top:top + crop, top:top + crop]
 batch = np.stack([x, x[:, ::-1]])[:, None].astype(np.float32)
 session = ort.InferenceSession(f"{{folder}}/model.onnx")
-logits = session.run(["logits"], {{"faces": batch}})[0] / calibration["temperatures"][mode] + calibration["class_biases"][mode]
+logits = session.run(["logits"], {{"faces": batch}})[0] / calibration["temperatures"][mode] + np.float32(calibration["class_biases"].get(mode, 0))
 p = np.exp(logits - logits.max(1, keepdims=True))
 probabilities = (p / p.sum(1, keepdims=True)).mean(0)  # calibrated
 print(dict(zip(config["labels"], probabilities.round(4).tolist())))

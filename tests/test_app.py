@@ -181,6 +181,9 @@ def test_live_frame_and_ui_handlers(astronaut, blank_photo):
     assert len(rows) == 1 and rows[0][1] in EMOTIONS and "Main face" in message
     assert rows[0][1] == label["label"] and rows[0][2] == f"{max(_confidences(label).values()):.0%}"
     assert len(rows[0]) == len(TABLE_HEADERS) and sum("%" in str(cell) for cell in rows[0]) == 1  # one confidence
+    personal = app.analyze(np.asarray(astronaut), rest=np.asarray(astronaut))
+    assert personal[2][0][1] in EMOTIONS and personal[0] != label  # read against its resting face
+    assert app.analyze(np.asarray(astronaut), rest=blank_photo)[3].startswith("⚠️ no face found in resting-face photo")
     overlay = app.analyze(np.asarray(astronaut), explain=True)[1]
     assert overlay.size == astronaut.size and np.asarray(overlay).tobytes() != np.asarray(annotated).tobytes()
     for picture in (annotated, overlay):  # the saliency view keeps the boxes and labels
@@ -332,7 +335,7 @@ def test_the_readme_api_snippets_run_as_written(server, monkeypatch):
         exec(compile(snippet, "README.md", "exec"), {})
     curls = [line for line in re.findall(r"```bash\n(.*?)```", readme, re.S)[1:] for line in line.splitlines()
              if line.startswith("curl ")]
-    assert len(curls) == 2
+    assert len(curls) == 3
     if shutil.which("curl"):
         for line in curls:
             answer = subprocess.run(line, shell=True, capture_output=True, text=True, timeout=60, check=True).stdout

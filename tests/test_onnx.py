@@ -192,8 +192,16 @@ def test_a_photo_is_predicted_where_torch_cannot_be_imported():
 
 def test_the_cards_onnxruntime_snippet_runs_without_the_package(tmp_path, fp32, fer_crop):
     """The model card's plain onnxruntime + numpy snippet, run in a folder with the model's files and a face: a
-    48-pixel crop and a 128-pixel one, each read with the calibration of its size as the package reads it."""
+    48-pixel crop and a 128-pixel one, each read with the calibration of its size as the package reads it (the
+    folder's config given a large-face calibration, as `fer-model calibrate` writes one)."""
+    from fer_model import EmotionRecognizer
+
     fp32.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["large_faces"] = {"min_side": 96, "temperatures": {"flip": 2.5}, "uncertainty": {},
+                             "class_biases": {"flip": [0.4, 0.0, 0.1, -0.3, 0.2, 0.0, -0.4]}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    fp32 = EmotionRecognizer.from_pretrained(tmp_path, precision="fp32")
     snippet = re.search(r"no package: .*?```python\n(.*?)```", usage("someone/fer"), re.S).group(1)
     assert len(snippet.strip().splitlines()) <= 22
     blocker = "import sys; sys.modules['fer_model'] = None  # the package is not there\n"

@@ -108,6 +108,33 @@ def test_the_browser_finds_the_same_faces_with_the_same_probabilities(demo, reco
         assert browser["detectionScore"] == pytest.approx(python.detection_score, abs=1e-4)
 
 
+PERSONAL = """async ([rest, photo]) => {
+  const fer = await window.ferDemo.recognizer;
+  const bitmap = async (url) => createImageBitmap(await (await fetch(url)).blob());
+  await fer.personalize([await bitmap(rest)]);
+  try { return await fer.analyze(await bitmap(photo)); } finally { fer.forgetRestingFace(); }
+}"""
+
+
+@pytest.mark.parametrize("rest", ["the same photo", "other light"])
+def test_the_browser_reads_faces_against_a_resting_face_as_python_does(demo, recognizer, rest):
+    """`fer.personalize` computes what `EmotionRecognizer.personalize` does: the gate wide open for the same
+    photo, shut for one in other light and framing."""
+    from skimage import data
+
+    photo = data.astronaut()
+    resting = photo if rest == "the same photo" else np.asarray(
+        Image.fromarray(photo).transpose(Image.FLIP_LEFT_RIGHT).point(lambda v: v // 2).rotate(12))
+    faces = demo.evaluate(PERSONAL, [data_url(resting), data_url(photo)])
+    personal = recognizer.personalize(resting)
+    expected = personal.predict(photo)
+    assert personal.baseline.weights(personal.baseline.inputs).tolist() == [0.5]
+    assert len(faces) == len(expected) == 1
+    assert max(abs(faces[0]["scores"][k] - v) for k, v in expected[0].scores.items()) <= 1e-4
+    assert faces[0]["label"] == expected[0].label and faces[0]["uncertain"] == expected[0].uncertain
+    assert (expected[0].scores != recognizer.predict(photo)[0].scores) == (rest == "the same photo")
+
+
 def test_no_face_says_so(demo):
     from skimage import data
 
@@ -245,6 +272,12 @@ def test_the_fake_camera_gives_labelled_frames(playwright, base_url, camera_clip
         assert stats["cameraFrames"] >= stats["frames"]
         assert "frames analysed a second" in page.text_content("#fps")
         assert page.text_content("#camera") == "Stop the camera"  # the button says what it does
+        page.click("#rest")  # the visitor's resting face: a few frames
+        page.wait_for_function("document.querySelector('#rest').textContent === 'Forget my resting face'",
+                               timeout=30_000)
+        assert page.evaluate("window.ferDemo.recognizer.then((fer) => fer.baseline.crops.length)") == 5
+        page.click("#rest")
+        assert page.evaluate("window.ferDemo.recognizer.then((fer) => fer.baseline)") is None
         page.click("#camera")
         assert page.text_content("#camera") == "Start the camera"
         stopped = page.evaluate("window.ferDemo.stats().frames")

@@ -232,6 +232,7 @@ async function startCamera() {
   live.running = true;
   live.track = stream.getVideoTracks()[0];
   $("camera").textContent = "Stop the camera";
+  $("rest").disabled = false;
   say("");
   return new Promise((resolve, reject) => {
     eachFrame(live.track, video, async (frame) => {
@@ -307,16 +308,45 @@ function stats() {
            stagesMs: { grab: mean("grabMs"), detect: mean("detectMs"), classify: mean("classifyMs"), draw: mean("drawMs") } };
 }
 
+const REST_FRAMES = 5; // frames of the visitor's face, 0.1 s apart, that make their resting face
+
+/** "This is my resting face": a few frames of the camera become the face the labels are read against;
+ * pressed again, the labels are read alone. */
+async function toggleRestingFace() {
+  const fer = await ready;
+  if (fer.baseline) {
+    fer.forgetRestingFace();
+    $("rest").textContent = "This is my resting face";
+    return;
+  }
+  const frames = [];
+  for (let i = 0; i < REST_FRAMES; i++) {
+    frames.push(await createImageBitmap($("video")));
+    await new Promise((done) => setTimeout(done, 100));
+  }
+  try {
+    await fer.personalize(frames);
+  } catch (err) {
+    say(`${err.message}: look at the camera, then press again.`, true);
+    return;
+  }
+  live.history.clear();
+  say("");
+  $("rest").textContent = "Forget my resting face";
+}
+
 function stopCamera() {
   live.running = false;
   live.track?.stop();
   $("video").srcObject = null;
   $("overlay").getContext("2d").clearRect(0, 0, $("overlay").width, $("overlay").height);
   $("camera").textContent = "Start the camera";
+  $("rest").disabled = true;
   $("fps").textContent = "";
 }
 
 $("camera").onclick = () => (live.running ? stopCamera() : run(startCamera()));
+$("rest").onclick = () => run(toggleRestingFace());
 for (const [tab, panel] of [["tab-photo", "photo-panel"], ["tab-live", "live-panel"]]) {
   $(tab).onclick = () => {
     for (const [t, p] of [["tab-photo", "photo-panel"], ["tab-live", "live-panel"]]) {
@@ -325,4 +355,5 @@ for (const [tab, panel] of [["tab-photo", "photo-panel"], ["tab-live", "live-pan
   };
 }
 
-window.ferDemo = { ready: ready.then(() => true), recognizer: ready, offlineReady, readyMs: ready.then(() => performance.now()), analyze: analyzeUrl, startCamera: () => { $("tab-live").click(); return startCamera(); }, stats, eachFrame };
+window.ferDemo = { ready: ready.then(() => true), recognizer: ready, offlineReady, readyMs: ready.then(() => performance.now()), analyze: analyzeUrl, startCamera: () => { $("tab-live").click(); return startCamera(); }, stats, eachFrame,
+                  restingFace: toggleRestingFace };

@@ -22,6 +22,7 @@ export const YUNET = { maxSide: 416, scoreThreshold: 0.7, minFace: 16, nmsIou: 0
                        cropPads: [0, 0.25, 0.5], cropSide: 192 };
 const FACE_CROP = { maxSide: 160, maxAspect: 1.3, minScore: 0.2 }; // preprocess.looks_like_face_crop, predictor.WHOLE_FACE_SCORE
 const TINY_CROP = { side: 48, score: 0.5, minSide: 24 }; // predictor.TINY_CROP
+const BASELINE = { strength: 0.5, gate: [0.80, 0.92] }; // baseline.STRENGTH, baseline.GATE
 const MIN_SIDE = 8; // image_io.MIN_SIDE
 const LARGE_FACES_MIN_SIDE = 96; // config.LARGE_FACES_MIN_SIDE, for a config.json that does not name its own
 
@@ -99,6 +100,7 @@ export class Recognizer {
     this.pre = config.preprocessing;
     this.lastTimings = {};
     this.turn = Promise.resolve();
+    this.baseline = null;
   }
 
   /** Every face of an image, video frame, canvas, ImageBitmap or ImageData, largest first (as `predict`).
@@ -123,10 +125,44 @@ export class Recognizer {
                                                      crop: cropFace(image, f.box, YUNET.framing, size) }))
       : looksLikeFaceCrop(image.width, image.height) && await this.faceInCrop(image) >= wholeFaceScore(Math.max(image.width, image.height))
         ? [{ box: [0, 0, image.width, image.height], score: null, crop: resizeBilinearPil(grayscale(image), size, size) }] : [];
-    const scores = found.length ? await this.classify(found.map((f) => f.crop), tta, found.map((f) => boxSide(f.box))) : [];
+    let scores = found.length ? await this.classify(found.map((f) => f.crop), tta, found.map((f) => boxSide(f.box))) : [];
+    if (this.baseline && found.length) scores = await this.againstRest(found.map((f) => f.crop), scores, tta);
     const t3 = performance.now();
     this.lastTimings = { grabMs: t1 - t0, detectMs: t2 - t1, classifyMs: t3 - t2 };
     return found.map((f, i) => this.prediction(f.box, scores[i], f.score));
+  }
+
+  // ---- the resting face: fer_model/baseline.py ----
+  /** Read every face from now on against the resting face of these images (their largest face each), as
+   * `EmotionRecognizer.personalize` does; throws, changing nothing, where one has no face. */
+  personalize(sources, { strength = BASELINE.strength } = {}) {
+    const turn = this.turn.then(async () => {
+      const rest = [];
+      for (const [i, source] of sources.entries()) {
+        const image = await rgba(source);
+        const faces = await this.detect(image);
+        if (!faces.length) throw new Error(`no face found in resting-face photo ${i + 1} of ${sources.length}`);
+        rest.push({ crop: cropFace(image, faces[0].box, YUNET.framing, this.pre.image_size),
+                    side: boxSide(clipBox(faces[0].box, image.width, image.height)) });
+      }
+      this.baseline = { crops: rest.map((r) => r.crop), sides: rest.map((r) => r.side), strength, rest: {} };
+    });
+    this.turn = turn.catch(() => {});
+    return turn;
+  }
+
+  /** Read faces alone again. */
+  forgetRestingFace() { this.baseline = null; }
+
+  /** baseline.Baseline.apply: calibrated probabilities of `crops` read against the resting face. */
+  async againstRest(crops, probabilities, tta) {
+    const b = this.baseline;
+    if (!b.rest[tta]) {
+      const rows = await this.classify(b.crops, tta, b.sides);
+      b.rest[tta] = rows[0].map((_, k) => rows.reduce((sum, row) => sum + Math.log(Math.max(row[k], 1e-12)), 0) / rows.length);
+    }
+    return crops.map((crop, i) => relativeTo(probabilities[i], b.rest[tta],
+                                             b.strength * gate(Math.max(...b.crops.map((r) => correlation(crop, r))))));
   }
 
   // ---- detect: fer_model/detection/yunet.py ----
@@ -591,6 +627,29 @@ export function calibrate(logits, views, faces, classes, calibration, tta, i) {
     exps.forEach((e, k) => { mean[k] += e / total / views; });
   }
   return mean;
+}
+
+/** baseline.similarity: the Pearson correlation of two crops' pixels. */
+export function correlation(a, b) {
+  const n = a.length;
+  let ma = 0, mb = 0;
+  for (let i = 0; i < n; i++) { ma += a[i]; mb += b[i]; }
+  ma /= n; mb /= n;
+  let sab = 0, saa = 0, sbb = 0;
+  for (let i = 0; i < n; i++) { const da = a[i] - ma, db = b[i] - mb; sab += da * db; saa += da * da; sbb += db * db; }
+  return sab / Math.max(Math.sqrt(saa * sbb), 1e-12);
+}
+
+/** baseline.gate: 0 below the first bound, 1 from the second, linear between. */
+export function gate(r, [low, high] = BASELINE.gate) { return Math.min(Math.max((r - low) / (high - low), 0), 1); }
+
+/** baseline.relative_to: probabilities read against the resting face's log-probabilities, by `weight` (0: as
+ * they are). */
+export function relativeTo(probabilities, rest, weight) {
+  if (weight <= 0) return probabilities;
+  const logits = probabilities.map((p, k) => Math.log(Math.max(p, 1e-12)) - weight * rest[k]);
+  const top = Math.max(...logits), exps = logits.map((z) => Math.exp(z - top)), total = exps.reduce((a, b) => a + b, 0);
+  return exps.map((e) => e / total);
 }
 
 /** predictor.box_side: the larger side of a face's box, which chooses its calibration. */
