@@ -4,7 +4,9 @@ For every person of a labelled collection with a `subject` column (`../shared/fa
 photo and another photo, the first neutral photo (sorted by its path) is the baseline and every other photo of
 theirs is read plainly and personalized, through `predict`'s pipeline (its largest face). Per TTA mode: accuracy,
 balanced accuracy, per-class recall and how often neutral faces stay neutral, plain and personalized, with 95%
-intervals from resampling persons; and how many faces the gate opened for (`fer_model.baseline`).
+intervals from resampling persons; and how many faces the gate opened for (`fer_model.baseline`). Pseudo-clips:
+each person's photos strung together, the neutral one first, read as `predict_video(..., baseline="track")` reads
+a track (`TrackBaselines`: the resting face found from the clip itself).
 
 `--persons test` (the default) reads the persons no run trains or calibrates on; `train` the training persons, the
 only ones the gate and the strength may be set on (`--strength`, `--gate LOW HIGH` try other values).
@@ -24,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import report  # noqa: E402
 from benchmarks.in_the_wild import intervals_by_group, pipeline_crops  # noqa: E402
 from fer_model import EmotionRecognizer  # noqa: E402
-from fer_model.baseline import GATE, STRENGTH, Baseline  # noqa: E402
+from fer_model.baseline import GATE, STRENGTH, Baseline, TrackBaselines  # noqa: E402
 from fer_model.preprocess import normalize  # noqa: E402
 from fer_model.tta import modes_for  # noqa: E402
 from train.data import DatasetFormatError, person_splits  # noqa: E402
@@ -95,7 +97,7 @@ def main(argv=None) -> dict:
                "gate": list(args.gate), "people": len(baselines), "faces": len(read)}
     for mode in modes_for(pre.crop_size):
         plain = recognizer.plain_probabilities(inputs[[position[k] for k in read]], mode, [side_of[k] for k in read])
-        personal, opened = np.empty_like(plain), []
+        personal, clips, opened = np.empty_like(plain), np.empty_like(plain), []
         for person in np.unique(persons):
             mine = persons == person
             b = base_of[person]
@@ -103,8 +105,13 @@ def main(argv=None) -> dict:
             faces = inputs[[position[k] for k, m in zip(read, mine) if m]]
             personal[mine] = baseline.apply(plain[mine], faces, recognizer.plain_probabilities, mode)
             opened += (baseline.weights(faces) > 0).tolist()
+            track = TrackBaselines(names, args.strength, tuple(args.gate))
+            track.apply(0, recognizer.plain_probabilities(inputs[[position[b]]], mode, [side_of[b]])[0],
+                        inputs[position[b]])
+            clips[mine] = [track.apply(0, p, face)[0] for p, face in zip(plain[mine], faces)]
         figures[mode] = {"plain": scores(plain.argmax(1), labels, persons, names),
                          "personalized": scores(personal.argmax(1), labels, persons, names),
+                         "pseudo_clip_track": scores(clips.argmax(1), labels, persons, names),
                          "gate_opened": round(float(np.mean(opened)), 4)}
     return report(args.name, figures)
 

@@ -15,10 +15,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .config import EMOTIONS
+
 STRENGTH = 0.5
 """How much of the resting face's log-probabilities is taken out where the gate is wide open."""
 GATE = (0.80, 0.92)
 """Crop correlations at which the gate begins to open and is open."""
+REST_NEUTRAL = 0.5
+"""In a video, how sure the model must be that a track's calmest frames are neutral for them to be its resting face."""
+REST_FRAMES = 3
+"""In a video, how many of a track's calmest frames make its resting face."""
 
 
 def similarity(faces: np.ndarray, rest: np.ndarray) -> np.ndarray:
@@ -72,3 +78,29 @@ class Baseline:
     def apply(self, probabilities: np.ndarray, inputs: np.ndarray, plain_probabilities, tta: str) -> np.ndarray:
         """`probabilities` of the normalised faces `inputs` read against the resting face."""
         return relative_to(probabilities, self.rest(plain_probabilities, tta), self.weights(inputs))
+
+
+class TrackBaselines:
+    """Each video track's resting face, found from the track itself as the frames come (`predict_video(...,
+    baseline="track")`): its `REST_FRAMES` calmest frames so far, those the model gives the most neutral
+    probability, once the calmest of them reads neutral with at least `REST_NEUTRAL`. Until then, and for a
+    track that is never calm (an expression held the whole clip), its frames read as they would plainly: a
+    lasting expression is never taken for rest."""
+
+    def __init__(self, labels=EMOTIONS, strength: float = STRENGTH, bounds: tuple[float, float] = GATE):
+        self.neutral = list(labels).index("neutral")
+        self.strength, self.bounds = strength, bounds
+        self.calmest: dict[int, list[tuple[float, np.ndarray, np.ndarray]]] = {}
+
+    def apply(self, track: int, probabilities: np.ndarray, face: np.ndarray) -> tuple[np.ndarray, bool]:
+        """The (K,) probabilities of one frame's face of `track` (its normalised crop `face`) read against the
+        track's resting face, and whether there was one to read it against."""
+        calm = self.calmest.setdefault(track, [])
+        calm.append((float(probabilities[self.neutral]), np.log(np.clip(probabilities, 1e-12, None)), face))
+        calm.sort(key=lambda c: -c[0])
+        del calm[REST_FRAMES:]
+        rest = [c for c in calm if c[0] >= REST_NEUTRAL]
+        if not rest:
+            return probabilities, False
+        weight = self.strength * gate(similarity(face[None], np.stack([c[2] for c in rest])), self.bounds)
+        return relative_to(probabilities[None], np.mean([c[1] for c in rest], axis=0), weight)[0], True

@@ -85,6 +85,9 @@ def main(argv=None) -> int:
     video.add_argument("--plot", type=Path, help="timeline plot (PNG): each emotion over time, one panel per face")
     add_sampling(video)
     video.add_argument("--max-frames", type=positive_int, default=None, help="stop after this many analysed frames")
+    video.add_argument("--baseline", metavar="track|PHOTO",
+                       help="read each face against its own resting face: 'track', its calmest frames as they come "
+                            "(fer_model.baseline.TrackBaselines), or a photo of the person at rest")
 
     calibrate = add_command(
         "calibrate", help="re-fit a model's calibration on a labelled folder (no training)",
@@ -127,8 +130,10 @@ def main(argv=None) -> int:
 
         recognizer = EmotionRecognizer.from_pretrained(args.model, backend=args.backend, threads=args.threads,
                                                        detector=args.detector, tta=args.tta)
-        if getattr(args, "baseline", None):
+        if args.command == "predict" and args.baseline:
             recognizer = recognizer.personalize(args.baseline)
+        if args.command == "video" and args.baseline not in (None, "track"):
+            recognizer = recognizer.personalize(Path(args.baseline))
         return (run_predict if args.command == "predict" else run_video)(recognizer, args)
     except (FERError, ValueError, RuntimeError, OSError, ImportError) as err:
         print(f"fer-model: error: {err}", file=sys.stderr)
@@ -229,7 +234,8 @@ def run_video(recognizer, args) -> int:
 
     analysis = analyze_video(recognizer, args.video, args.csv, args.out, args.plot, every=args.every, fps=args.fps,
                              smoothing=args.smoothing, max_frames=args.max_frames,
-                             progress=partial(tqdm, desc="frames", unit="frame", file=sys.stderr))
+                             progress=partial(tqdm, desc="frames", unit="frame", file=sys.stderr),
+                             baseline="track" if args.baseline == "track" else None)
     print(analysis.describe().replace("**", ""))
     return 0
 

@@ -272,9 +272,9 @@ class EmotionRecognizer:
 
     def predict_frames(self, frames: list[np.ndarray], tta: str | None = None) -> list[list[FacePrediction]]:
         """`predict` for RGB uint8 arrays (H, W, 3), e.g. video frames: the faces of all frames in one batch."""
-        return self._predict_found([self.find_faces(frame) for frame in frames], tta)
+        return self.predict_found([self.find_faces(frame) for frame in frames], tta)
 
-    def _predict_found(self, found: list[list[tuple]], tta: str | None = None) -> list[list[FacePrediction]]:
+    def predict_found(self, found: list[list[tuple]], tta: str | None = None) -> list[list[FacePrediction]]:
         """Predictions for `find_faces` results of several images, all crops in one batch."""
         scores = iter(self.predict_faces([crop for faces in found for _, _, crop in faces], tta,
                                          [box_side(box) for faces in found for box, _, _ in faces]))
@@ -296,7 +296,7 @@ class EmotionRecognizer:
         """`predict` plus a saliency heatmap for each face's predicted label (`fer_model.explain`)."""
         rgb = load_image(image)
         found = self.find_faces(np.asarray(rgb))
-        faces = self._predict_found([found])[0]
+        faces = self.predict_found([found])[0]
         crops = [crop for _, _, crop in found]
         heatmaps = list(self.explain_faces(crops, method=method)) if crops else []
         squares = [self.detector.framing.square(face.box) if face.detection_score is not None

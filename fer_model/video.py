@@ -18,10 +18,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .baseline import TrackBaselines
 from .detection.base import iou
 from .errors import InvalidVideoError
 from .runtime import native_stderr_silenced
 from .predictor import EmotionRecognizer, FacePrediction
+from .preprocess import normalize
 
 
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp"}
@@ -30,12 +32,14 @@ VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpe
 
 @dataclass(frozen=True)
 class TrackedFace(FacePrediction):
-    """A face in one video frame, with the id it keeps across frames."""
+    """A face in one video frame, with the id it keeps across frames and what it was read against (`baseline`:
+    "" alone, "photo" a resting-face photo, "track" its track's calmest frames, "none found" no calm frame yet)."""
 
     track_id: int = 0
+    baseline: str = ""
 
     def to_dict(self) -> dict:
-        return {"track_id": self.track_id, **super().to_dict()}
+        return {"track_id": self.track_id, **super().to_dict(), **({"baseline": self.baseline} if self.baseline else {})}
 
 
 @dataclass
@@ -156,23 +160,36 @@ class IoUTracker:
 
 def predict_video(recognizer: EmotionRecognizer, path: str | Path, every: int | None = None, fps: float | None = None,
                   smoothing: float = 0.0, max_frames: int | None = None, batch_frames: int = 8,
-                  tta: str | None = None, start: int = 0, stop: int | None = None) -> Iterator[FrameResult]:
+                  tta: str | None = None, start: int = 0, stop: int | None = None,
+                  baseline: str | None = None) -> Iterator[FrameResult]:
     """Per-frame results of a video (frames `start` to before `stop`, as `read_frames` takes them): faces
     tracked by IoU, scores optionally smoothed per track by an exponential moving average (`smoothing` is
-    the weight of the past, 0..1), the faces of `batch_frames` frames classified in one forward pass."""
+    the weight of the past, 0..1), the faces of `batch_frames` frames classified in one forward pass.
+    `baseline="track"` reads each track against its own resting face, found from its calmest frames as they
+    come (`fer_model.baseline.TrackBaselines`); a `personalize`d recognizer reads every face against its photo."""
     check_sampling(smoothing=smoothing)  # the sampling: read_frames
+    if baseline not in (None, "track"):
+        raise ValueError(f"baseline is None or 'track' (a photo: recognizer.personalize(photo)), not {baseline!r}")
     tracker, history = IoUTracker(), {}
+    rests = TrackBaselines(recognizer.labels) if baseline == "track" else None
+    kind = "photo" if recognizer.baseline is not None else ""
+    pre = recognizer.config.preprocessing
     frames = read_frames(path, every, fps, max_frames, start, stop)
     while batch := [frame for _, frame in zip(range(batch_frames), frames)]:
-        for (index, time, image), faces in zip(batch, recognizer.predict_frames([f[2] for f in batch], tta)):
+        found = [recognizer.find_faces(f[2]) for f in batch]
+        for (index, time, image), faces, crops in zip(batch, recognizer.predict_found(found, tta), found):
             tracked = []
-            for face, track in zip(faces, tracker.assign([f.box for f in faces])):
+            for face, track, (_, _, crop) in zip(faces, tracker.assign([f.box for f in faces]), crops):
                 scores = face.scores
+                if rests is not None:
+                    read, rested = rests.apply(track, np.array([scores[k] for k in recognizer.labels]),
+                                               normalize(crop[None], pre)[0])
+                    scores, kind = dict(zip(recognizer.labels, map(float, read))), "track" if rested else "none found"
                 if smoothing and track in history:
                     scores = {k: smoothing * history[track][k] + (1 - smoothing) * v for k, v in scores.items()}
                 history[track] = scores
                 face = recognizer.prediction(face.box, scores, face.detection_score)
-                tracked.append(TrackedFace(**vars(face), track_id=track))
+                tracked.append(TrackedFace(**vars(face), track_id=track, baseline=kind))
             yield FrameResult(index, time, tracked, image)
 
 
@@ -183,24 +200,29 @@ class TrackTally:
     def __init__(self):
         self.tracks: dict[int, dict] = {}
 
-    def add(self, time: float, track_id: int, scores: dict[str, float], uncertain: bool = False) -> None:
+    def add(self, time: float, track_id: int, scores: dict[str, float], uncertain: bool = False,
+            baseline: str = "") -> None:
         track = self.tracks.setdefault(track_id, {"frames": 0, "uncertain": 0, "first_seen": time,
-                                                  "sums": dict.fromkeys(scores, 0.0)})
+                                                  "sums": dict.fromkeys(scores, 0.0), "baselines": {}})
         track["frames"] += 1
         track["uncertain"] += bool(uncertain)
+        track["baselines"][baseline] = track["baselines"].get(baseline, 0) + 1
         track["last_seen"] = time
         for label, score in scores.items():
             track["sums"][label] += score
 
     def summary(self, frame_interval: float) -> dict[int, dict]:
         """Per track: dominant emotion (highest mean score), mean scores, frames seen, the share of them read
-        `uncertain`, first and last time and the time on screen (frames seen x the interval between analysed
-        frames)."""
+        `uncertain`, first and last time, the time on screen (frames seen x the interval between analysed
+        frames) and, where its faces were read against a resting face, `baseline`: the share of its frames read
+        against each kind (`TrackedFace.baseline`)."""
         summary = {}
         for track_id, track in sorted(self.tracks.items()):
             mean = {label: total / track["frames"] for label, total in track["sums"].items()}
             summary[track_id] = {"dominant": max(mean, key=mean.get), "mean_scores": mean, "frames": track["frames"],
                                  "uncertain_share": track["uncertain"] / track["frames"],
+                                 **({"baseline": {k: n / track["frames"] for k, n in track["baselines"].items()}}
+                                    if set(track["baselines"]) - {""} else {}),
                                  "first_seen": track["first_seen"], "last_seen": track["last_seen"],
                                  "seconds_on_screen": round(track["frames"] * frame_interval, 3)}
         return summary
@@ -215,7 +237,7 @@ def summarize(results: Iterable[FrameResult], frame_interval: float | None = Non
     tally = TrackTally()
     for result in results:
         for face in result.faces:
-            tally.add(result.time, face.track_id, face.scores, face.uncertain)
+            tally.add(result.time, face.track_id, face.scores, face.uncertain, face.baseline)
     return tally.summary(frame_interval)
 
 
@@ -356,7 +378,7 @@ class VideoAnalysis:
     def describe(self) -> str:
         """A Markdown summary for people."""
         lines = [f"- face {t}: {describe_track(s)}, on screen {s['seconds_on_screen']:.1f} s from {s['first_seen']:.1f} s"
-                 for t, s in self.tracks.items()]
+                 + describe_baseline(s) for t, s in self.tracks.items()]
         text = "\n".join(lines) or "No face found in the analysed frames."
         return text + ("\n\nOnly the beginning of the video was analysed (length limit)." if self.truncated else "")
 
@@ -372,17 +394,31 @@ def describe_track(summary: dict) -> str:
     return f"mostly **{first}** ({mean[first]:.0%} on average)"
 
 
+def describe_baseline(summary: dict) -> str:
+    """What a track's faces were read against, for people: '' where they were read alone."""
+    shares = summary.get("baseline")
+    if not shares:
+        return ""
+    if shares.get("photo"):
+        return "; read against the resting-face photo"
+    if shares.get("track"):
+        return f"; read against its calmest frames in {shares['track']:.0%} of its frames"
+    return "; never calm enough for a resting face: read alone"
+
+
 def analyze_video(recognizer: EmotionRecognizer, path: str | Path, csv_path: str | Path,
                   video_path: str | Path | None = None, timeline_path: str | Path | None = None,
                   every: int | None = None, fps: float | None = None, smoothing: float = 0.0,
-                  max_frames: int | None = None, progress=None) -> VideoAnalysis:
+                  max_frames: int | None = None, progress=None, baseline: str | None = None) -> VideoAnalysis:
     """Analyse a video into a per-frame CSV and, when asked, an annotated video and a timeline plot.
 
     Frames: every `every`-th, or about `fps` a second, at most `max_frames`. `progress` wraps the
     result iterator (tqdm-like, called with `total=`). An interruption (Ctrl-C) leaves a valid CSV and
-    the plot of what was done. Every option is checked before any output is touched; the outputs' folders are
-    made where missing."""
+    the plot of what was done. `baseline`: as `predict_video` takes it. Every option is checked before any output
+    is touched; the outputs' folders are made where missing."""
     check_sampling(every, fps, smoothing)
+    if baseline not in (None, "track"):
+        raise ValueError(f"baseline is None or 'track', not {baseline!r}")
     if video_path is not None:
         AnnotatedVideoWriter.check_suffix(video_path)
     info = video_info(path)
@@ -391,7 +427,7 @@ def analyze_video(recognizer: EmotionRecognizer, path: str | Path, csv_path: str
             Path(output).parent.mkdir(parents=True, exist_ok=True)
     rate, step = sampling(info, every, fps)
     expected = -(-info.frames // step) if info.frames > 0 else None
-    results = predict_video(recognizer, path, every=step, smoothing=smoothing, max_frames=max_frames)
+    results = predict_video(recognizer, path, every=step, smoothing=smoothing, max_frames=max_frames, baseline=baseline)
     if progress is not None:
         results = progress(results, total=min((n for n in (expected, max_frames) if n), default=None))
     kept = []

@@ -64,3 +64,45 @@ def test_the_command_line_reads_photos_against_a_resting_face(tmp_path, astronau
     assert main(["predict", str(tmp_path / "a.jpg"), "--baseline", str(tmp_path / "missing.jpg")]) == 2
     error = capsys.readouterr().err
     assert "missing.jpg" in error and error.count("\n") == 1
+
+
+def test_a_track_is_read_against_its_calmest_frames_once_they_read_neutral():
+    from fer_model.baseline import TrackBaselines
+
+    rests = TrackBaselines()
+    neutral, happy = EMOTIONS.index("neutral"), EMOTIONS.index("happy")
+    face = np.random.default_rng(0).normal(0, 1, (1, 44, 44)).astype(np.float32)
+    smiling = np.full(7, 0.02)
+    smiling[happy] = 0.88
+    read, rested = rests.apply(1, smiling, face)
+    assert not rested and np.array_equal(read, smiling)  # no calm frame yet: read alone
+    calm = np.full(7, 0.05)
+    calm[neutral], calm[happy] = 0.55, 0.15
+    rests.apply(1, calm, face)
+    read, rested = rests.apply(1, smiling, face)
+    assert rested and read[happy] < smiling[happy] and read.argmax() == happy
+    held = TrackBaselines()  # an expression held the whole clip is never taken for rest
+    assert not any(held.apply(2, smiling, face)[1] for _ in range(20))
+
+
+def test_a_video_is_read_against_each_track_or_a_photo_and_the_summary_says_which(recognizer, tmp_path, astronaut,
+                                                                                 capsys):
+    from benchmarks.common import write_clip
+    from fer_model.video import predict_video, summarize
+
+    clip = write_clip(tmp_path / "clip.mp4", astronaut, frames=6, fps=5)
+    plain = list(predict_video(recognizer, clip))
+    tracked = list(predict_video(recognizer, clip, baseline="track"))
+    assert plain[0].faces[0].label == "happy"  # the astronaut smiles throughout: never calm, read alone
+    assert summarize(tracked)[1]["baseline"] == {"none found": 1.0}
+    assert [f.scores for r in tracked for f in r.faces] == [f.scores for r in plain for f in r.faces]
+    photo = list(predict_video(recognizer.personalize(astronaut), clip))
+    assert {f.baseline for r in photo for f in r.faces} == {"photo"}
+    assert photo[0].faces[0].scores != plain[0].faces[0].scores
+    astronaut.save(tmp_path / "rest.jpg")
+    assert main(["video", str(clip), "--csv", str(tmp_path / "a.csv"), "--baseline", str(tmp_path / "rest.jpg")]) == 0
+    assert "read against the resting-face photo" in capsys.readouterr().out
+    assert main(["video", str(clip), "--csv", str(tmp_path / "b.csv"), "--baseline", "track"]) == 0
+    assert "never calm enough for a resting face: read alone" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="baseline is None or 'track'"):
+        list(predict_video(recognizer, clip, baseline="sometimes"))
