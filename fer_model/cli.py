@@ -11,7 +11,10 @@ import argparse
 import csv
 import json
 import os
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 from .classifier import BACKENDS
@@ -272,16 +275,45 @@ def run_calibrate(args) -> int:
     return 0
 
 
+@contextmanager
+def quiet_after_ctrl_c():
+    """From a Ctrl-C on, the objects that the interrupted engine's threads leave behind are torn down without their
+    "Exception ignored in ..." reports (an event loop already gone, say), to the process's end: the run's state is
+    on disk and one line says so. Before it, such reports print as usual."""
+    stopping = threading.Event()
+
+    def on_interrupt(signum, frame):
+        stopping.set()
+        signal.default_int_handler(signum, frame)
+
+    def report(unraisable):
+        if not stopping.is_set():
+            previous_hook(unraisable)
+
+    previous_hook, previous_handler = sys.unraisablehook, signal.getsignal(signal.SIGINT)
+    sys.unraisablehook = report
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield stopping
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, previous_handler)
+        if not stopping.is_set():
+            sys.unraisablehook = previous_hook
+
+
 def run_batch(args) -> int:
     from . import batch
 
     if args.backend != "onnx":
         raise ValueError("batch runs the ONNX model only; leave out --backend")
     try:
-        record = batch.run(args.inputs, args.out, model=args.model, tta=args.tta, threads=args.threads or 1,
-                           detector=args.detector, every=args.every, fps=args.fps, smoothing=args.smoothing,
-                           segment_seconds=args.segment_seconds, column=args.column, runner=args.runner,
-                           address=args.address, workers=args.workers, csv=args.csv)
+        with quiet_after_ctrl_c():
+            record = batch.run(args.inputs, args.out, model=args.model, tta=args.tta, threads=args.threads or 1,
+                               detector=args.detector, every=args.every, fps=args.fps, smoothing=args.smoothing,
+                               segment_seconds=args.segment_seconds, column=args.column, runner=args.runner,
+                               address=args.address, workers=args.workers, csv=args.csv)
     except IncompleteRunError as err:
         message, code = f"fer-model: error: {err}", 2
     except KeyboardInterrupt:

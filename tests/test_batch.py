@@ -402,3 +402,26 @@ def test_batch_runs_print_no_daft_query_id():
     import fer_model.batch.engine  # noqa: F401
 
     assert os.environ["DAFT_SHOW_QUERY_ID"] == "0"
+
+
+def test_after_ctrl_c_the_engine_s_torn_down_objects_report_nothing():
+    """What an interrupted Daft leaves behind ("Exception ignored ... no running event loop") stays quiet from the
+    Ctrl-C on; before it, such a report goes to Python's hook as usual."""
+    from fer_model.cli import quiet_after_ctrl_c
+
+    class Leftover:
+        def __del__(self):
+            raise RuntimeError("no running event loop")
+
+    reported, previous = [], sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: reported.append(str(unraisable.exc_value))
+    try:
+        with pytest.raises(KeyboardInterrupt), quiet_after_ctrl_c() as stopping:
+            Leftover()
+            assert reported == ["no running event loop"] and not stopping.is_set()
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)  # the interrupt arrives here
+        Leftover()
+        assert reported == ["no running event loop"] and stopping.is_set()
+    finally:
+        sys.unraisablehook = previous
