@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -69,19 +69,60 @@ def whole_face_score(side: int) -> float:
     return TINY_CROP["score"] if side < TINY_CROP["side"] else WHOLE_FACE_SCORE
 
 
-def find_faces(detector: FaceDetector, frame: np.ndarray, size: int) -> list[tuple[Box, float | None, np.ndarray]]:
+class FoundFaces(list):
+    """`find_faces`' faces of one image: (box, detection score, crop) each, and `turned`, the degrees (0, 90, 180 or
+    270, counterclockwise) the image was turned for them to stand upright."""
+
+    def __init__(self, faces=(), turned: int = 0):
+        super().__init__(faces)
+        self.turned = turned
+
+
+QUARTER_TURNS = (1, 3, 2)
+"""The turns tried, in quarter turns counterclockwise, when no upright face is found: a photo on its side either
+way first, then upside down."""
+UPRIGHT_SCORE = 0.88
+"""A detection score that only an upright face reaches: frontal faces in the group photos score 0.88-0.93 upright,
+while YuNet, finding a few faces of a photo on its side or upside down, gives them 0.76-0.87. Below it, the turns
+are tried (a photo with such a face costs one detection; one without, four)."""
+
+
+def find_faces(detector: FaceDetector, frame: np.ndarray, size: int) -> FoundFaces:
     """(box, detection score, `size` x `size` grayscale crop) for each face `detector` finds in an RGB array,
-    largest first, the box cut to the image (the crop is framed on the detector's own); an image with none that is small and near-square and that the detector takes for a face crop
-    (`whole_face_score`) is one face, whole."""
+    largest first, the box cut to the image (the crop is framed on the detector's own); an image with none that is
+    small and near-square and that the detector takes for a face crop (`whole_face_score`) is one face, whole. A
+    photo with no face of `UPRIGHT_SCORE` is read turned a quarter either way, then upside down (`QUARTER_TURNS`):
+    the first turn with such a face, if any, gives the faces, boxes in the photo as it is, crops upright, and
+    `turned` says which turn it was."""
     gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    height, width = gray.shape
     faces = detector.detect(frame)
-    if faces:
-        height, width = gray.shape
-        return [(clip_box(f.box, width, height), f.score, crop_face(gray, f.box, detector.framing, size)) for f in faces]
-    if looks_like_face_crop((frame.shape[1], frame.shape[0])) and \
-            detector.face_in_crop(frame) >= whole_face_score(max(frame.shape[:2])):
-        return [((0, 0, frame.shape[1], frame.shape[0]), None, to_face_array(gray, size))]
-    return []
+    if not faces and looks_like_face_crop((width, height)):
+        if detector.face_in_crop(frame) >= whole_face_score(max(width, height)):
+            return FoundFaces([((0, 0, width, height), None, to_face_array(gray, size))])
+        return FoundFaces()
+    if not faces or max(f.score for f in faces) < UPRIGHT_SCORE:
+        for turns in QUARTER_TURNS:
+            turned = detector.detect(np.ascontiguousarray(np.rot90(frame, turns)))
+            if turned and max(f.score for f in turned) >= UPRIGHT_SCORE:
+                upright = np.ascontiguousarray(np.rot90(gray, turns))
+                return FoundFaces(((clip_box(turned_back(f.box, turns, width, height), width, height), f.score,
+                                    crop_face(upright, f.box, detector.framing, size)) for f in turned), 90 * turns)
+    return FoundFaces((clip_box(f.box, width, height), f.score, crop_face(gray, f.box, detector.framing, size))
+                      for f in faces)
+
+
+def turned_back(box: Box, turns: int, width: int, height: int) -> Box:
+    """A box found in the photo turned `turns` quarter turns counterclockwise (`np.rot90`), in the photo of `width`
+    x `height` as it is."""
+    x, y, w, h = box
+    if turns % 4 == 1:
+        return width - (y + h), x, h, w
+    if turns % 4 == 2:
+        return width - (x + w), height - (y + h), w, h
+    if turns % 4 == 3:
+        return y, height - (x + w), h, w
+    return box
 
 
 def box_side(box: Box) -> int:
@@ -153,6 +194,9 @@ class FacePrediction:
     scores: dict[str, float]
     detection_score: float | None = None
     uncertain: bool = False
+    turned: int = 0
+    """Degrees (counterclockwise) the photo was turned for the face to stand upright: 0, or 90, 180, 270 for a
+    photo on its side or upside down."""
 
     @property
     def confidence(self) -> float:
@@ -171,7 +215,8 @@ class FacePrediction:
 
     def to_dict(self) -> dict:
         return {"box": list(self.box), "label": self.label, "confidence": self.confidence, "scores": self.scores,
-                "uncertain": self.uncertain, "detection_score": self.detection_score}
+                "uncertain": self.uncertain, "detection_score": self.detection_score,
+                **({"turned": self.turned} if self.turned else {})}
 
 
 @dataclass(frozen=True)
@@ -278,10 +323,10 @@ class EmotionRecognizer:
         """Predictions for `find_faces` results of several images, all crops in one batch."""
         scores = iter(self.predict_faces([crop for faces in found for _, _, crop in faces], tta,
                                          [box_side(box) for faces in found for box, _, _ in faces]))
-        return [[self.prediction(box, next(scores), detection_score) for box, detection_score, _ in faces]
-                for faces in found]
+        return [[replace(self.prediction(box, next(scores), detection_score), turned=getattr(faces, "turned", 0))
+                 for box, detection_score, _ in faces] for faces in found]
 
-    def find_faces(self, frame: np.ndarray) -> list[tuple[Box, float | None, np.ndarray]]:
+    def find_faces(self, frame: np.ndarray) -> FoundFaces:
         """(box, detection score, `image_size` grayscale crop) for each face of an RGB array, largest first."""
         return find_faces(self.detector, frame, self.config.preprocessing.image_size)
 
@@ -299,6 +344,7 @@ class EmotionRecognizer:
         faces = self.predict_found([found])[0]
         crops = [crop for _, _, crop in found]
         heatmaps = list(self.explain_faces(crops, method=method)) if crops else []
+        heatmaps = [np.ascontiguousarray(np.rot90(h, -found.turned // 90)) for h in heatmaps]  # as the photo stands
         squares = [self.detector.framing.square(face.box) if face.detection_score is not None
                    else (rgb.width / 2, rgb.height / 2, max(rgb.size)) for face in faces]
         return Explanation(faces, heatmaps, overlay(rgb, heatmaps, squares))

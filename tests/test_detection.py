@@ -278,3 +278,34 @@ def test_a_face_running_over_the_edge_is_reported_inside_the_image(astronaut):
         x, y, w, h = face.box
         assert x >= 0 and y >= 0 and x + w <= photo.shape[1] and y + h <= photo.shape[0] and w > 0 and h > 0
     assert clip_box((-1, 240, 72, 114), 300, 300) == (0, 240, 71, 60)
+
+
+@pytest.mark.parametrize("turns", [1, 2, 3])
+def test_a_photo_on_its_side_or_upside_down_finds_its_faces_upright(turns):
+    """The astronaut turned by quarter turns with no EXIF tag: its face is found, read as upright (the same crop,
+    the same scores), its box in the photo as it is, and `turned` says which turn stood it upright."""
+    from skimage import data
+
+    recognizer = EmotionRecognizer.from_pretrained()
+    upright = recognizer.predict(data.astronaut())[0]
+    faces = recognizer.predict(np.ascontiguousarray(np.rot90(data.astronaut(), turns)))
+    assert len(faces) == 1 and faces[0].turned == 90 * ((4 - turns) % 4)
+    assert faces[0].scores == pytest.approx(upright.scores, abs=1e-6) and faces[0].to_dict()["turned"] == faces[0].turned
+    x, y, w, h = upright.box
+    expected = {1: (y, 512 - (x + w), h, w), 2: (512 - (x + w), 512 - (y + h), w, h), 3: (512 - (y + h), x, h, w)}
+    assert faces[0].box == expected[turns]
+    assert "turned" not in upright.to_dict()
+
+
+def test_an_upright_face_costs_one_detection_and_a_photo_with_none_four(monkeypatch):
+    from skimage import data
+
+    recognizer = EmotionRecognizer.from_pretrained()
+    calls = []
+    detect = recognizer.detector.detect
+    monkeypatch.setattr(recognizer.detector, "detect", lambda image: calls.append(image.shape) or detect(image))
+    canvas = np.full((480, 640, 3), 128, np.uint8)
+    canvas[40:440, 120:520] = np.asarray(Image.fromarray(data.astronaut()).resize((400, 400)))
+    assert recognizer.predict(canvas)[0].turned == 0 and len(calls) == 1
+    calls.clear()
+    assert recognizer.predict(np.full((480, 640, 3), 128, np.uint8)) == [] and len(calls) == 4

@@ -75,6 +75,7 @@ def photos():
         yield f"canvas{seed}", astronaut_canvas((1024, 768), widths, seed=seed)[0]
     yield "large", astronaut_canvas((3200, 2400), [28, 36, 48, 64] * 6 + [300, 500], seed=3)[0]  # pyramid and tiles
     yield "over_the_edge", np.ascontiguousarray(data.astronaut()[80:, 205:])  # a box cut to the image
+    yield "on_its_side", np.ascontiguousarray(np.rot90(astronaut_canvas((640, 480), [150], seed=4)[0]))  # turned
 
 
 FP32 = """async (url) => {
@@ -105,6 +106,7 @@ def test_the_browser_finds_the_same_faces_with_the_same_probabilities(demo, reco
         assert np.abs(np.subtract(browser["box"], python.box)).max() <= 1
         assert max(abs(browser["scores"][k] - v) for k, v in python.scores.items()) <= 1e-4
         assert browser["label"] == python.label and browser["uncertain"] == python.uncertain
+        assert browser.get("turned", 0) == python.turned
         assert browser["detectionScore"] == pytest.approx(python.detection_score, abs=1e-4)
 
 

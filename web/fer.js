@@ -23,6 +23,7 @@ export const YUNET = { maxSide: 416, scoreThreshold: 0.7, minFace: 16, nmsIou: 0
 const FACE_CROP = { maxSide: 160, maxAspect: 1.3, minScore: 0.2 }; // preprocess.looks_like_face_crop, predictor.WHOLE_FACE_SCORE
 const TINY_CROP = { side: 48, score: 0.5, minSide: 24 }; // predictor.TINY_CROP
 const BASELINE = { strength: 0.5, gate: [0.80, 0.92] }; // baseline.STRENGTH, baseline.GATE
+const QUARTER_TURNS = [1, 3, 2], UPRIGHT_SCORE = 0.88; // predictor.QUARTER_TURNS, predictor.UPRIGHT_SCORE
 const MIN_SIDE = 8; // image_io.MIN_SIDE
 const LARGE_FACES_MIN_SIDE = 96; // config.LARGE_FACES_MIN_SIDE, for a config.json that does not name its own
 
@@ -118,18 +119,36 @@ export class Recognizer {
       throw new Error(`image is ${image.width}x${image.height}; each side must be at least ${MIN_SIDE} pixels`);
     }
     const t1 = performance.now();
-    const faces = await this.detect(image);
+    const { found, turned } = await this.findFaces(image);
     const t2 = performance.now();
-    const size = this.pre.image_size;
-    const found = faces.length ? faces.map((f) => ({ ...f, box: clipBox(f.box, image.width, image.height),
-                                                     crop: cropFace(image, f.box, YUNET.framing, size) }))
-      : looksLikeFaceCrop(image.width, image.height) && await this.faceInCrop(image) >= wholeFaceScore(Math.max(image.width, image.height))
-        ? [{ box: [0, 0, image.width, image.height], score: null, crop: resizeBilinearPil(grayscale(image), size, size) }] : [];
     let scores = found.length ? await this.classify(found.map((f) => f.crop), tta, found.map((f) => boxSide(f.box))) : [];
     if (this.baseline && found.length) scores = await this.againstRest(found.map((f) => f.crop), scores, tta);
     const t3 = performance.now();
     this.lastTimings = { grabMs: t1 - t0, detectMs: t2 - t1, classifyMs: t3 - t2 };
-    return found.map((f, i) => this.prediction(f.box, scores[i], f.score));
+    return found.map((f, i) => ({ ...this.prediction(f.box, scores[i], f.score), ...(turned ? { turned } : {}) }));
+  }
+
+  /** predictor.find_faces: each face's box (cut to the image) and crop, largest first, and `turned`, the degrees
+   * the image was turned counterclockwise for them to stand upright; a small near-square image with no face that
+   * the detector takes for a face crop is one face, whole; where no face reaches UPRIGHT_SCORE, the first quarter
+   * turn with such a face gives them. */
+  async findFaces(image) {
+    const size = this.pre.image_size, { width, height } = image;
+    const faces = await this.detect(image);
+    const crops = (seen, list, turns) => ({
+      found: list.map((f) => ({ ...f, box: clipBox(turnedBack(f.box, turns, width, height), width, height),
+                                crop: cropFace(seen, f.box, YUNET.framing, size) })), turned: 90 * turns });
+    if (!faces.length && looksLikeFaceCrop(width, height)) {
+      const whole = await this.faceInCrop(image) >= wholeFaceScore(Math.max(width, height));
+      return { found: whole ? [{ box: [0, 0, width, height], score: null, crop: resizeBilinearPil(grayscale(image), size, size) }] : [], turned: 0 };
+    }
+    if (!faces.length || Math.max(...faces.map((f) => f.score)) < UPRIGHT_SCORE) {
+      for (const turns of QUARTER_TURNS) {
+        const seen = rot90(image, turns), turnedFaces = await this.detect(seen);
+        if (turnedFaces.length && Math.max(...turnedFaces.map((f) => f.score)) >= UPRIGHT_SCORE) return crops(seen, turnedFaces, turns);
+      }
+    }
+    return crops(image, faces, 0);
   }
 
   // ---- the resting face: fer_model/baseline.py ----
@@ -139,11 +158,9 @@ export class Recognizer {
     const turn = this.turn.then(async () => {
       const rest = [];
       for (const [i, source] of sources.entries()) {
-        const image = await rgba(source);
-        const faces = await this.detect(image);
-        if (!faces.length) throw new Error(`no face found in resting-face photo ${i + 1} of ${sources.length}`);
-        rest.push({ crop: cropFace(image, faces[0].box, YUNET.framing, this.pre.image_size),
-                    side: boxSide(clipBox(faces[0].box, image.width, image.height)) });
+        const { found } = await this.findFaces(await rgba(source));
+        if (!found.length) throw new Error(`no face found in resting-face photo ${i + 1} of ${sources.length}`);
+        rest.push({ crop: found[0].crop, side: boxSide(found[0].box) });
       }
       this.baseline = { crops: rest.map((r) => r.crop), sides: rest.map((r) => r.side), strength, rest: {} };
     });
@@ -627,6 +644,24 @@ export function calibrate(logits, views, faces, classes, calibration, tta, i) {
     exps.forEach((e, k) => { mean[k] += e / total / views; });
   }
   return mean;
+}
+
+/** np.rot90: an RGBA image ({data, width, height}) turned `turns` quarter turns counterclockwise. */
+export function rot90({ data, width, height }, turns) {
+  const k = ((turns % 4) + 4) % 4, w = k % 2 ? height : width, h = k % 2 ? width : height;
+  const out = new Uint8ClampedArray(w * h * 4);
+  for (let i = 0; i < h; i++) for (let j = 0; j < w; j++) {
+    const [y, x] = k === 1 ? [j, width - 1 - i] : k === 2 ? [height - 1 - i, width - 1 - j] : k === 3 ? [height - 1 - j, i] : [i, j];
+    out.set(data.subarray((y * width + x) * 4, (y * width + x) * 4 + 4), (i * w + j) * 4);
+  }
+  return { data: out, width: w, height: h };
+}
+
+/** predictor.turned_back: a box found in the image turned `turns` quarter turns, in the image as it is. */
+export function turnedBack([x, y, w, h], turns, width, height) {
+  const k = ((turns % 4) + 4) % 4;
+  return k === 1 ? [width - (y + h), x, h, w] : k === 2 ? [width - (x + w), height - (y + h), w, h]
+    : k === 3 ? [y, height - (x + w), h, w] : [x, y, w, h];
 }
 
 /** baseline.similarity: the Pearson correlation of two crops' pixels. */
