@@ -542,10 +542,13 @@ def test_calibrate_refits_on_a_labelled_folder_and_never_does_worse_on_its_held_
 
 
 def test_calibrate_refits_the_large_face_calibration_on_large_faces_only(tmp_path, capsys):
-    """Faces of 128 pixels refit the embedded model's `large_faces` (float and int8) and leave the calibration
-    of small faces as it was (the few faces the detector boxes under 96 pixels are too few to refit it)."""
+    """A model with a large-face calibration (the embedded one, given one): faces of 128 pixels refit its
+    `large_faces` (float and int8) and leave the calibration of small faces as it was (the few faces the detector
+    boxes under 96 pixels are too few to refit it). The embedded model, with one calibration, refits that one."""
+    from dataclasses import replace
+
     from fer_model.cli import main as cli
-    from fer_model.hub import read_config, resolve
+    from fer_model.hub import copy_pretrained, read_config, resolve
 
     from .conftest import synthetic_faces
 
@@ -553,16 +556,26 @@ def test_calibrate_refits_the_large_face_calibration_on_large_faces_only(tmp_pat
         folder = tmp_path / "faces" / ("happy", "sad", "neutral")[i % 3]
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(face).resize((128, 128)).save(folder / f"{i}.png")
-    assert cli(["calibrate", str(tmp_path / "faces"), "--out", str(tmp_path / "out")]) == 0
+    embedded = read_config(resolve(None))
+    section = {"min_side": 96, "temperatures": {"none": 1.2, "flip": 1.2}, "class_biases": {},
+               "uncertainty": {"min_confidence": 0.5, "min_margin": 0.2}}
+    copy_pretrained(resolve(None), replace(embedded, large_faces=section, int8={**embedded.int8, "large_faces": section}),
+                    tmp_path / "model")
+    assert cli(["--model", str(tmp_path / "model"), "calibrate", str(tmp_path / "faces"), "--out",
+                str(tmp_path / "out")]) == 0
     output = capsys.readouterr().out
     assert "fp32, large faces: regularised" in output and "int8, large faces: regularised" in output
     assert "fp32: regularised" not in output and "int8: regularised" not in output  # the few the detector boxed under 96 px
-    before, after = read_config(resolve(None)), read_config(tmp_path / "out")
+    before, after = read_config(tmp_path / "model"), read_config(tmp_path / "out")
     for precision in ("fp32", "int8"):
         kept, own = after.calibration(precision), before.calibration(precision)
         assert (kept.temperatures, kept.class_biases, kept.uncertainty) == (own.temperatures, own.class_biases, own.uncertainty)
-    assert after.large_faces != before.large_faces and after.int8["large_faces"] != before.int8.get("large_faces")
+    assert after.large_faces != before.large_faces and after.int8["large_faces"] != before.int8["large_faces"]
     assert after.large_faces["min_side"] == after.int8["large_faces"]["min_side"] == 96
+    assert cli(["calibrate", str(tmp_path / "faces"), "--out", str(tmp_path / "embedded")]) == 0
+    output = capsys.readouterr().out
+    assert "fp32: regularised" in output and "large faces" not in output
+    assert not read_config(tmp_path / "embedded").large_faces
 
 
 def test_calibrate_on_too_few_faces_says_nothing_changed_and_writes_nothing(tmp_path, capsys):
