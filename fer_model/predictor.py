@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -323,19 +323,20 @@ class EmotionRecognizer:
         """Predictions for `find_faces` results of several images, all crops in one batch."""
         scores = iter(self.predict_faces([crop for faces in found for _, _, crop in faces], tta,
                                          [box_side(box) for faces in found for box, _, _ in faces]))
-        return [[replace(self.prediction(box, next(scores), detection_score), turned=getattr(faces, "turned", 0))
+        return [[self.prediction(box, next(scores), detection_score, getattr(faces, "turned", 0))
                  for box, detection_score, _ in faces] for faces in found]
 
     def find_faces(self, frame: np.ndarray) -> FoundFaces:
         """(box, detection score, `image_size` grayscale crop) for each face of an RGB array, largest first."""
         return find_faces(self.detector, frame, self.config.preprocessing.image_size)
 
-    def prediction(self, box: Box, scores: dict[str, float], detection_score: float | None = None) -> FacePrediction:
+    def prediction(self, box: Box, scores: dict[str, float], detection_score: float | None = None,
+                   turned: int = 0) -> FacePrediction:
         """A `FacePrediction` from calibrated scores, flagged when the config's uncertainty thresholds say so."""
         ranked = sorted(scores.values(), reverse=True)
         limits = self.calibration.for_side(box_side(box)).uncertainty
         uncertain = ranked[0] < limits.get("min_confidence", 0.0) or ranked[0] - ranked[1] < limits.get("min_margin", 0.0)
-        return FacePrediction(box, max(scores, key=scores.get), scores, detection_score, uncertain)
+        return FacePrediction(box, max(scores, key=scores.get), scores, detection_score, uncertain, turned)
 
     def explain(self, image, method: str = "gradcam") -> Explanation:
         """`predict` plus a saliency heatmap for each face's predicted label (`fer_model.explain`)."""

@@ -97,6 +97,12 @@ def check_sampling(every: int | None = None, fps: float | None = None, smoothing
         raise ValueError("smoothing must be in [0, 1)")
 
 
+def check_baseline(baseline: str | None) -> None:
+    """`ValueError` for a video baseline other than None or "track" (a photo: `recognizer.personalize(photo)`)."""
+    if baseline not in (None, "track"):
+        raise ValueError(f"baseline is None or 'track' (a photo: recognizer.personalize(photo)), not {baseline!r}")
+
+
 def read_frames(path: str | Path, every: int | None = None, fps: float | None = None,
                 max_frames: int | None = None, start: int = 0,
                 stop: int | None = None) -> Iterator[tuple[int, float, np.ndarray]]:
@@ -168,8 +174,7 @@ def predict_video(recognizer: EmotionRecognizer, path: str | Path, every: int | 
     `baseline="track"` reads each track against its own resting face, found from its calmest frames as they
     come (`fer_model.baseline.TrackBaselines`); a `personalize`d recognizer reads every face against its photo."""
     check_sampling(smoothing=smoothing)  # the sampling: read_frames
-    if baseline not in (None, "track"):
-        raise ValueError(f"baseline is None or 'track' (a photo: recognizer.personalize(photo)), not {baseline!r}")
+    check_baseline(baseline)
     tracker, history = IoUTracker(), {}
     rests = TrackBaselines(recognizer.labels) if baseline == "track" else None
     kind = "photo" if recognizer.baseline is not None else ""
@@ -188,7 +193,7 @@ def predict_video(recognizer: EmotionRecognizer, path: str | Path, every: int | 
                 if smoothing and track in history:
                     scores = {k: smoothing * history[track][k] + (1 - smoothing) * v for k, v in scores.items()}
                 history[track] = scores
-                face = recognizer.prediction(face.box, scores, face.detection_score)
+                face = recognizer.prediction(face.box, scores, face.detection_score, face.turned)
                 tracked.append(TrackedFace(**vars(face), track_id=track, baseline=kind))
             yield FrameResult(index, time, tracked, image)
 
@@ -417,8 +422,7 @@ def analyze_video(recognizer: EmotionRecognizer, path: str | Path, csv_path: str
     the plot of what was done. `baseline`: as `predict_video` takes it. Every option is checked before any output
     is touched; the outputs' folders are made where missing."""
     check_sampling(every, fps, smoothing)
-    if baseline not in (None, "track"):
-        raise ValueError(f"baseline is None or 'track', not {baseline!r}")
+    check_baseline(baseline)
     if video_path is not None:
         AnnotatedVideoWriter.check_suffix(video_path)
     info = video_info(path)

@@ -280,3 +280,12 @@ def test_the_timeline_leaves_its_top_blank_for_the_app_label_and_toolbar(recogni
     picture = np.asarray(Image.open(path).convert("L"))
     assert (picture[:45] == 255).all()
     assert (picture[45:120] < 128).any()  # the panel begins right below
+
+
+def test_a_video_on_its_side_says_its_faces_were_turned(recognizer, tmp_path, astronaut):
+    import numpy as np
+
+    clip = write_clip(tmp_path / "side.mp4", Image.fromarray(np.rot90(np.asarray(astronaut)).copy()), frames=3, fps=5)
+    faces = [face for result in predict_video(recognizer, clip, smoothing=0.5) for face in result.faces]
+    assert len(faces) == 3 and {face.turned for face in faces} == {270}
+    assert faces[0].to_dict()["turned"] == 270

@@ -278,7 +278,7 @@ async function analyzeFrame(fer, frame, video) {
     const past = live.history.get(ids[i]);
     const scores = past ? Object.fromEntries(Object.entries(face.scores).map(([k, v]) => [k, SMOOTHING * past[k] + (1 - SMOOTHING) * v])) : face.scores;
     live.history.set(ids[i], scores);
-    return fer.prediction(face.box, fer.labels.map((k) => scores[k]), face.detectionScore);
+    return fer.prediction(face.box, fer.labels.map((k) => scores[k]), face.detectionScore, face.turned);
   });
   const overlay = $("overlay");
   if (overlay.width !== video.videoWidth) { overlay.width = video.videoWidth; overlay.height = video.videoHeight; }

@@ -125,7 +125,7 @@ export class Recognizer {
     if (this.baseline && found.length) scores = await this.againstRest(found.map((f) => f.crop), scores, tta);
     const t3 = performance.now();
     this.lastTimings = { grabMs: t1 - t0, detectMs: t2 - t1, classifyMs: t3 - t2 };
-    return found.map((f, i) => ({ ...this.prediction(f.box, scores[i], f.score), ...(turned ? { turned } : {}) }));
+    return found.map((f, i) => this.prediction(f.box, scores[i], f.score, turned));
   }
 
   /** predictor.find_faces: each face's box (cut to the image) and crop, largest first, and `turned`, the degrees
@@ -248,14 +248,14 @@ export class Recognizer {
   }
 
   // ---- the prediction: fer_model/predictor.py (prediction) ----
-  prediction(box, probabilities, detectionScore) {
+  prediction(box, probabilities, detectionScore, turned = 0) {
     const scores = Object.fromEntries(this.labels.map((label, k) => [label, probabilities[k]]));
     const ranked = [...probabilities].sort((a, b) => b - a);
     const limits = calibrationFor(this.calibration, boxSide(box)).uncertainty;
     const uncertain = ranked[0] < (limits.min_confidence ?? 0) || ranked[0] - ranked[1] < (limits.min_margin ?? 0);
     const best = probabilities.indexOf(Math.max(...probabilities));
     return { box, label: this.labels[best], confidence: probabilities[best], scores, uncertain,
-             detectionScore: detectionScore ?? null };
+             detectionScore: detectionScore ?? null, ...(turned ? { turned } : {}) };
   }
 }
 
