@@ -37,7 +37,7 @@ except ImportError:
     def gpu(fn):
         return fn
 
-MAX_FILE_SIZE = "50mb"
+MAX_FILE_SIZE = "100mb"  # a 200 MP phone photo
 VIDEO_FPS = 5
 VIDEO_MAX_FRAMES = 300  # 60 s at 5 frames a second: one request cannot hold a worker for long
 EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "web", "examples")  # the browser page's too

@@ -25,11 +25,14 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def machine() -> dict:
-    """The CPU (and its bf16 support), GPU, threads and versions; torch's only where it is installed."""
+    """The CPU (and its bf16 support, and whether its cores run two threads each), GPU, threads and versions;
+    torch's only where it is installed."""
     import onnxruntime
+    import psutil
 
     flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
     info = {"cpu": cpu_name(), "avx512_bf16": "avx512_bf16" in flags, "cores": os.cpu_count(),
+            "physical_cores": psutil.cpu_count(logical=False),
             "opencv_threads": cv2.getNumThreads(), "python": platform.python_version(),
             "onnxruntime": onnxruntime.__version__, "opencv": cv2.__version__,
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}

@@ -47,7 +47,8 @@ EXAMPLE = {"image": {"width": 512, "height": 512}, "count": 1, "faces": [{
 class Settings:
     """What a deployment sets: the body limit, images per batch, a bearer token and CORS origins."""
 
-    max_body_bytes: int = 20 << 20
+    max_body_bytes: int = 100 << 20
+    """A 200 MP phone photo is 30-80 MB."""
     max_batch_images: int = 32
     token: str | None = None
     cors_origins: list[str] = field(default_factory=list)

@@ -16,8 +16,15 @@ from PIL import Image, ImageOps
 
 from .errors import InvalidImageError
 
-MAX_PIXELS = 40_000_000
-"""Largest accepted image (width x height); larger ones are refused before decoding (decompression bombs)."""
+MAX_PIXELS = 200_000_000
+"""Largest accepted image (width x height), as phones take them; larger ones are refused before decoding
+(decompression bombs). Python, the API, the CLI, batch and the page refuse them in the same words."""
+FULL_DECODE_PIXELS = 50_000_000
+"""A JPEG of more pixels is decoded at a half, a quarter or an eighth of its size, the largest within this (the
+JPEG decoder's own reduction: fast, and a 200 MP photo costs a quarter of the memory). Faces in such photos are
+hundreds of pixels wide; `decode` says the factor, and `predict` gives boxes in the photo's own pixels."""
+if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < MAX_PIXELS:
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # PIL refuses at twice its figure; `_check_size` refuses at MAX_PIXELS
 MIN_SIDE = 8
 """Smallest accepted width or height, in pixels."""
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -32,7 +39,14 @@ def folder_files(folder: Path) -> list[Path]:
 
 
 def load_image(source) -> Image.Image:
-    """Return `source` as an EXIF-upright RGB PIL image; raise `InvalidImageError` if it is not a usable image."""
+    """Return `source` as an EXIF-upright RGB PIL image; raise `InvalidImageError` if it is not a usable image.
+    A JPEG of over `FULL_DECODE_PIXELS` comes reduced (`decode` says by how much)."""
+    return decode(source)[0]
+
+
+def decode(source) -> tuple[Image.Image, tuple[int, int]]:
+    """`load_image`'s image and the photo's own (width, height), upright: larger than the image's where a large
+    JPEG was read reduced."""
     if isinstance(source, np.ndarray):
         image = _from_array(source)
     elif isinstance(source, Image.Image):
@@ -40,10 +54,22 @@ def load_image(source) -> Image.Image:
     else:
         image = _open(_read_bytes(source))
     _check_size(image.size)
+    size = image.size
+    reduced = _reduce(image)
     try:
-        return _to_rgb(ImageOps.exif_transpose(image))
+        rgb = _to_rgb(ImageOps.exif_transpose(image))
+        return rgb, (size if rgb.size == reduced else size[::-1]) if reduced != size else rgb.size
     except Exception as err:  # PIL raises many types on corrupt data; all mean the same to a user
         raise InvalidImageError(f"could not decode the image ({type(err).__name__}: {err})") from err
+
+
+def _reduce(image: Image.Image) -> tuple[int, int]:
+    """Have a large JPEG not yet decoded decode at 1/2, 1/4 or 1/8 size (within `FULL_DECODE_PIXELS`); its size then."""
+    width, height = image.size
+    if image.format == "JPEG" and width * height > FULL_DECODE_PIXELS:
+        factor = next((f for f in (2, 4, 8) if width * height <= FULL_DECODE_PIXELS * f * f), 8)
+        image.draft("RGB", (-(-width // factor), -(-height // factor)))  # does nothing to a JPEG already decoded
+    return image.size
 
 
 def _read_bytes(source) -> bytes:

@@ -29,7 +29,7 @@ from mcp.server.transport_security import TransportSecuritySettings  # noqa: E40
 from mcp.types import CallToolResult, TextContent  # noqa: E402
 from pydantic import Field  # noqa: E402
 
-MAX_BYTES = 50 << 20
+MAX_BYTES = 100 << 20
 FILE_ROUTE = "/gradio_api/file="
 
 

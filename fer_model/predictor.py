@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -22,7 +22,7 @@ from .detection import Box, FaceDetector, create_detector
 from .detection.base import clip_box
 from .errors import FERError, InvalidImageError, require
 from .explain import class_activation_map, overlay
-from .image_io import load_image
+from .image_io import decode, load_image
 from .preprocess import crop_face, face_batch, looks_like_face_crop, normalize, to_face_array
 from .tta import calibrated_probabilities, center_crop, views
 
@@ -123,6 +123,15 @@ def turned_back(box: Box, turns: int, width: int, height: int) -> Box:
     if turns % 4 == 3:
         return y, height - (x + w), h, w
     return box
+
+
+def rescaled(faces: list[FacePrediction], size: tuple[int, int], new_size: tuple[int, int]) -> list[FacePrediction]:
+    """`faces` of an image of `size` (width, height) with their boxes in the pixels of the same image at `new_size`."""
+    if size == new_size:
+        return faces
+    sx, sy = new_size[0] / size[0], new_size[1] / size[1]
+    return [replace(face, box=clip_box((round(face.box[0] * sx), round(face.box[1] * sy), round(face.box[2] * sx),
+                                        round(face.box[3] * sy)), *new_size)) for face in faces]
 
 
 def box_side(box: Box) -> int:
@@ -311,9 +320,11 @@ class EmotionRecognizer:
         """Every face in `image` (path, bytes, PIL image or array), largest first; [] when there is none.
 
         An image with no detected face that is small and near-square (a face crop like FER-2013's)
-        is classified whole. Raises `InvalidImageError` for inputs that are not usable images.
+        is classified whole. Raises `InvalidImageError` for inputs that are not usable images. A JPEG over
+        `image_io.FULL_DECODE_PIXELS` is read reduced; its boxes are still in the photo's own pixels.
         """
-        return self.predict_frames([np.asarray(load_image(image))], tta)[0]
+        rgb, size = decode(image)
+        return rescaled(self.predict_frames([np.asarray(rgb)], tta)[0], rgb.size, size)
 
     def predict_frames(self, frames: list[np.ndarray], tta: str | None = None) -> list[list[FacePrediction]]:
         """`predict` for RGB uint8 arrays (H, W, 3), e.g. video frames: the faces of all frames in one batch."""
@@ -421,8 +432,9 @@ class EmotionRecognizer:
     def annotate(self, image, predictions: list[FacePrediction] | None = None) -> Image.Image:
         """A copy of `image` with every face's box and label drawn on it, numbered as `results.face_table`
         numbers them (a video's faces by their track), each label kept whole inside the image."""
-        rgb = load_image(image).copy()
-        predictions = self.predict(rgb) if predictions is None else predictions
+        rgb, size = decode(image)
+        rgb = rgb.copy()
+        predictions = self.predict(rgb) if predictions is None else rescaled(predictions, size, rgb.size)
         draw = ImageDraw.Draw(rgb)
         line = max(2, round(max(rgb.size) / 300))
         font = ImageFont.load_default(size=max(12, round(max(rgb.size) / 40)))

@@ -72,10 +72,14 @@ def inputs(tmp_path_factory, astronaut):
 
 @pytest.fixture(scope="module")
 def run_all(inputs, tmp_path_factory):
+    """Everything in one run on the engine's two workers (a run this small would otherwise run in-process)."""
     out = tmp_path_factory.mktemp("run") / "results"
-    record = batch.run([str(inputs / "photos"), str(inputs / "clip.avi"), str(inputs / "table.parquet"),
-                        str(inputs / "manifest.txt")], out, smoothing=0.5, segment_seconds=1.3, csv=out / "all.csv",
-                       workers=2, progress=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(batch, "IN_PROCESS_FRAMES", 0)
+        record = batch.run([str(inputs / "photos"), str(inputs / "clip.avi"), str(inputs / "table.parquet"),
+                            str(inputs / "manifest.txt")], out, smoothing=0.5, segment_seconds=1.3, csv=out / "all.csv",
+                           workers=2, progress=False)
+    assert record["engine"] == "daft (local)"
     return out, record
 
 
@@ -425,3 +429,48 @@ def test_after_ctrl_c_the_engine_s_torn_down_objects_report_nothing():
         assert reported == ["no running event loop"] and stopping.is_set()
     finally:
         sys.unraisablehook = previous
+
+
+def test_a_study_is_read_person_by_person(tmp_path, astronaut, recognizer, blank_photo):
+    """A manifest's or table's `person` column: each person's photos are read against the photo their `baseline`
+    names, else against their rows labelled neutral (a `datasets` ClassLabel id too); a person with neither reads
+    plainly, and one whose resting photo shows no face is an error for each of their photos."""
+    import json as json_module
+
+    for name, angle in (("a", 0), ("rest", 4), ("b", 4), ("c", -3), ("d", 2), ("e", 1)):
+        astronaut.rotate(angle).save(tmp_path / f"{name}.jpg")
+    Image.fromarray(blank_photo).save(tmp_path / "blank.jpg")
+    (tmp_path / "study.csv").write_text("path,person,label,baseline\na.jpg,ann,happy,rest.jpg\nb.jpg,bob,neutral,\n"
+                                        "c.jpg,bob,happy,\nd.jpg,,,\ne.jpg,dan,,blank.jpg\na.jpg,dan,,\n")
+    buffer = io.BytesIO()
+    astronaut.rotate(4).save(buffer, "PNG")
+    features = {"image": {"_type": "Image"}, "person": {"_type": "Value", "dtype": "string"},
+                "label": {"_type": "ClassLabel", "names": EMOTIONS}}
+    table = pa.table({"image": [{"bytes": buffer.getvalue(), "path": None}, {"bytes": None, "path": "a.jpg"}],
+                      "person": ["eve", "eve"], "label": [EMOTIONS.index("neutral"), EMOTIONS.index("happy")]})
+    pq.write_table(table.replace_schema_metadata({"huggingface": json_module.dumps({"info": {"features": features}})}),
+                   tmp_path / "study.parquet")
+    batch.run([str(tmp_path / "study.csv"), str(tmp_path / "study.parquet")], tmp_path / "out", workers=1,
+              progress=False)
+    faces = read(tmp_path / "out" / "faces").set_index("source")
+    errors = read(tmp_path / "out" / "errors")
+    a, b, c, d, e, rest = (str(tmp_path / f"{name}.jpg") for name in ("a", "b", "c", "d", "e", "rest"))
+    table_rows = [f"{tmp_path / 'study.parquet'}#{row}" for row in (0, 1)]
+    expected = {a: (recognizer.personalize(rest).predict(a)[0], "ann", rest),
+                c: (recognizer.personalize(b).predict(c)[0], "bob", b),
+                d: (recognizer.predict(d)[0], None, None),
+                table_rows[1]: (recognizer.personalize(astronaut.rotate(4)).predict(a)[0], "eve", table_rows[0])}
+    for source, (face, person, baseline) in expected.items():
+        row = faces.loc[source]
+        assert (row.person, row.baseline) == (person, baseline) if person else pd.isna(row.person) and pd.isna(row.baseline)
+        assert [row[label] for label in EMOTIONS] == pytest.approx([face.scores[label] for label in EMOTIONS], abs=1e-4)
+    assert abs(faces.loc[a].happy - recognizer.predict(a)[0].scores["happy"]) > 0.01  # the resting face counted
+    assert faces.loc[a].person == "ann"  # a photo listed twice is read once, as its first entry says
+    assert errors.to_dict("records") == [{"source": e, "message": "person dan: no face found in resting-face photo 1 of 1"}]
+
+
+def test_a_small_run_runs_in_this_process_with_the_rows_predict_gives(inputs, tmp_path, recognizer):
+    record = batch.run([str(inputs / "photos" / "astronaut.jpg")], tmp_path / "out", workers=2, progress=False)
+    assert record["engine"] == "this process" and record["counts"]["faces"] == 1
+    row, face = read(tmp_path / "out" / "faces").iloc[0], recognizer.predict(inputs / "photos" / "astronaut.jpg")[0]
+    assert [row[label] for label in EMOTIONS] == pytest.approx([face.scores[label] for label in EMOTIONS], abs=1e-4)

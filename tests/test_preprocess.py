@@ -137,13 +137,46 @@ def test_face_crop_heuristic():
     assert not looks_like_face_crop((640, 480)) and not looks_like_face_crop((48, 120))
 
 
-def test_an_image_past_pillows_bomb_warning_is_refused_in_one_line_with_no_warning():
-    """10000x9500 is over Pillow's warning size (89 MP) and under its error size: the one-line refusal alone."""
+def test_past_the_limit_an_image_is_refused_in_one_line_with_no_warning_and_unread():
+    """20000x10001 is over the 200 MP limit and Pillow's own warning size: the one-line refusal alone, from the
+    header (a file of a header and no pixels is refused the same way); 20000x10000 is not refused."""
     import warnings
 
-    data = _encode(Image.new("1", (10000, 9500)), "PNG")
+    from fer_model.image_io import _check_size
+
+    data = _encode(Image.new("1", (20000, 10001)), "PNG")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        with pytest.raises(InvalidImageError, match="larger than the 40,000,000-pixel limit"):
+        with pytest.raises(InvalidImageError, match="image is 20000x10001, larger than the 200,000,000-pixel limit"):
             load_image(data)
+        with pytest.raises(InvalidImageError, match="image is 20000x10001, larger than the 200,000,000-pixel limit"):
+            load_image(data[:100])
     assert not caught, [str(w.message) for w in caught]
+    _check_size((20000, 10000))
+
+
+def test_a_large_jpeg_is_read_reduced_with_boxes_in_its_own_pixels(recognizer, monkeypatch):
+    """Over `FULL_DECODE_PIXELS`, a JPEG decodes at a half (a quarter, an eighth) of its size; the faces found are
+    those of the full-size photo, their boxes in its pixels, upright as its EXIF says."""
+    from skimage import data
+
+    from fer_model import image_io
+
+    canvas = Image.new("RGB", (2048, 1536), (120, 120, 120))
+    canvas.paste(Image.fromarray(data.astronaut()).resize((1024, 1024)), (600, 300))
+    photo, sideways = io.BytesIO(), io.BytesIO()
+    canvas.save(photo, "JPEG", quality=92)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored on its side; shown turned 90 degrees clockwise
+    canvas.transpose(Image.ROTATE_90).save(sideways, "JPEG", quality=92, exif=exif)
+    full = recognizer.predict(photo.getvalue())
+    monkeypatch.setattr(image_io, "FULL_DECODE_PIXELS", 1_000_000)
+    rgb, size = image_io.decode(photo.getvalue())
+    assert (rgb.size, size) == ((1024, 768), (2048, 1536))
+    assert image_io.decode(sideways.getvalue())[1] == (2048, 1536)
+    for reduced in (recognizer.predict(photo.getvalue()), recognizer.predict(sideways.getvalue())):
+        assert len(reduced) == len(full) == 1 and reduced[0].label == full[0].label
+        (x, y, w, h), (fx, fy, fw, fh) = reduced[0].box, full[0].box
+        overlap = max(0, min(x + w, fx + fw) - max(x, fx)) * max(0, min(y + h, fy + fh) - max(y, fy))
+        assert overlap / (w * h + fw * fh - overlap) > 0.8, (reduced[0].box, full[0].box)
+    assert recognizer.annotate(photo.getvalue()).size == (1024, 768)  # drawn on the photo as read

@@ -2,6 +2,7 @@
 live webcam on a fake camera, and the error paths a visitor can hit. Pages come from web/serve.py on
 localhost, on the page's own runtime (web/runtime/, built by `npm run build`, as .ci/run does)."""
 import base64
+import io
 import json
 import shutil
 
@@ -158,6 +159,28 @@ def test_an_image_under_8_px_gets_the_message_python_gives(demo):
     url = data_url(np.zeros((1, 1, 3), np.uint8))
     assert demo.evaluate("(url) => window.ferDemo.analyze(url)", url) == []
     assert "each side must be at least 8 pixels" in demo.text_content("#message")
+
+
+def test_an_image_over_the_limit_gets_the_message_python_gives(demo):
+    """Refused by its size before its pixels are drawn, in Python's words."""
+    from fer_model import InvalidImageError, load_image
+
+    with pytest.raises(InvalidImageError) as python:
+        load_image(io.BytesIO(_png_header(20000, 10001)))
+    page = demo.evaluate("window.ferDemo.recognizer.then((fer) => fer.analyze({ width: 20000, height: 10001 }))"
+                         ".then(() => null, (err) => err.message)")
+    assert page == str(python.value)
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """The first bytes of a PNG of that size: its signature, its header chunk and where its pixels would begin."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + chunk(b"IDAT", b"")
 
 
 def test_a_bad_file_after_a_photo_leaves_no_photo_on_screen(demo):

@@ -25,6 +25,7 @@ const TINY_CROP = { side: 48, score: 0.5, minSide: 24 }; // predictor.TINY_CROP
 const BASELINE = { strength: 0.5, gate: [0.80, 0.92] }; // baseline.STRENGTH, baseline.GATE
 const QUARTER_TURNS = [1, 3, 2], UPRIGHT_SCORE = 0.88; // predictor.QUARTER_TURNS, predictor.UPRIGHT_SCORE
 const MIN_SIDE = 8; // image_io.MIN_SIDE
+const MAX_PIXELS = 200_000_000, FULL_DECODE_PIXELS = 50_000_000; // image_io.MAX_PIXELS, image_io.FULL_DECODE_PIXELS
 const LARGE_FACES_MIN_SIDE = 96; // config.LARGE_FACES_MIN_SIDE, for a config.json that does not name its own
 
 /** Load the detector and the CNN of a model folder onto the page's runtime, or onto onnxruntime-web where `ort`
@@ -114,7 +115,11 @@ export class Recognizer {
 
   async analyzeNow(source, { tta = "flip" } = {}) {
     const t0 = performance.now();
-    const image = await rgba(source);
+    const [width, height] = sizeOf(source);
+    if (width * height > MAX_PIXELS) {
+      throw new Error(`image is ${width}x${height}, larger than the ${MAX_PIXELS.toLocaleString("en-US")}-pixel limit`);
+    }
+    const image = await rgba(source, reduction(width, height));
     if (Math.min(image.width, image.height) < MIN_SIDE) {
       throw new Error(`image is ${image.width}x${image.height}; each side must be at least ${MIN_SIDE} pixels`);
     }
@@ -125,7 +130,10 @@ export class Recognizer {
     if (this.baseline && found.length) scores = await this.againstRest(found.map((f) => f.crop), scores, tta);
     const t3 = performance.now();
     this.lastTimings = { grabMs: t1 - t0, detectMs: t2 - t1, classifyMs: t3 - t2 };
-    return found.map((f, i) => this.prediction(f.box, scores[i], f.score, turned));
+    const [sx, sy] = [width / image.width, height / image.height]; // predictor.rescaled: boxes in the photo's pixels
+    return found.map((f, i) => this.prediction(f.box, scores[i], f.score, turned)).map((p) => sx === 1 && sy === 1 ? p
+      : { ...p, box: clipBox([Math.round(p.box[0] * sx), Math.round(p.box[1] * sy), Math.round(p.box[2] * sx),
+                              Math.round(p.box[3] * sy)], width, height) });
   }
 
   /** predictor.find_faces: each face's box (cut to the image) and crop, largest first, and `turned`, the degrees
@@ -260,17 +268,29 @@ export class Recognizer {
 }
 
 // ---- pixels ----
-/** RGBA pixels ({data, width, height}) of an image, video, VideoFrame, canvas, ImageBitmap or ImageData. */
-export async function rgba(source) {
+/** (width, height) of an image, video, VideoFrame, canvas, ImageBitmap or ImageData. */
+function sizeOf(source) {
+  return [source.videoWidth || source.naturalWidth || source.displayWidth || source.width,
+          source.videoHeight || source.naturalHeight || source.displayHeight || source.height];
+}
+
+/** image_io._reduce: an image of over FULL_DECODE_PIXELS is read at a half, a quarter or an eighth of its size. */
+function reduction(width, height) {
+  if (!(width * height > FULL_DECODE_PIXELS)) return 1; // a source with no size yet: rgba says so
+  return [2, 4, 8].find((f) => width * height <= FULL_DECODE_PIXELS * f * f) ?? 8;
+}
+
+/** RGBA pixels ({data, width, height}) of an image, video, VideoFrame, canvas, ImageBitmap or ImageData, its sides
+ * divided by `factor` (rounded up) where it is drawn. */
+export async function rgba(source, factor = 1) {
   if (typeof ImageData !== "undefined" && source instanceof ImageData) return source;
-  if (typeof VideoFrame !== "undefined") {
+  if (typeof VideoFrame !== "undefined" && factor === 1) {
     const pixels = source instanceof VideoFrame ? await videoFramePixels(source)
       : typeof HTMLVideoElement !== "undefined" && source instanceof HTMLVideoElement && source.readyState >= 2
         ? await shownFramePixels(source) : null;
     if (pixels) return pixels;
   }
-  const width = source.videoWidth || source.naturalWidth || source.displayWidth || source.width;
-  const height = source.videoHeight || source.naturalHeight || source.displayHeight || source.height;
+  const [width, height] = sizeOf(source).map((side) => Math.ceil(side / factor));
   if (!width || !height) throw new Error("the image has no pixels yet (not loaded, or not an image)");
   if (!scratch || scratch.canvas.width !== width || scratch.canvas.height !== height) { // one canvas for every frame
     const canvas = new OffscreenCanvas(width, height);

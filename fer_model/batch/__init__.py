@@ -25,7 +25,7 @@ from ..tta import TTA_MODES
 from ..video import check_sampling
 
 require("pyarrow", "fer_model.batch", "batch")  # its tables; Daft, the engine, is checked when a run starts
-from .analyze import ImageBatch, TableRows, UnitResult, one_line  # noqa: E402
+from .analyze import Analyzer, ImageBatch, TableRows, UnitResult, one_line  # noqa: E402
 from .output import RunFolder  # noqa: E402
 from .segments import Segment, plan_segments  # noqa: E402
 from .sources import expand  # noqa: E402
@@ -34,6 +34,9 @@ __all__ = ["IncompleteRunError", "run"]
 RUNNERS = ("local", "ray")
 CHUNK = 32
 """Images or table rows per unit: enough to pay for a unit's round trip, few enough to spread over workers."""
+IN_PROCESS_FRAMES = 256
+"""A local run with at most this many frames to read runs in its own process, on one recognizer with a thread
+per worker: starting the engine's workers (about 1.3 s on 2 cores) would cost more than they save."""
 
 
 def run(inputs: list[str], out: str | Path, *, model: str | None = None, revision: str | None = None,
@@ -47,7 +50,8 @@ def run(inputs: list[str], out: str | Path, *, model: str | None = None, revisio
     Videos: every frame, every `every`-th or about `fps` a second, scores smoothed as `predict_video` smooths
     them, cut into segments of `segment_seconds` (None: whole). `column`: tables' image column. `runner`
     "local" (every core here) or "ray" (the cluster at `address`, else `RAY_ADDRESS`), with `workers`
-    processes (default: one per core). `csv`: also one CSV of every face. Returns what `run.json` records.
+    processes (default: one per core); a local run of one worker or of at most `IN_PROCESS_FRAMES` frames runs
+    in this process. `csv`: also one CSV of every face. Returns what `run.json` records.
     """
     _check(tta, threads, every, fps, smoothing, segment_seconds, runner, workers)
     if isinstance(inputs, (str, Path)):
@@ -86,12 +90,16 @@ def _run(results: RunFolder, found, record: dict, started: float, every, fps, sm
     todo = sum(_size(unit) for unit in units)
     pending = len({u.source for u in units if isinstance(u, Segment)}) + sum(
         len(u.rows if isinstance(u, TableRows) else u.items) for u in units if not isinstance(u, Segment))
-    record.update(inputs=found.count, already_done=found.count - pending)
+    in_process = runner == "local" and (workers == 1 or todo <= IN_PROCESS_FRAMES)
+    record.update(inputs=found.count, already_done=found.count - pending,
+                  engine="this process" if in_process else f"daft ({runner})")
     results.write_record({**record, "status": "running"})
     bar = _progress_bar(todo, found.count - pending, progress)
     status, videos_failed = "interrupted", set()
+    analyzed = (_analyze_here(units, {**settings, "threads": settings["threads"] * workers}) if in_process
+                else engine.analyze(units, settings, runner, workers))
     try:
-        for result in engine.analyze(units, settings, runner, workers):
+        for result in analyzed:
             _keep(results, result, videos_failed)
             bar.update(_size(result.unit))
         if csv:
@@ -102,6 +110,13 @@ def _run(results: RunFolder, found, record: dict, started: float, every, fps, sm
         record.update(status=status, counts=results.counts(), duration_s=round(time.time() - started, 2))
         results.write_record(record)
     return record
+
+
+def _analyze_here(units: list, settings: dict):
+    """The units' results one after another, on one `Analyzer` in this process (a small local run)."""
+    if units:
+        analyzer = Analyzer(**settings)
+        yield from map(analyzer, units)
 
 
 def _plan(found, results: RunFolder, every, fps, smoothing, segment_seconds, progress: bool) -> list:
@@ -123,11 +138,22 @@ def _plan(found, results: RunFolder, every, fps, smoothing, segment_seconds, pro
         else:  # every segment was done before the last run stopped
             results.finish_video(segments[0])
     images = [item for item in found.images if item[0] not in done]
-    units += [ImageBatch(tuple(images[i:i + CHUNK])) for i in range(0, len(images), CHUNK)]
+    for i in range(0, len(images), CHUNK):
+        units.append(ImageBatch(tuple(images[i:i + CHUNK]), *_persons(found, [s for s, _ in images[i:i + CHUNK]])))
     for table in found.tables:
         rows = [row for row in range(table.rows) if table.source(row) not in done]
-        units += [TableRows(table, tuple(rows[i:i + CHUNK])) for i in range(0, len(rows), CHUNK)]
+        for i in range(0, len(rows), CHUNK):
+            chunk = tuple(rows[i:i + CHUNK])
+            units.append(TableRows(table, chunk, *_persons(found, [table.source(row) for row in chunk])))
     return units
+
+
+def _persons(found, sources: list[str]) -> tuple[tuple, tuple]:
+    """A unit's `persons` and `baselines` (empty where no input of it has a person)."""
+    persons = tuple(found.persons.get(source) for source in sources)
+    if not any(persons):
+        return (), ()
+    return persons, tuple((person, found.baseline(person)) for person in sorted(set(filter(None, persons))))
 
 
 def _keep(results: RunFolder, result: UnitResult, videos_failed: set) -> None:

@@ -1,7 +1,8 @@
 """The work of a batch run and the worker that does it: one recognizer, loaded once, for many units.
 
 A unit is a batch of image files or URLs, a batch of a table's rows, or a segment of a video. Whatever a unit
-meets, the worker answers a `UnitResult`: face rows, and an error row for every input it could not read.
+meets, the worker answers a `UnitResult`: face rows, and an error row for every input it could not read. Images
+and rows of a person with a resting face are read against it (`EmotionRecognizer.personalize`).
 """
 from __future__ import annotations
 
@@ -18,17 +19,26 @@ from .table import face_rows, no_face_row
 
 @dataclass(frozen=True)
 class ImageBatch:
-    """Images as (source, location): a path or an fsspec URL."""
+    """Images as (source, location): a path or an fsspec URL; with `persons`, each one's person (or None), and
+    `baselines` the resting-face photos of those persons, as (person, photos) (`Inputs.baseline`)."""
 
     items: tuple[tuple[str, str], ...]
+    persons: tuple = ()
+    baselines: tuple = ()
 
 
 @dataclass(frozen=True)
 class TableRows:
-    """Rows of a table, by index."""
+    """Rows of a table, by index (`persons` and `baselines` as `ImageBatch`'s)."""
 
     table: Table
     rows: tuple[int, ...]
+    persons: tuple = ()
+    baselines: tuple = ()
+
+
+PERSONS_KEPT = 64
+"""Personalized recognizers a worker keeps (the most recently made)."""
 
 
 @dataclass
@@ -56,6 +66,7 @@ class Analyzer:
         cv2.setNumThreads(threads)
         self.recognizer = EmotionRecognizer.from_pretrained(model, revision, threads=threads, detector=detector, tta=tta)
         self._row_groups: tuple = (None, None)  # (file, (first row, table)) of the last Parquet row groups read
+        self._personal: dict[tuple, EmotionRecognizer | Exception] = {}  # (person, photos) -> their recognizer
 
     def __call__(self, unit) -> UnitResult:
         if isinstance(unit, Segment):
@@ -67,15 +78,40 @@ class Analyzer:
 
     def images(self, items: list[tuple[str, object]], unit) -> UnitResult:
         result = UnitResult(unit)
-        for source, image in items:
+        baselines = dict(unit.baselines)
+        for (source, image), person in zip(items, unit.persons or [None] * len(items)):
             try:
                 if isinstance(image, Exception):
                     raise image
-                faces = self.recognizer.predict(read_image(image))
-                result.faces += face_rows(source, faces) or [no_face_row(source)]
+                photos = baselines.get(person, ())
+                faces = self.reader(person, photos).predict(read_image(image))
+                described = {"person": person, "baseline": " | ".join(map(_photo_source, photos)) or None}
+                result.faces += face_rows(source, faces, **described) or [no_face_row(source, person)]
             except Exception as err:  # noqa: BLE001 - an input that cannot be read is reported, never fatal
                 result.errors.append({"source": source, "message": one_line(err)})
         return result
+
+    def reader(self, person: str | None, photos: tuple) -> EmotionRecognizer:
+        """The recognizer for `person`'s photos: read against their resting-face `photos` (paths, URLs or a table's
+        rows), made once per worker; the plain one where there are none. A person whose resting-face photos
+        cannot be used is an error for each of their photos."""
+        if not photos:
+            return self.recognizer
+        key = (person, photos)
+        if key not in self._personal:
+            try:
+                images = [self.table_values(p)[0] if isinstance(p, TableRows) else p for p in photos]
+                for image in images:
+                    if isinstance(image, Exception):
+                        raise image
+                self._personal[key] = self.recognizer.personalize([read_image(i) for i in images])
+            except Exception as err:  # noqa: BLE001
+                self._personal[key] = FERError(f"person {person}: {one_line(err)}")
+            while len(self._personal) > PERSONS_KEPT:
+                self._personal.pop(next(iter(self._personal)))
+        if isinstance(self._personal[key], Exception):
+            raise self._personal[key]
+        return self._personal[key]
 
     def segment(self, segment: Segment) -> UnitResult:
         try:
@@ -104,6 +140,10 @@ class Analyzer:
             loaded = _parquet_rows(table, start, stop)
         self._row_groups = (table.file, loaded)
         return loaded
+
+
+def _photo_source(photo) -> str:
+    return photo.table.source(photo.rows[0]) if isinstance(photo, TableRows) else photo
 
 
 def _parquet_rows(table: Table, start: int, stop: int):

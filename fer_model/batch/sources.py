@@ -5,11 +5,15 @@ recognised by their endings, hidden files left out), glob patterns, manifests (`
 `.csv`: a `path`, `url`, `image` or `file` column, else the first), Parquet or Arrow files and local Hugging
 Face `datasets` folders with an image column, and fsspec URLs (`hf://datasets/owner/name`, `s3://bucket/x/`...)
 whose Parquet files are read as tables. Every input has a `source`: its path or URL, or `FILE#ROW` for a table row.
+
+A `.csv` manifest or a table with a `person` column is read person by person, each photo against its person's
+resting face: the photo its `baseline` column names, else the person's rows whose `label` is neutral.
 """
 from __future__ import annotations
 
 import csv
 import glob
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +25,11 @@ MANIFEST_SUFFIXES = {".txt", ".csv"}
 MANIFEST_COLUMNS = ("path", "url", "image", "file", "source")
 IMAGE_COLUMNS = ("image", "img", "path", "file", "url", "image_path", "filename")
 """Column names taken as the image column of a table whose images are not stored as bytes."""
+PERSON_COLUMN, BASELINE_COLUMN, LABEL_COLUMN = "person", "baseline", "label"
+"""A manifest's or table's columns naming each row's person, their resting-face photo, and the row's label."""
+RESTING_LABEL = "neutral"
+BASELINE_PHOTOS = 5
+"""A person's resting face is made of at most this many of their neutral rows, the first ones."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,28 @@ class Inputs:
     images: list[tuple[str, str]] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
     videos: list[str] = field(default_factory=list)
+    persons: dict[str, str] = field(default_factory=dict)
+    """Source -> person, for the rows of manifests and tables with a `person` column."""
+    named_baselines: dict[str, str] = field(default_factory=dict)
+    neutral_rows: dict[str, list] = field(default_factory=dict)
+
+    def add_person(self, source: str, person, baseline=None, resting=None) -> None:
+        """`source` is `person`'s; `baseline` names their resting-face photo, or `resting` (this row's image: a
+        path, URL or `(Table, row)`) is one of their neutral rows."""
+        if person is None or str(person).strip() == "":
+            return
+        person = str(person).strip()
+        self.persons[source] = person
+        if baseline:
+            self.named_baselines.setdefault(person, baseline)
+        elif resting is not None and len(rows := self.neutral_rows.setdefault(person, [])) < BASELINE_PHOTOS:
+            rows.append(resting)
+
+    def baseline(self, person: str) -> tuple:
+        """A person's resting-face photos (paths, URLs or `(Table, row)`): the one named, else their neutral rows
+        (none: their photos read plainly)."""
+        named = self.named_baselines.get(person)
+        return (named,) if named else tuple(self.neutral_rows.get(person, ()))
 
     @property
     def count(self) -> int:
@@ -59,18 +90,21 @@ def expand(inputs: list[str], column: str | None = None, exclude: str | Path | N
     found, seen = Inputs(), set()
     excluded = Path(exclude).resolve() if exclude else None
 
-    def add_file(path: str, named: bool) -> None:
-        """A file by its ending; a `named` file (given, or listed in a manifest) with another ending is an image."""
+    def add_file(path: str, named: bool) -> bool:
+        """A file by its ending; a `named` file (given, or listed in a manifest) with another ending is an image.
+        False where it was added before or is left out."""
         if path in seen or (excluded and not is_url(path) and Path(path).resolve().is_relative_to(excluded)):
-            return
+            return False
         seen.add(path)
         suffix = Path(path.split("?")[0]).suffix.lower()
         if suffix in VIDEO_SUFFIXES:
             found.videos.append(path)
         elif suffix in TABLE_SUFFIXES:
             found.tables.append(open_table(path, column))
+            add_table_persons(found, found.tables[-1])
         elif suffix in IMAGE_SUFFIXES or named:
             found.images.append((path, path))
+        return True
 
     for text in map(str, inputs):
         path = Path(text)
@@ -82,7 +116,9 @@ def expand(inputs: list[str], column: str | None = None, exclude: str | Path | N
                 add_file(str(file), named=False)
         elif path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES:
             for entry in read_manifest(path):
-                add_file(entry, named=True)
+                if add_file(entry["path"], named=True):
+                    resting = entry["path"] if is_resting(entry.get(LABEL_COLUMN)) else None
+                    found.add_person(entry["path"], entry.get(PERSON_COLUMN), entry.get(BASELINE_COLUMN), resting)
         elif path.is_file():
             add_file(text, named=True)
         elif glob.has_magic(text):
@@ -97,18 +133,80 @@ def expand(inputs: list[str], column: str | None = None, exclude: str | Path | N
     return found
 
 
-def read_manifest(path: Path) -> list[str]:
-    """The paths or URLs a manifest lists; relative paths are taken from the manifest's folder."""
+def read_manifest(path: Path) -> list[dict]:
+    """The entries a manifest lists, each a dict with its `path` or URL (relative paths are taken from the
+    manifest's folder) and, in a `.csv` with them, its `person`, `baseline` photo (found as `path` is) and `label`."""
     text = path.read_text(encoding="utf-8-sig")
     if path.suffix.lower() == ".csv":
         rows = list(csv.reader(text.splitlines()))
         header = [name.strip().lower() for name in rows[0]] if rows else []
         index = next((header.index(name) for name in MANIFEST_COLUMNS if name in header), None)
-        entries = [row[index or 0] for row in rows[1 if index is not None else 0:] if row]
+        extra = {name: header.index(name) for name in (PERSON_COLUMN, BASELINE_COLUMN, LABEL_COLUMN)
+                 if index is not None and name in header}
+        entries = [{"path": row[index or 0].strip(), **{name: row[i].strip() for name, i in extra.items() if i < len(row)}}
+                   for row in rows[1 if index is not None else 0:] if row]
     else:
-        entries = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
-    entries = [entry.strip() for entry in entries if entry.strip()]
-    return [entry if is_url(entry) or Path(entry).is_absolute() else str(path.parent / entry) for entry in entries]
+        entries = [{"path": line.strip()} for line in text.splitlines() if not line.lstrip().startswith("#")]
+    entries = [entry for entry in entries if entry["path"]]
+    for entry in entries:
+        for name in ("path", BASELINE_COLUMN):
+            if entry.get(name):
+                entry[name] = _beside(entry[name], str(path))
+    return entries
+
+
+def _beside(location: str, listing: str) -> str:
+    """A path a manifest or table lists, taken from the listing file's folder unless absolute or a URL."""
+    if is_url(location) or Path(location).is_absolute() or is_url(listing):
+        return location
+    return str(Path(listing).parent / location)
+
+
+def is_resting(label) -> bool:
+    return str(label).strip().lower() == RESTING_LABEL
+
+
+def add_table_persons(found: Inputs, table: Table) -> None:
+    """The persons of a table's rows, where it has a `person` column (its `baseline` and `label` columns with it;
+    an integer `label` is read through the `datasets` ClassLabel names the file records)."""
+    from .analyze import TableRows
+
+    schema, _ = table_schema(table.file)
+    if PERSON_COLUMN not in schema.names:
+        return
+    names = [name for name in (PERSON_COLUMN, BASELINE_COLUMN, LABEL_COLUMN) if name in schema.names]
+    columns = read_columns(table.file, names)
+    labels = columns.get(LABEL_COLUMN, [None] * table.rows)
+    class_names = _class_names(schema, LABEL_COLUMN)
+    if class_names:
+        labels = [class_names[label] if isinstance(label, int) and 0 <= label < len(class_names) else label
+                  for label in labels]
+    baselines = columns.get(BASELINE_COLUMN, [None] * table.rows)
+    for row, (person, baseline, label) in enumerate(zip(columns[PERSON_COLUMN], baselines, labels)):
+        found.add_person(table.source(row), person, baseline and _beside(str(baseline), table.file),
+                         TableRows(table, (row,)) if is_resting(label) else None)
+
+
+def read_columns(file: str, names: list[str]) -> dict[str, list]:
+    """Some columns of a Parquet or Arrow file, as Python lists."""
+    import pyarrow.parquet as pq
+
+    if file.endswith(".arrow"):
+        table = read_arrow(file).select(names)
+    else:
+        with open_binary(file) as handle:
+            table = pq.read_table(handle, columns=names)
+    return {name: table.column(name).to_pylist() for name in names}
+
+
+def _class_names(schema, column: str) -> list[str] | None:
+    """The names of a `datasets` ClassLabel column, from the file's `huggingface` metadata."""
+    metadata = (schema.metadata or {}).get(b"huggingface")
+    try:
+        feature = json.loads(metadata)["info"]["features"][column]
+        return list(feature["names"]) if feature.get("_type") == "ClassLabel" else None
+    except (TypeError, ValueError, KeyError):
+        return None
 
 
 def open_table(file: str, column: str | None = None) -> Table:
