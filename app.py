@@ -1,5 +1,5 @@
 """Gradio app for Hugging Face Spaces: photos, webcam and videos in, per-face emotions out; on the same port a
-plain HTTP API (`/v1`, `fer_model.http_api`) and an MCP server (`/mcp`, `fer_model.mcp_tools`).
+plain HTTP API (`/v1`, `fer_model.serving.http_api`) and an MCP server (`/mcp`, `fer_model.serving.mcp_tools`).
 
     python app.py                                   # embedded default model, offline: http://127.0.0.1:7860
     FER_MODEL_ID=user/fer-cnn python app.py         # weights from the Hub (FER_MODEL_REVISION pins them)
@@ -18,8 +18,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("FER_THREADS", "1")
 
 from fer_model import EmotionRecognizer, FERError, load_image  # noqa: E402  (before torch: fer_model.runtime)
-from fer_model.http_api import Settings, bearer_only, create_api  # noqa: E402
-from fer_model.mcp_tools import create_mcp  # noqa: E402
+from fer_model.serving.http_api import Settings, bearer_only, create_api  # noqa: E402
+from fer_model.serving.mcp_tools import create_mcp  # noqa: E402
 from fer_model.results import (NO_FACE, TABLE_HEADERS, analyze_photo, face_table, main_face_label,  # noqa: E402
                                main_face_scores, summary)
 from fer_model.serving import RecognizerPool  # noqa: E402

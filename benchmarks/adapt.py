@@ -35,10 +35,10 @@ from tqdm.auto import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import RESULTS, report  # noqa: E402
 from fer_model import EMOTIONS, EmotionRecognizer  # noqa: E402
-from fer_model.calibrate import calibration_metrics  # noqa: E402
+from fer_model.calibration.fit import calibration_metrics  # noqa: E402
 from fer_model.hub import DEFAULT_MODEL_DIR  # noqa: E402
-from fer_model.recalibrate import labelled_faces  # noqa: E402
-from fer_model.tta import calibrated_probabilities, modes_for  # noqa: E402
+from fer_model.calibration.folder import labelled_faces  # noqa: E402
+from fer_model.calibration.tta import calibrated_probabilities, modes_for  # noqa: E402
 
 VALENCE = {"positive": ("happy", "surprise"), "negative": ("angry", "disgust", "fear", "sad"), "neutral": ("neutral",)}
 SUBSET = ("happy", "sad", "surprise")
@@ -133,7 +133,7 @@ def main() -> None:
 
     from datasets import load_dataset
 
-    from fer_model.recalibrate import recalibrate
+    from fer_model.calibration.folder import recalibrate
     from train.train import main as train
 
     def fine_tune(folder: Path, out: Path, epochs: int, lr: float, seed: int, *more: str) -> None:

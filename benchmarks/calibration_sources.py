@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import report  # noqa: E402
 from benchmarks.in_the_wild import pipeline_crops  # noqa: E402
 from fer_model import EmotionRecognizer  # noqa: E402
-from fer_model.calibrate import calibration_metrics, fit_calibration, fit_uncertainty, flag_report  # noqa: E402
-from fer_model.tta import average_probabilities, calibrated_probabilities  # noqa: E402
+from fer_model.calibration.fit import calibration_metrics, fit_calibration, fit_uncertainty, flag_report  # noqa: E402
+from fer_model.calibration.tta import average_probabilities, calibrated_probabilities  # noqa: E402
 from train.data import DatasetFormatError, load_split, person_splits, to_tensors  # noqa: E402
 
 CANDIDATES = ("shipped", "temperature", "temperature+offsets", "temperature+balanced offsets")

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import photo_640x480, report, timed_for  # noqa: E402
 from fer_model import EmotionRecognizer, load_image  # noqa: E402
 from fer_model.detection import create_detector  # noqa: E402
-from fer_model.tta import TTA_MODES  # noqa: E402
+from fer_model.calibration.tta import TTA_MODES  # noqa: E402
 
 import torch  # noqa: E402
 

@@ -21,8 +21,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import report, validation_parser  # noqa: E402
 from fer_model import EmotionRecognizer  # noqa: E402
-from fer_model.tta import TTA_MODES, average_probabilities  # noqa: E402
-from fer_model.calibrate import fit_calibration, nll  # noqa: E402
+from fer_model.calibration.tta import TTA_MODES, average_probabilities  # noqa: E402
+from fer_model.calibration.fit import fit_calibration, nll  # noqa: E402
 from train.data import load_split, to_tensors  # noqa: E402
 from train.evaluate import collect_logits, load_metric  # noqa: E402
 

@@ -31,10 +31,10 @@ from tqdm.auto import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import RESULTS, report  # noqa: E402
 from fer_model import EmotionRecognizer  # noqa: E402
-from fer_model.calibrate import calibration_metrics, flag_report  # noqa: E402
+from fer_model.calibration.fit import calibration_metrics, flag_report  # noqa: E402
 from fer_model.image_io import load_image  # noqa: E402
 from fer_model.predictor import box_side  # noqa: E402
-from fer_model.tta import calibrated_probabilities, modes_for  # noqa: E402
+from fer_model.calibration.tta import calibrated_probabilities, modes_for  # noqa: E402
 from train.data import DatasetFormatError, load_split, person_splits, read_splits  # noqa: E402
 from train.evaluate import load_metric  # noqa: E402
 from train.ferplus import agreement  # noqa: E402

@@ -28,7 +28,7 @@ from benchmarks.in_the_wild import intervals_by_group, pipeline_crops  # noqa: E
 from fer_model import EmotionRecognizer  # noqa: E402
 from fer_model.baseline import GATE, STRENGTH, Baseline, TrackBaselines  # noqa: E402
 from fer_model.preprocess import normalize  # noqa: E402
-from fer_model.tta import modes_for  # noqa: E402
+from fer_model.calibration.tta import modes_for  # noqa: E402
 from train.data import DatasetFormatError, person_splits  # noqa: E402
 
 PERSONS = ("test", "calibration", "train")

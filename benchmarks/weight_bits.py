@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks.common import report  # noqa: E402
 from fer_model import EmotionRecognizer  # noqa: E402
-from fer_model.tta import average_probabilities, modes_for  # noqa: E402
+from fer_model.calibration.tta import average_probabilities, modes_for  # noqa: E402
 from train.data import load_split  # noqa: E402
 
 DEFAULT = ROOT / "fer_model" / "weights" / "default"

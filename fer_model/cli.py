@@ -22,7 +22,7 @@ from .detection import DETECTORS
 from .errors import FERError, IncompleteRunError
 from .image_io import IMAGE_SUFFIXES, folder_files
 from .predictor import DEFAULT_TTA
-from .tta import TTA_MODES
+from .calibration.tta import TTA_MODES
 from .video import FOURCC
 
 
@@ -249,7 +249,7 @@ def run_calibrate(args) -> int:
     from tqdm.auto import tqdm
 
     from .errors import require
-    from .recalibrate import recalibrate
+    from .calibration.folder import recalibrate
 
     require("torch", "fer-model calibrate")
     if not 0 < args.held_out < 1:

@@ -24,7 +24,7 @@ from .errors import FERError, InvalidImageError, require
 from .explain import class_activation_map, overlay
 from .image_io import decode, load_image
 from .preprocess import crop_face, face_batch, looks_like_face_crop, normalize, to_face_array
-from .tta import calibrated_probabilities, center_crop, views
+from .calibration.tta import calibrated_probabilities, center_crop, views
 
 DEFAULT_TTA = "flip"
 """`predict`'s and the app's test-time augmentation: the int8 default agrees with FER+'s raters on FER-2013
@@ -244,7 +244,7 @@ class EmotionRecognizer:
     `classifier` runs the CNN (`fer_model.classifier`: ONNX Runtime by default, or torch) of `precision`
     ("fp32", or "int8" for the folder's int8 graph, calibrated for it); `detector` is a detector name from
     `fer_model.detection.DETECTORS` (default: YuNet) or any object with the `FaceDetector` interface;
-    `tta` is a mode of `fer_model.tta.TTA_MODES`.
+    `tta` is a mode of `fer_model.calibration.tta.TTA_MODES`.
     """
 
     def __init__(self, classifier: Classifier, config: FERConfig, detector: FaceDetector | str | None = None,

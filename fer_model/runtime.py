@@ -7,7 +7,7 @@
   it re-allocated for every new number of faces (a 2048x1536 photo with eight: ~200 page faults, 1 without).
 - torch's GNU OpenMP workers spin for ~300,000 rounds after each parallel region, holding the core
   that the detector then runs on: `GOMP_SPINCOUNT` 10,000 took a 640x480 photo from 13.0 to 10.0 ms
-  on 2 cores on the torch path (benchmarks/openmp_spin.py). OpenMP reads it once, when torch loads.
+  on 2 cores on the torch path (benchmarks/results/openmp_spin.json). OpenMP reads it once, when torch loads.
 - glibc hands freed blocks over 128 KB back to the OS, so that the next photo can page-fault its
   buffers afresh. Its thresholds are set to the values glibc's own adaptive ones may grow to:
   allocations under 32 MB come from the heap, trimmed past 64 MB free. No-op outside glibc.

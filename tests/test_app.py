@@ -321,19 +321,21 @@ def test_mcp_tools_through_a_real_client(server, photos):
 
 
 def test_the_readme_api_snippets_run_as_written(server, monkeypatch):
-    """The README's curl lines, `requests` and gradio_client snippets, against this server instead of :7860."""
+    """The curl lines, `requests` and gradio_client snippets of the README and docs/usage.md, against this server
+    instead of :7860."""
     import re
     import subprocess
 
     from .conftest import ROOT
 
-    readme = (ROOT / "README.md").read_text().replace("http://127.0.0.1:7860/", server)
+    text = "".join((ROOT / name).read_text() for name in ("README.md", "docs/usage.md"))
+    text = text.replace("http://127.0.0.1:7860/", server)
     monkeypatch.chdir(ROOT)
-    snippets = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "127.0.0.1" in b]
+    snippets = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "127.0.0.1" in b]
     assert len(snippets) == 2
     for snippet in snippets:
-        exec(compile(snippet, "README.md", "exec"), {})
-    curls = [line for line in re.findall(r"```bash\n(.*?)```", readme, re.S)[1:] for line in line.splitlines()
+        exec(compile(snippet, "docs/usage.md", "exec"), {})
+    curls = [line for block in re.findall(r"```bash\n(.*?)```", text, re.S) for line in block.splitlines()
              if line.startswith("curl ")]
     assert len(curls) == 3
     if shutil.which("curl"):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from fer_model import EMOTIONS, FacePrediction
-from fer_model.calibrate import fit_calibration, fit_uncertainty, nll
+from fer_model.calibration.fit import fit_calibration, fit_uncertainty, nll
 from train.evaluate import load_metric
 
 from .conftest import synthetic_faces
@@ -122,7 +122,7 @@ def _base():
 
 
 def test_few_faces_keep_the_base_calibration_and_say_so():
-    from fer_model.calibrate import choose_calibration
+    from fer_model.calibration.fit import choose_calibration
 
     logits, labels = _faces_of([3, 4, 5], 30)
     fitted = choose_calibration({"none": logits}, labels, 7, _base())
@@ -132,7 +132,7 @@ def test_few_faces_keep_the_base_calibration_and_say_so():
 
 
 def test_three_classes_of_seven_get_a_bounded_fit():
-    from fer_model.calibrate import choose_calibration, nll
+    from fer_model.calibration.fit import choose_calibration, nll
 
     logits, labels = _faces_of([3, 4, 5], 300)
     fitted = choose_calibration({"none": logits}, labels, 7, _base())
@@ -146,7 +146,7 @@ def test_three_classes_of_seven_get_a_bounded_fit():
 
 
 def test_enough_faces_of_every_class_get_the_full_fit():
-    from fer_model.calibrate import choose_calibration
+    from fer_model.calibration.fit import choose_calibration
 
     logits, labels = _faces_of(list(range(7)), 2000)
     fitted = choose_calibration({"none": logits}, labels, 7)
@@ -156,7 +156,7 @@ def test_enough_faces_of_every_class_get_the_full_fit():
 
 
 def test_faces_of_one_class_get_a_temperature_alone():
-    from fer_model.calibrate import choose_calibration
+    from fer_model.calibration.fit import choose_calibration
 
     logits, labels = _faces_of([3], 80)
     fitted = choose_calibration({"none": logits, "flip": np.concatenate([logits, logits])}, labels, 7)
@@ -169,8 +169,8 @@ def test_a_calibration_across_sources_weighs_each_source_alike_and_keeps_every_d
     """Two sources whose models are over-confident by different amounts: the shared temperature lies between the
     two sources' own, as near one as the other whatever their sizes, and with no class offsets no face changes
     its label."""
-    from fer_model.calibrate import fit_calibration
-    from fer_model.tta import average_probabilities
+    from fer_model.calibration.fit import fit_calibration
+    from fer_model.calibration.tta import average_probabilities
     from train.calibration import fit_across_sources
 
     rng = np.random.default_rng(0)

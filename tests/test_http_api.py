@@ -1,4 +1,4 @@
-"""The /v1 HTTP API (fer_model.http_api) and the recognizer pool behind it: routes, errors, token, limits."""
+"""The /v1 HTTP API (fer_model.serving.http_api) and the recognizer pool behind it: routes, errors, token, limits."""
 import io
 import logging
 import re
@@ -15,7 +15,7 @@ from fer_model.serving import PoolFullError, RecognizerPool
 fastapi = pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from fer_model.http_api import Settings, create_api  # noqa: E402
+from fer_model.serving.http_api import Settings, create_api  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +111,7 @@ def test_health_and_docs(api):
     (b"hello", "text/plain", 415, "is not an image"),
 ])
 def test_errors_are_one_json_line_and_log_no_traceback(api, caplog, content, content_type, status, says):
-    with caplog.at_level(logging.INFO, logger="fer_model.http_api"):
+    with caplog.at_level(logging.INFO, logger="fer_model.serving.http_api"):
         answer = api.post("/faces", content=content, headers={"Content-Type": content_type})
     assert answer.status_code == status and says in answer.json()["error"] and list(answer.json()) == ["error"]
     assert "\n" not in answer.json()["error"] and "Traceback" not in answer.text

@@ -13,7 +13,7 @@ from benchmarks.common import astronaut_canvas
 from fer_model import EmotionRecognizer, FERConfig, ModelConfig
 from fer_model.card import usage
 from fer_model.hub import DEFAULT_MODEL_DIR, build_model, save_pretrained
-from fer_model.tta import TTA_MODES
+from fer_model.calibration.tta import TTA_MODES
 
 from .conftest import ROOT, subprocess_env, synthetic_faces
 
@@ -87,7 +87,7 @@ def reference_cam(model, inputs, method):
 def test_saliency_without_autograd_is_exact(fp32, method):
     from fer_model.explain import class_activation_map
     from fer_model.preprocess import normalize
-    from fer_model.tta import center_crop
+    from fer_model.calibration.tta import center_crop
 
     pre = fp32.config.preprocessing
     inputs = np.ascontiguousarray(center_crop(normalize(synthetic_faces(16, seed=4), pre), pre.input_size))

@@ -528,7 +528,7 @@ def test_calibrate_refits_on_a_labelled_folder_and_never_does_worse_on_its_held_
     assert "fp32: regularised" in output and "int8: regularised" in output and "recalibrated model written" in output
     recognizer = EmotionRecognizer.from_pretrained(tmp_path / "out")
     assert recognizer.labels == LABELS and (tmp_path / "out" / "model_int8.onnx").is_file()
-    from fer_model.recalibrate import recalibrate
+    from fer_model.calibration.folder import recalibrate
 
     report = recalibrate(None, tmp_path / "faces", tmp_path / "again")
     for graph in report["graphs"].values():

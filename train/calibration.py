@@ -1,20 +1,20 @@
 """Calibration of a trained model, per TTA mode, with the metrics before and after: on its validation faces alone
-as much as their number supports (`fer_model.calibrate`); with real faces of other sources or FER+'s votes beside
+as much as their number supports (`fer_model.calibration.fit`); with real faces of other sources or FER+'s votes beside
 them, one temperature shared by every source and no class offsets (`calibrate`)."""
 from __future__ import annotations
 
 import numpy as np
 
-from fer_model.calibrate import (FULL, base_calibration, choose_calibration, fit_calibration, fit_uncertainty,
+from fer_model.calibration.fit import (FULL, base_calibration, choose_calibration, fit_calibration, fit_uncertainty,
                                  flag_report)
-from fer_model.tta import average_probabilities
+from fer_model.calibration.tta import average_probabilities
 
 
 def calibrate(recognizer, faces, labels, modes, base=None, real=None, votes=None) -> tuple[dict, dict, dict]:
     """Fit the calibration of `recognizer`'s model on uint8 faces and their labels (validation) for every TTA
     mode of `modes`, and score every mode before and after.
 
-    - Validation alone: as much calibration as its faces support (`fer_model.calibrate.choose_calibration`: a
+    - Validation alone: as much calibration as its faces support (`fer_model.calibration.fit.choose_calibration`: a
       temperature and class offsets from 500 faces on), falling back on `base` (a `config.Calibration`, e.g. the
       fine-tuned model's) when they are too few.
     - With `real` faces of other sources ((faces, labels)) or FER+'s `votes` for the faces: one temperature per

@@ -56,7 +56,7 @@ def load_fer_dataset(source: str, validation_fraction: float | None = None, seed
 
 def held_out_fraction(images: int) -> float:
     """The share of a train split held out for validation and calibration: 10% of a large one, and up to 30% of a
-    small one, so that about 150 faces are there to calibrate on (`fer_model.calibrate`)."""
+    small one, so that about 150 faces are there to calibrate on (`fer_model.calibration.fit`)."""
     return min(0.3, max(0.1, 150 / images))
 
 

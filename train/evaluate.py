@@ -20,7 +20,7 @@ from fer_model import EMOTIONS, EmotionRecognizer
 from fer_model.classifier import BACKENDS
 from fer_model.config import PRECISIONS
 from fer_model.predictor import DEFAULT_TTA
-from fer_model.tta import TTA_MODES, average_probabilities
+from fer_model.calibration.tta import TTA_MODES, average_probabilities
 
 from .ferplus import agreement
 from .report import classification_report, plot_confusion_matrix, plot_reliability

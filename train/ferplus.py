@@ -94,7 +94,7 @@ def agreement(probabilities, votes) -> dict:
     """How probabilities (N, 7) read against the raters: `ferplus_accuracy`, the accuracy on the faces with a
     majority (`ferplus_faces` of them), `ferplus_ece` against that majority, and `ferplus_cross_entropy`, the mean
     cross-entropy to the vote shares of the faces with a target."""
-    from fer_model.calibrate import calibration_metrics
+    from fer_model.calibration.fit import calibration_metrics
 
     p = np.asarray(probabilities, dtype=np.float64)
     label = majority(votes)

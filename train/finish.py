@@ -14,7 +14,7 @@ from pathlib import Path
 
 from fer_model import EMOTIONS, EmotionRecognizer
 from fer_model.hub import CONFIG_NAME, read_config, resolve
-from fer_model.tta import modes_for
+from fer_model.calibration.tta import modes_for
 
 from .calibration import calibrate, real_summary
 from .card import write_model_card
@@ -31,7 +31,7 @@ def finish_run(folder: str | Path, split, history: list | None = None, command: 
     (validation), store them in config.json, score every mode before and after, write metrics.json, the
     plots, the report and the card. With `quantize_faces` (uint8 training faces that set its ranges), also
     the int8 model, calibrated and scored the same way (`train.quantize`). With few validation faces the
-    calibration falls back as `fer_model.calibrate` says, on `base` (the fine-tuned model's calibration) last.
+    calibration falls back as `fer_model.calibration.fit` says, on `base` (the fine-tuned model's calibration) last.
     `real_split`: labelled photos of real faces from other sources (persons the run did not train on), cropped
     as predict crops them, calibrated on with the validation faces and scored apart (`train.calibration`).
 

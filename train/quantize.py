@@ -20,7 +20,7 @@ from fer_model import EMOTIONS, EmotionRecognizer
 from fer_model.classifier import INPUT, INT8_NAME, ONNX_NAME, OnnxClassifier
 from fer_model.hub import CONFIG_NAME, read_config
 from fer_model.preprocess import normalize
-from fer_model.tta import center_crop, modes_for
+from fer_model.calibration.tta import center_crop, modes_for
 
 from .calibration import calibrate, real_summary
 

@@ -36,7 +36,7 @@ from fer_model.config import EMOTIONS, FERConfig, ModelConfig, PreprocessConfig
 from fer_model.errors import FERError
 from fer_model.hub import build_model, load_pretrained, push_to_hub, resolve, save_pretrained
 from fer_model.preprocess import normalize
-from fer_model.tta import center_crop
+from fer_model.calibration.tta import center_crop
 
 from .augment import augment, capture, random_crop
 from .data import DatasetFormatError, faces_mode, load_fer_dataset, person_splits, split_votes, to_tensors

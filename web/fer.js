@@ -6,7 +6,7 @@
 //   // [{ box: [x, y, w, h], label, confidence, scores: { angry, ..., neutral }, uncertain, detectionScore }]
 //
 // image -> faces (detect: fer_model/detection/yunet.py) -> crops (crop: fer_model/preprocess.py)
-// -> inputs and views (classify: fer_model/tta.py) -> calibrated probabilities (calibrate: fer_model/tta.py,
+// -> inputs and views (classify: fer_model/calibration/tta.py) -> calibrated probabilities (calibrate: fer_model/calibration/tta.py,
 // fer_model/predictor.py) -> labels. The model folder's config.json gives the preprocessing, the calibration
 // and the uncertainty thresholds; the detector's settings are YuNetDetector's defaults. The pixel stages compute
 // as OpenCV does, so that both networks see byte for byte the pixels they see in Python (tests/test_web.py), and
@@ -237,7 +237,7 @@ export class Recognizer {
     return best;
   }
 
-  // ---- classify: fer_model/predictor.py (predict_faces, logits) and fer_model/tta.py (views) ----
+  // ---- classify: fer_model/predictor.py (predict_faces, logits) and fer_model/calibration/tta.py (views) ----
   async classify(crops, tta = "flip", sides = crops.map(() => null)) {
     const mean = Math.fround(this.pre.mean), std = Math.fround(this.pre.std), f = Math.fround; // numpy's float32 steps
     const size = this.pre.image_size, side = this.pre.crop_size || size;
@@ -643,7 +643,7 @@ function looksLikeFaceCrop(width, height) {
   return Math.max(width, height) <= FACE_CROP.maxSide && Math.max(width, height) / Math.min(width, height) <= FACE_CROP.maxAspect;
 }
 
-// ---- classify and calibrate: fer_model/tta.py ----
+// ---- classify and calibrate: fer_model/calibration/tta.py ----
 /** tta.views: (top, left, mirrored) of each view, in the Python order (corners, centre, then mirrors). */
 export function viewOffsets(tta, size, side) {
   const centre = [Math.floor((size - side) / 2), Math.floor((size - side) / 2)];

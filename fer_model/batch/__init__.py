@@ -21,7 +21,7 @@ from .. import __version__, hub
 from ..errors import FERError, IncompleteRunError, require
 from ..predictor import DEFAULT_TTA, onnx_file
 from ..runtime import cpu_name
-from ..tta import TTA_MODES
+from ..calibration.tta import TTA_MODES
 from ..video import check_sampling
 
 require("pyarrow", "fer_model.batch", "batch")  # its tables; Daft, the engine, is checked when a run starts

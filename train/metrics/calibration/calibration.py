@@ -2,7 +2,7 @@
 import datasets
 import evaluate
 
-from fer_model.calibrate import calibration_metrics
+from fer_model.calibration.fit import calibration_metrics
 
 _DESCRIPTION = "How well predicted probabilities match observed accuracy."
 _KWARGS_DESCRIPTION = """

@@ -18,7 +18,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, TypeVar
 
-from .errors import FERError
+from ..errors import FERError
 
 T = TypeVar("T")
 DEFAULT_QUEUE_SIZE = 256

@@ -61,7 +61,7 @@ def fit_calibration(logits, labels, class_bias: bool = True, temperature_range=F
     """The temperature (within `temperature_range`) and, with `class_bias`, the per-class offsets (within
     ±`offset_bound`; returned centred on 0, which changes no probability) that minimise `nll` of (views, N, K)
     logits, each face counting its `weights` (default: equally); L-BFGS in float64 on smooth bounded parameters."""
-    from .errors import require
+    from ..errors import require
 
     torch = require("torch", "fitting a calibration")
     logits = torch.as_tensor(np.asarray(logits), dtype=torch.float64)

@@ -19,9 +19,9 @@ import urllib.parse
 from pathlib import Path
 from typing import Annotated
 
-from .errors import InvalidImageError, require
-from .results import NO_FACE, analyze_photo
-from .serving import RecognizerPool
+from ..errors import InvalidImageError, require
+from ..results import NO_FACE, analyze_photo
+from .pool import RecognizerPool
 
 require("mcp", "the MCP server", extra="app")
 from mcp.server.fastmcp import FastMCP  # noqa: E402

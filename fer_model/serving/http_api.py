@@ -17,10 +17,10 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import FERError, require
-from .results import analyze_photo
-from .serving import PoolFullError, RecognizerPool
-from .tta import TTA_MODES
+from ..errors import FERError, require
+from ..results import analyze_photo
+from .pool import PoolFullError, RecognizerPool
+from ..calibration.tta import TTA_MODES
 
 require("fastapi", "the HTTP API", extra="app")
 from fastapi import Depends, FastAPI, Query, Request  # noqa: E402

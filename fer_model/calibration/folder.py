@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import hub
-from .calibrate import calibration_metrics, choose_calibration
-from .errors import FERError
-from .image_io import IMAGE_SUFFIXES
-from .predictor import EmotionRecognizer, single_faces
+from .. import hub
+from .fit import calibration_metrics, choose_calibration
+from ..errors import FERError
+from ..image_io import IMAGE_SUFFIXES
+from ..predictor import EmotionRecognizer, single_faces
 from .tta import average_probabilities, modes_for
 
 
