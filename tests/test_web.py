@@ -172,6 +172,26 @@ def test_an_image_over_the_limit_gets_the_message_python_gives(demo):
     assert page == str(python.value)
 
 
+def test_a_photo_over_50_mp_gives_the_faces_python_gives_in_its_own_pixels(demo, recognizer):
+    """A 51 MP JPEG: the page draws it at half size as Python decodes it at half size (by other arithmetic, so the
+    faces agree in place and label, not to the pixel), and both give boxes in the photo's own pixels."""
+    canvas, truth = astronaut_canvas((8200, 6200), [900, 600], seed=3)
+    buffer = io.BytesIO()
+    Image.fromarray(canvas).save(buffer, "JPEG", quality=85)
+    url = "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+    faces = demo.evaluate("(url) => window.ferDemo.analyze(url)", url)
+    expected = recognizer.predict(buffer.getvalue())
+    assert len(faces) == len(expected) == len(truth)
+    for browser, python in zip(faces, expected):
+        assert _iou(browser["box"], python.box) > 0.8 and browser["label"] == python.label
+    assert all(max(_iou(face.box, box) for box in truth) > 0.5 for face in expected)
+
+
+def _iou(a, b) -> float:
+    overlap = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])) * max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    return overlap / (a[2] * a[3] + b[2] * b[3] - overlap)
+
+
 def _png_header(width: int, height: int) -> bytes:
     """The first bytes of a PNG of that size: its signature, its header chunk and where its pixels would begin."""
     import struct
