@@ -57,7 +57,8 @@ NETWORKS_ALONE = """async () => {
 
 
 def first_visit(page, base: str) -> dict:
-    """Every file the page fetched on its first visit, examples included: bytes as served, gzip and brotli."""
+    """Every file the page fetched on its first visit, the examples' thumbnails included: bytes as served, gzip
+    and brotli."""
     page.evaluate("window.ferDemo.offlineReady")  # the examples come after ready
     page.wait_for_function("[...document.querySelectorAll('#examples img')].every((img) => img.complete)")
     urls = page.evaluate("performance.getEntriesByType('resource').map((r) => r.name)")

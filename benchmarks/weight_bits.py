@@ -1,68 +1,46 @@
-"""What the int8 graph's weights weigh on a first visit of the browser page, against what the model reads, at
-fewer bits: each convolution's and linear layer's float weights (model.onnx) requantized symmetric per output
-channel to `bits` bits (levels -(2^(bits-1) - 1) .. 2^(bits-1) - 1, still stored as int8, so every runtime runs
-the same graph), the int32 biases requantized to match, the activations' quantization kept. For each: the
-model file's bytes gzip (level 6, as the browser benchmark counts them) and brotli, and FER-2013 validation
-accuracy read by the package (`face_logits`, each TTA mode, the shipped int8 calibration), beside the shipped
-int8 model.
+"""The embedded int8 model against an earlier one (by default the last with 7-bit weights everywhere, before
+`train.low_bits` lowered them): what `model_int8.onnx` weighs on the browser page's first visit (gzip level 6,
+as the browser benchmark counts it, and brotli) and what each reads, per TTA mode: FER-2013 validation (its
+3,589 crops whole, `face_logits`) and the test persons of `faces_in_the_wild` through the whole `predict`
+pipeline (`benchmarks/in_the_wild.py`'s figures, with 95% intervals by person).
 
-    python benchmarks/weight_bits.py [--bits 8 7 6 5 4] [--fer2013 ../shared/fer2013]
+    python benchmarks/weight_bits.py [--against REV] [--fer2013 ../shared/fer2013]
+                                     [--dataset ../shared/faces_in_the_wild]
 """
 from __future__ import annotations
 
 import argparse
 import gzip
+import json
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import brotli
 import numpy as np
-import onnx
-from onnx import numpy_helper
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks.common import report  # noqa: E402
+from benchmarks.in_the_wild import collection, read  # noqa: E402
 from fer_model import EmotionRecognizer  # noqa: E402
 from fer_model.calibration.tta import average_probabilities, modes_for  # noqa: E402
+from fer_model.classifier import INT8_NAME  # noqa: E402
+from fer_model.hub import CONFIG_NAME  # noqa: E402
 from train.data import load_split  # noqa: E402
 
 DEFAULT = ROOT / "fer_model" / "weights" / "default"
+SEVEN_BITS = "ba52720"
+"""The last commit whose embedded int8 model kept 7-bit weights in every layer."""
 
 
-def requantized(bits: int) -> onnx.ModelProto:
-    """The shipped int8 graph with its weights requantized from the float ones to `bits` bits."""
-    model = onnx.load(DEFAULT / "model_int8.onnx")
-    floats = {t.name: numpy_helper.to_array(t) for t in onnx.load(DEFAULT / "model.onnx").graph.initializer}
-    tensors = {t.name: t for t in model.graph.initializer}
-    inputs = {node.input[1].removesuffix("_DequantizeLinear_Output"): node.input[0]  # weight -> its input's tensor
-              for node in model.graph.node if node.op_type in ("Conv", "Gemm")}
-    scale_of = {n.output[0]: n.input[1] for n in model.graph.node if n.op_type == "DequantizeLinear"}
-    top = 2 ** (bits - 1) - 1
-    for name, w in floats.items():
-        if not name.endswith(".weight"):
-            continue
-        x_scale = numpy_helper.to_array(tensors[scale_of[inputs[name]]])
-        channel_max = np.abs(w.reshape(len(w), -1)).max(1)
-        scale = (np.maximum(channel_max, 1e-12) / top).astype(np.float32)
-        q = np.clip(np.round(w / scale.reshape(-1, *[1] * (w.ndim - 1))), -top, top).astype(np.int8)
-        bias_scale = (x_scale * scale).astype(np.float32)
-        bias = np.round(floats[name.removesuffix("weight") + "bias"] / bias_scale).astype(np.int32)
-        for suffix, value in (("weight_quantized", q), ("weight_scale", scale),
-                              ("bias_quantized", bias), ("bias_quantized_scale", bias_scale)):
-            tensors[f"{name.removesuffix('weight')}{suffix}"].CopyFrom(
-                numpy_helper.from_array(value, f"{name.removesuffix('weight')}{suffix}"))
-    return model
-
-
-def accuracy(folder: Path, crops: np.ndarray, labels: np.ndarray) -> dict:
-    recognizer = EmotionRecognizer.from_pretrained(str(folder), precision="int8")
+def fer_accuracy(recognizer: EmotionRecognizer, crops: np.ndarray, labels: np.ndarray) -> dict:
     out = {}
     for mode in modes_for(recognizer.config.preprocessing.crop_size):
-        logits = recognizer.face_logits(crops, mode)
-        p = average_probabilities(logits, recognizer.calibration.temperature(mode), recognizer.calibration.class_bias(mode))
+        p = average_probabilities(recognizer.face_logits(crops, mode), recognizer.calibration.temperature(mode),
+                                  recognizer.calibration.class_bias(mode))
         out[mode] = round(float((np.asarray(p).argmax(1) == labels).mean()), 4)
     return out
 
@@ -71,26 +49,43 @@ def sizes(data: bytes) -> dict:
     return {"bytes": len(data), "gzip_bytes": len(gzip.compress(data, 6)), "brotli_bytes": len(brotli.compress(data, quality=11))}
 
 
+def earlier(rev: str, folder: Path) -> Path:
+    """The embedded model folder with the int8 file and config of git revision `rev`."""
+    shutil.copytree(DEFAULT, folder)
+    for name in (INT8_NAME, CONFIG_NAME):
+        path = f"{DEFAULT.relative_to(ROOT).as_posix()}/{name}"
+        try:
+            data = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=ROOT, capture_output=True, check=True).stdout
+        except (OSError, subprocess.CalledProcessError) as err:
+            sys.exit(f"cannot read {path} at {rev} from git ({err}): run this in a clone with that history")
+        (folder / name).write_bytes(data)
+    return folder
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--bits", type=int, nargs="+", default=[8, 7, 6, 5, 4])
+    p.add_argument("--against", default=SEVEN_BITS, help="the git revision whose embedded int8 model to compare with")
     p.add_argument("--fer2013", default="../shared/fer2013", help="FER-2013 in the datasets layout (its validation split)")
+    p.add_argument("--dataset", default="../shared/faces_in_the_wild", help="labelled real faces, read by person")
     args = p.parse_args()
     split = load_split(args.fer2013, "validation")
     crops = np.stack([np.asarray(image.convert("L")) for image in split["image"]])
     labels = np.asarray(split["label"])
-    figures = {"shipped": {**sizes((DEFAULT / "model_int8.onnx").read_bytes()), "fer2013_validation": accuracy(DEFAULT, crops, labels)}}
-    print("shipped", figures["shipped"], flush=True)
+    wild = collection(args.dataset, "test")
+    figures = {}
     with tempfile.TemporaryDirectory() as scratch:
-        folder = Path(scratch) / "model"
-        shutil.copytree(DEFAULT, folder)
-        for bits in args.bits:
-            model = requantized(bits)
-            data = model.SerializeToString()
-            (folder / "model_int8.onnx").write_bytes(data)
-            figures[f"{bits}_bits"] = {**sizes(data), "fer2013_validation": accuracy(folder, crops, labels)}
-            print(f"{bits} bits", figures[f"{bits}_bits"], flush=True)
-    report("weight_bits", {"fer2013": args.fer2013, "images": len(labels), **figures})
+        for name, folder in ((args.against, earlier(args.against, Path(scratch) / "earlier")), ("embedded", DEFAULT)):
+            recognizer = EmotionRecognizer.from_pretrained(str(folder), precision="int8")
+            real = read(recognizer, wild, f"{Path(args.dataset).name}, test persons")
+            figures[name] = {**sizes((folder / INT8_NAME).read_bytes()),
+                             "fer2013_validation": fer_accuracy(recognizer, crops, labels),
+                             "test_persons": {mode: {k: real[mode][k] for k in ("accuracy", "balanced_accuracy",
+                                                                                  "accuracy_95", "ece")}
+                                              for mode in modes_for(recognizer.config.preprocessing.crop_size)}}
+            print(name, json.dumps(figures[name]), flush=True)
+    metrics = json.loads((DEFAULT / "metrics.json").read_text())["int8"]
+    report("weight_bits", {"fer2013": args.fer2013, "dataset": args.dataset, "images": len(labels),
+                           "test_images": len(wild), "weight_bits": metrics.get("weight_bits"), **figures})
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ the classifier's `features` output and its head's weights, so that no autograd (
 
 The gradient of a logit with respect to the last stage's map (before its 2x2 max pooling) is the head's
 chain rule written out: logit = W2 relu(W1 pool(A) + b1) + b2, the pooling passing each window's gradient
-to its (first) largest element, as torch's does. `benchmarks/saliency.py` compares the two methods by deletion.
+to its (first) largest element, as torch's does. docs/calibration.md compares the two methods by deletion.
 """
 from __future__ import annotations
 

@@ -87,20 +87,7 @@ calibration above. Persons it never saw at all: `benchmarks/in_the_wild.py`.
 | --- | --- | --- | --- |
 {real_rows}
 """
-    int8_section = ""
-    if int8:
-        int8_rows = "\n".join(f"| {TTA_NAMES[mode]} | {results[mode]['accuracy']:.2%} | {r['accuracy']:.2%} | "
-                              f"{r['ece']:.4f} | {r['temperature']:g} |" for mode, r in int8["by_tta"].items())
-        int8_section = f"""
-## int8 version
-`model_int8.onnx` ({int8["bytes"] / 2**20:.1f} MB): static int8 quantization of `model.onnx` (QDQ, per-channel 7-bit
-weights, activation ranges from {int8["quantize_faces"]:,} training faces), calibrated for itself on validation
-(`config.json`'s `int8`). `EmotionRecognizer` and the browser run it by default.
-
-| mode | accuracy, float | accuracy, int8 | ECE, int8 | temperature, int8 |
-| --- | --- | --- | --- | --- |
-{int8_rows}
-"""
+    int8_text = int8_section(int8) if int8 else ""
     card = f"""---
 license: mit
 library_name: fer-model
@@ -158,7 +145,7 @@ mode {calibration_text}
 {classification_report(plain)}
 ```
 {raters}
-{real_section}{int8_section}
+{real_section}{int8_text}
 ![confusion matrix](confusion_matrix.png)
 ![reliability](reliability.png)
 ![learning curves](learning_curves.png)
@@ -174,3 +161,36 @@ mode {calibration_text}
     path = folder / "README.md"
     path.write_text(card)
     return path
+
+
+def int8_section(int8: dict) -> str:
+    """The card's "int8 version" section, from `train.quantize`'s figures (the float accuracy beside each mode's)."""
+    rows = "\n".join(f"| {TTA_NAMES[mode]} | {format(r['float_accuracy'], '.2%') if 'float_accuracy' in r else '-'} | "
+                     f"{r['accuracy']:.2%} | {r['ece']:.4f} | {r['temperature']:g} |" for mode, r in int8["by_tta"].items())
+    weights = "per-channel 7-bit weights"
+    if "weight_bits" in int8:
+        layers = ", ".join(f"`{layer}` {b}" for layer, b in int8["weight_bits"].items())
+        weights = (f"per-channel weights of fewer bits by layer ({layers}; 7 elsewhere), GPTQ-rounded and then\n"
+                   f"distilled against the float model for {int8['distil_epochs']:g} passes over the training faces "
+                   f"(`train.low_bits`; {int8['gzip_bytes']:,} bytes gzip)")
+    return f"""
+## int8 version
+`model_int8.onnx` ({int8["bytes"] / 2**20:.1f} MB): static int8 quantization of `model.onnx` (QDQ, {weights},
+activation ranges from {int8["quantize_faces"]:,} training faces), calibrated for itself on validation
+(`config.json`'s `int8`). `EmotionRecognizer` and the browser run it by default.
+
+| mode | accuracy, float | accuracy, int8 | ECE, int8 | temperature, int8 |
+| --- | --- | --- | --- | --- |
+{rows}
+"""
+
+
+def replace_int8_section(card: Path, int8: dict) -> None:
+    """Rewrite the "int8 version" section of an existing card (after `train.quantize` replaced the int8 model)."""
+    text = card.read_text()
+    start = text.find("\n## int8 version")
+    if start < 0:
+        return
+    ends = [i for i in (text.find("\n## ", start + 1), text.find("\n![", start + 1)) if i >= 0]
+    rest = text[min(ends):] if ends else ""
+    card.write_text(text[:start] + int8_section(int8).rstrip("\n") + "\n" + rest)

@@ -109,8 +109,7 @@ def finish_folder(folder: str | Path, dataset: str, limit_val: int | None = None
     folder = Path(folder)
     history_file = folder / HISTORY_FILE
     history = [json.loads(line) for line in history_file.read_text().splitlines()] if history_file.is_file() else None
-    command_file = folder / COMMAND_FILE
-    command = command_file.read_text().strip() if command_file.is_file() else "(command not recorded)"
+    command = recorded_command(folder)
     run, config = training_arguments(command), read_config(folder)
     splits = read_splits(dataset, own_labels=config.labels != EMOTIONS)
     faces = faces_mode(run.faces if run is not None else "auto", dataset)
@@ -124,15 +123,26 @@ def finish_folder(folder: str | Path, dataset: str, limit_val: int | None = None
     quantize_faces = range_faces(splits["train"], size, faces=faces) if "train" in splits else None
     source = fine_tuned_from or (run.init_from if run is not None else None)
     base = read_config(resolve(source)) if source else None
-    real_split = None
-    if run is not None and run.extra_dataset:  # the persons it selected on, as the run itself calibrated
-        from .data import person_splits
-
-        real_split = person_splits(run.extra_dataset, run.extra_held_out)["calibration"]
     return finish_run(folder, split, history, command, dataset, sizes, limit_val, fine_tuned_from=source,
                       teachers=run.teacher if run is not None else (), quantize_faces=quantize_faces,
                       base=base.calibration() if base and base.labels == config.labels else None,
-                      faces=faces, real_split=real_split)
+                      faces=faces, real_split=extra_persons(run))
+
+
+def recorded_command(folder: Path) -> str:
+    """The commands that made a run folder, as its command.txt recorded them."""
+    command_file = Path(folder) / COMMAND_FILE
+    return command_file.read_text().strip() if command_file.is_file() else "(command not recorded)"
+
+
+def extra_persons(run, part: str = "calibration"):
+    """The real faces of a run's extra dataset that it trained on (`part` "train") or selected and calibrated
+    on ("calibration"), split by person as the run split them; None for a run without one."""
+    if run is None or not run.extra_dataset:
+        return None
+    from .data import person_splits
+
+    return person_splits(run.extra_dataset, run.extra_held_out)[part]
 
 
 def training_arguments(command: str):

@@ -23,6 +23,8 @@ from fer_model.preprocess import normalize
 from fer_model.calibration.tta import center_crop, modes_for
 
 from .calibration import calibrate, real_summary
+from .card import replace_int8_section
+from .low_bits import lower_int8
 
 QUANTIZE_FACES = 1024
 """Training faces whose activations set the int8 ranges."""
@@ -57,16 +59,18 @@ def quantize_onnx(source: Path, target: Path, inputs: np.ndarray) -> Path:
 
 
 def add_int8(folder: str | Path, quantize_faces, faces, labels, float_results: dict | None = None,
-             real=None, votes=None) -> dict:
+             real=None, votes=None, gzip_bytes: int | None = None, train_faces=None) -> dict:
     """Write the int8 model of `folder` and its calibration (fitted on uint8 `faces` and `labels`, validation,
     and on `real` faces of other sources where given, as `train.calibration.calibrate` fits them); returns its
     scores per TTA mode, with the float model's accuracy beside them when `float_results` are given, and the
-    FER+ raters' majority accuracy with their `votes` for the faces."""
+    FER+ raters' majority accuracy with their `votes` for the faces. With `gzip_bytes`, its weights are lowered
+    to fewer bits to gzip to about that (`train.low_bits`, distilled on uint8 `train_faces`)."""
     folder = Path(folder)
     config = read_config(folder)
     pre = config.preprocessing
     ranges = np.ascontiguousarray(center_crop(normalize(np.asarray(quantize_faces), pre), pre.input_size))
     quantize_onnx(folder / ONNX_NAME, folder / INT8_NAME, ranges)
+    lowered = lower_int8(folder, ranges, train_faces, gzip_bytes) if gzip_bytes else {}
     recognizer = EmotionRecognizer(OnnxClassifier(folder / INT8_NAME), config)
     modes = modes_for(pre.crop_size)
     results, fields, uncertainty = calibrate(recognizer, faces, labels, modes, base=config.calibration(), real=real,
@@ -86,7 +90,7 @@ def add_int8(folder: str | Path, quantize_faces, faces, labels, float_results: d
         raters = f", FER+ majority {r['ferplus_accuracy']:.4f}" if "ferplus_accuracy" in r else ""
         print(f"int8, TTA {mode:8}: accuracy {r['accuracy']:.4f}{versus}{raters}, ECE {r['ece']:.4f}{real_line}")
     return {"by_tta": summary, "uncertainty": uncertainty, "quantize_faces": len(ranges),
-            "bytes": (folder / INT8_NAME).stat().st_size}
+            "bytes": (folder / INT8_NAME).stat().st_size, **lowered}
 
 
 def main(argv=None) -> dict:
@@ -94,20 +98,34 @@ def main(argv=None) -> dict:
     p.add_argument("folder", help="a model folder with model.onnx (a run's --output-dir)")
     p.add_argument("--dataset", required=True, help="the dataset the model was trained on")
     p.add_argument("--quantize-faces", type=int, default=QUANTIZE_FACES, help="training faces that set the int8 ranges")
+    p.add_argument("--int8-gzip-bytes", type=int, default=None,
+                   help="lower the int8 weights' bits until the file gzips to about this (the browser page's "
+                        "download; default: 7 bits everywhere)")
     args = p.parse_args(argv)
 
+    import torch
+
     from .data import DatasetFormatError, faces_mode, read_splits, split_votes, to_tensors
+    from .finish import extra_persons, recorded_command, training_arguments
 
     config = read_config(args.folder)
     try:
         splits = read_splits(args.dataset, own_labels=config.labels != EMOTIONS)
     except DatasetFormatError as err:
         p.error(str(err))
-    size, mode = config.preprocessing.image_size, faces_mode("auto", args.dataset)
+    run = training_arguments(recorded_command(args.folder))
+    size, mode = config.preprocessing.image_size, faces_mode(run.faces if run is not None else "auto", args.dataset)
     faces, labels = to_tensors(splits["validation"], size, faces=mode)
     votes = split_votes(splits["validation"]) if mode == "whole" and config.labels == EMOTIONS else None
+    real_split = extra_persons(run)
+    real = to_tensors(real_split, size, faces="crop") if real_split is not None else None
+    train_faces = None
+    if args.int8_gzip_bytes:  # distilled on every face the run trained on
+        extra = extra_persons(run, "train")
+        train_faces = torch.cat([to_tensors(splits["train"], size, faces=mode)[0],
+                                 *([to_tensors(extra, size, faces="crop")[0]] if extra is not None else [])])
     figures = add_int8(args.folder, range_faces(splits["train"], size, args.quantize_faces, mode), faces, labels,
-                       votes=votes)
+                       real=real, votes=votes, gzip_bytes=args.int8_gzip_bytes, train_faces=train_faces)
     metrics_file = Path(args.folder) / "metrics.json"
     if metrics_file.is_file():
         metrics = json.loads(metrics_file.read_text())
@@ -116,6 +134,7 @@ def main(argv=None) -> dict:
             if key in metrics:
                 r["float_accuracy"] = metrics[key]["accuracy"]
         metrics_file.write_text(json.dumps({**metrics, "int8": figures}, indent=2) + "\n")
+    replace_int8_section(Path(args.folder) / "README.md", figures)
     return figures
 
 

@@ -9,6 +9,7 @@ const NO_FACE = "No face found: a face needs to be at least ~24 pixels wide, tur
 const SMOOTHING = 0.5; // weight of a face's past scores in the live view (video.predict_video's `smoothing`)
 const LIVE_TTA = "none"; // every camera frame: one view a face; photos get the default flip TTA
 const EXAMPLES = ["examples/astronaut.jpg", "examples/chelsea.jpg"];
+const thumbnail = (url) => url.replace("examples/", "thumbnails/"); // what shows until one is clicked
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -36,7 +37,7 @@ async function keepForOffline() {
     await new Promise((resolve) => navigator.serviceWorker.addEventListener("controllerchange", resolve, { once: true }));
   }
   await ready;
-  const urls = [location.href, ...EXAMPLES.map((url) => new URL(url, location.href).href),
+  const urls = [location.href, ...EXAMPLES.map((url) => new URL(thumbnail(url), location.href).href),
                 ...performance.getEntriesByType("resource").map((entry) => entry.name)];
   await Promise.all(urls.filter((url) => url.startsWith("http")).map((url) => fetch(url).catch(() => null)));
   return true;
@@ -195,10 +196,11 @@ $("photo").onclick = (event) => { // select the face under the pointer
   const hit = photo.faces.findIndex(({ box: [bx, by, bw, bh] }) => x >= bx && x <= bx + bw && y >= by && y <= by + bh);
   if (hit >= 0) showPhoto(hit);
 };
-ready.then(() => { // the examples' bytes come after the models'
+ready.then(() => { // the examples' thumbnails come after the models'; a photo itself when it is clicked
   for (const url of EXAMPLES) {
     const img = document.createElement("img");
-    img.src = url; img.alt = url.split("/").pop(); img.onclick = () => run(analyzeUrl(url));
+    img.src = thumbnail(url); img.alt = url.split("/").pop();
+    img.onclick = () => run(analyzeUrl(url));
     $("examples").append(img);
   }
 }, () => {});

@@ -1,7 +1,7 @@
 """Serve the browser page locally on the embedded model: `python web/serve.py` -> http://127.0.0.1:8000/
 
-    /             this folder (index.html, app.js, fer.js, sw.js, examples/, runtime/ with the kernels that
-                  `npm run build` compiles)
+    /             this folder (index.html, app.js, fer.js, sw.js, examples/, thumbnails/, runtime/ with the
+                  kernels that `npm run build` compiles)
     /models/      the embedded model (config.json, model.onnx, model_int8.onnx) and the face detector (yunet.onnx)
     /ort/         onnxruntime-web from web/node_modules (`npm ci`), the benchmarks' point of comparison (ORT_PAGE)
 
