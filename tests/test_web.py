@@ -441,6 +441,25 @@ def test_the_bare_address_runs_on_the_local_files_with_no_404(playwright, base_u
     assert failed == [] and not [u for u in requests if "/ort/" in u or "onnxruntime" in u]  # its own runtime
 
 
+def test_the_examples_show_thumbnails_and_a_click_reads_the_photo_itself(playwright, base_url):
+    """A first visit fetches the examples' thumbnails, never the photos; clicking one reads the photo."""
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+    try:
+        page = browser.new_context().new_page()
+        requests = []
+        page.on("request", lambda r: requests.append(r.url.split("?")[0]))
+        page.goto(base_url + LOCAL_PAGE)
+        assert page.evaluate("window.ferDemo.offlineReady") is True
+        page.wait_for_function("[...document.querySelectorAll('#examples img')].every((img) => img.complete "
+                               "&& img.naturalHeight === 128)")
+        assert {u.split("/")[-2] for u in requests if u.endswith(("astronaut.jpg", "chelsea.jpg"))} == {"thumbnails"}
+        page.locator("#examples img").first.click()
+        page.wait_for_function("document.querySelector('#message').textContent.includes('main face')")
+        assert base_url + "/examples/astronaut.jpg" in requests
+    finally:
+        browser.close()
+
+
 NETWORKS = """async ([file, name, dims, values, threads]) => {
   const { createNetwork, loadRuntime } = await import("/runtime/runtime.js");
   const bytes = new Uint8Array(await (await fetch(file)).arrayBuffer());
