@@ -100,8 +100,9 @@ def expand(inputs: list[str], column: str | None = None, exclude: str | Path | N
         if suffix in VIDEO_SUFFIXES:
             found.videos.append(path)
         elif suffix in TABLE_SUFFIXES:
-            found.tables.append(open_table(path, column))
-            add_table_persons(found, found.tables[-1])
+            table, schema = open_table(path, column)
+            found.tables.append(table)
+            add_table_persons(found, table, schema)
         elif suffix in IMAGE_SUFFIXES or named:
             found.images.append((path, path))
         return True
@@ -166,12 +167,11 @@ def is_resting(label) -> bool:
     return str(label).strip().lower() == RESTING_LABEL
 
 
-def add_table_persons(found: Inputs, table: Table) -> None:
-    """The persons of a table's rows, where it has a `person` column (its `baseline` and `label` columns with it;
-    an integer `label` is read through the `datasets` ClassLabel names the file records)."""
+def add_table_persons(found: Inputs, table: Table, schema) -> None:
+    """The persons of a table's rows, where its Arrow `schema` has a `person` column (its `baseline` and `label`
+    columns with it; an integer `label` is read through the `datasets` ClassLabel names the file records)."""
     from .analyze import TableRows
 
-    schema, _ = table_schema(table.file)
     if PERSON_COLUMN not in schema.names:
         return
     names = [name for name in (PERSON_COLUMN, BASELINE_COLUMN, LABEL_COLUMN) if name in schema.names]
@@ -209,8 +209,8 @@ def _class_names(schema, column: str) -> list[str] | None:
         return None
 
 
-def open_table(file: str, column: str | None = None) -> Table:
-    """A Parquet or Arrow (Hugging Face `save_to_disk`) file's image column and row count."""
+def open_table(file: str, column: str | None = None) -> tuple[Table, object]:
+    """A Parquet or Arrow (Hugging Face `save_to_disk`) file's image column and row count, and its Arrow schema."""
     schema, rows = table_schema(file)
     if column is None:
         column = next((f.name for f in schema if _holds_image_bytes(f.type)), None) or next(
@@ -219,7 +219,7 @@ def open_table(file: str, column: str | None = None) -> Table:
             raise ValueError(f"{file} has no image column ({', '.join(schema.names)}): name it with --column")
     elif column not in schema.names:
         raise ValueError(f"{file} has no column {column!r} ({', '.join(schema.names)})")
-    return Table(file, column, rows)
+    return Table(file, column, rows), schema
 
 
 def table_schema(file: str):
