@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import argparse
-import gzip
 import shutil
 import statistics
 import subprocess
@@ -24,11 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import brotli
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks.common import CHROMIUM_FLAGS, astronaut_canvas, data_url, report, write_y4m  # noqa: E402
+from benchmarks.common import CHROMIUM_FLAGS, astronaut_canvas, data_url, report, served_sizes, write_y4m  # noqa: E402
 from web.serve import LOCAL_PAGE, ORT_PAGE, serve, translate  # noqa: E402
 
 RUNTIMES = {"fer-wasm": LOCAL_PAGE, "onnxruntime-web, 2 threads": ORT_PAGE + "&threads=2",
@@ -68,8 +66,7 @@ def first_visit(page, base: str) -> dict:
         path = path / "index.html" if path.is_dir() else path
         if path.is_file():
             data = path.read_bytes()
-            files[url.removeprefix(base).split("?")[0]] = {"bytes": len(data), "gzip_bytes": len(gzip.compress(data, 6)),
-                                                           "brotli_bytes": len(brotli.compress(data, quality=11))}
+            files[url.removeprefix(base).split("?")[0]] = served_sizes(data)
     return {"files": files, **{key: sum(f[key] for f in files.values()) for key in ("bytes", "gzip_bytes", "brotli_bytes")}}
 
 

@@ -24,6 +24,15 @@ from fer_model.runtime import cpu_name  # noqa: E402
 RESULTS = Path(__file__).parent / "results"
 
 
+def served_sizes(data: bytes) -> dict:
+    """A file's bytes, and as a CDN would send it: gzip (level 6) and brotli (quality 11)."""
+    import gzip
+
+    import brotli
+
+    return {"bytes": len(data), "gzip_bytes": len(gzip.compress(data, 6)), "brotli_bytes": len(brotli.compress(data, quality=11))}
+
+
 def machine() -> dict:
     """The CPU (and its bf16 support, and whether its cores run two threads each), GPU, threads and versions;
     torch's only where it is installed."""

@@ -10,7 +10,6 @@ pipeline (`benchmarks/in_the_wild.py`'s figures, with 95% intervals by person).
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import shutil
 import subprocess
@@ -18,12 +17,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-import brotli
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks.common import report  # noqa: E402
+from benchmarks.common import report, served_sizes  # noqa: E402
 from benchmarks.in_the_wild import collection, read  # noqa: E402
 from fer_model import EmotionRecognizer  # noqa: E402
 from fer_model.calibration.tta import average_probabilities, modes_for  # noqa: E402
@@ -43,10 +41,6 @@ def fer_accuracy(recognizer: EmotionRecognizer, crops: np.ndarray, labels: np.nd
                                   recognizer.calibration.class_bias(mode))
         out[mode] = round(float((np.asarray(p).argmax(1) == labels).mean()), 4)
     return out
-
-
-def sizes(data: bytes) -> dict:
-    return {"bytes": len(data), "gzip_bytes": len(gzip.compress(data, 6)), "brotli_bytes": len(brotli.compress(data, quality=11))}
 
 
 def earlier(rev: str, folder: Path) -> Path:
@@ -77,7 +71,7 @@ def main() -> None:
         for name, folder in ((args.against, earlier(args.against, Path(scratch) / "earlier")), ("embedded", DEFAULT)):
             recognizer = EmotionRecognizer.from_pretrained(str(folder), precision="int8")
             real = read(recognizer, wild, f"{Path(args.dataset).name}, test persons")
-            figures[name] = {**sizes((folder / INT8_NAME).read_bytes()),
+            figures[name] = {**served_sizes((folder / INT8_NAME).read_bytes()),
                              "fer2013_validation": fer_accuracy(recognizer, crops, labels),
                              "test_persons": {mode: {k: real[mode][k] for k in ("accuracy", "balanced_accuracy",
                                                                                   "accuracy_95", "ece")}

@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import onnx
+import pytest
 from onnx import numpy_helper
 
 from fer_model import EmotionRecognizer
@@ -65,3 +66,11 @@ def test_the_embedded_int8_weights_take_no_more_levels_than_their_bits_say():
     for layer, b in bits.items():
         levels = tensors[f"model.{layer}.weight_quantized"]
         assert levels.min() >= -2 ** (b - 1) and levels.max() <= 2 ** (b - 1) - 1, layer
+
+
+def test_a_size_that_is_not_positive_is_refused_in_one_line(tmp_path, capsys):
+    from train.quantize import main
+
+    with pytest.raises(SystemExit) as stop:
+        main([str(tmp_path), "--dataset", str(tmp_path), "--int8-gzip-bytes", "0"])
+    assert stop.value.code == 2 and "--int8-gzip-bytes must be a positive number of bytes, not 0" in capsys.readouterr().err

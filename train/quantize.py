@@ -102,6 +102,8 @@ def main(argv=None) -> dict:
                    help="lower the int8 weights' bits until the file gzips to about this (the browser page's "
                         "download; default: 7 bits everywhere)")
     args = p.parse_args(argv)
+    if args.int8_gzip_bytes is not None and args.int8_gzip_bytes <= 0:
+        p.error(f"--int8-gzip-bytes must be a positive number of bytes, not {args.int8_gzip_bytes}")
 
     import torch
 
