@@ -68,9 +68,10 @@ def pipeline_crops(recognizer: EmotionRecognizer, images, desc: str) -> tuple[np
     return (np.stack(crops) if crops else np.zeros((0, size, size), np.uint8)), np.array(found), sides
 
 
-def read(recognizer: EmotionRecognizer, split, name: str, plot: Path | None = None) -> dict:
-    """Every figure of the module's docstring for one labelled split, per TTA mode."""
-    crops, found, sides = pipeline_crops(recognizer, split["image"], name)
+def read(recognizer: EmotionRecognizer, split, name: str, plot: Path | None = None, faces: tuple | None = None) -> dict:
+    """Every figure of the module's docstring for one labelled split, per TTA mode. `faces`: the split's
+    `pipeline_crops`, where already found (the detector's, the same for every classifier)."""
+    crops, found, sides = faces if faces is not None else pipeline_crops(recognizer, split["image"], name)
     if not found.any():
         raise DatasetFormatError(f"no face found in any of the {len(found)} images of {name}")
     labels = np.asarray(split["label"])[found]
