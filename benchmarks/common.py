@@ -30,7 +30,8 @@ def served_sizes(data: bytes) -> dict:
 
     import brotli
 
-    return {"bytes": len(data), "gzip_bytes": len(gzip.compress(data, 6)), "brotli_bytes": len(brotli.compress(data, quality=11))}
+    return {"bytes": len(data), "gzip_bytes": len(gzip.compress(data, 6)),
+            "brotli_bytes": len(brotli.compress(data, quality=11))}
 
 
 def machine() -> dict:

@@ -166,7 +166,8 @@ mode {calibration_text}
 def int8_section(int8: dict) -> str:
     """The card's "int8 version" section, from `train.quantize`'s figures (the float accuracy beside each mode's)."""
     rows = "\n".join(f"| {TTA_NAMES[mode]} | {format(r['float_accuracy'], '.2%') if 'float_accuracy' in r else '-'} | "
-                     f"{r['accuracy']:.2%} | {r['ece']:.4f} | {r['temperature']:g} |" for mode, r in int8["by_tta"].items())
+                     f"{r['accuracy']:.2%} | {r['ece']:.4f} | {r['temperature']:g} |"
+                     for mode, r in int8["by_tta"].items())
     weights = "per-channel 7-bit weights"
     if "weight_bits" in int8:
         layers = ", ".join(f"`{layer}` {b}" for layer, b in int8["weight_bits"].items())
