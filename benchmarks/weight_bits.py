@@ -114,10 +114,10 @@ def main() -> None:
                              "differs_from_earlier": {part: differ(readings[part], reference[part])
                                                       for part in readings}}
             print(name, json.dumps(figures[name]), flush=True)
-    bits = {name: json.loads((folder / "metrics.json").read_text()).get("int8", {}).get("weight_bits")
+    levels = {name: json.loads((folder / "metrics.json").read_text()).get("int8", {}).get("weight_levels")
             for name, folder in models[1:] if (folder / "metrics.json").is_file()}
     report(args.name, {"fer2013": args.fer2013, "dataset": args.dataset, "persons": args.persons,
-                       "images": len(labels), f"{args.persons}_images": len(wild), "weight_bits": bits, **figures})
+                       "images": len(labels), f"{args.persons}_images": len(wild), "weight_levels": levels, **figures})
 
 
 if __name__ == "__main__":

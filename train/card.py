@@ -169,9 +169,10 @@ def int8_section(int8: dict) -> str:
                      f"{r['accuracy']:.2%} | {r['ece']:.4f} | {r['temperature']:g} |"
                      for mode, r in int8["by_tta"].items())
     weights = "per-channel 7-bit weights"
-    if "weight_bits" in int8:
-        layers = ", ".join(f"`{layer}` {b}" for layer, b in int8["weight_bits"].items())
-        weights = (f"per-channel weights of fewer bits by layer ({layers}; 7 elsewhere), GPTQ-rounded and then\n"
+    if "weight_levels" in int8:
+        layers = ", ".join(f"`{layer}` +-{k}" for layer, k in int8["weight_levels"].items())
+        weights = (f"per-channel weights of coarser steps by layer (each channel's peak at the level given: {layers};\n"
+                   f"7 bits elsewhere), GPTQ-rounded and then "
                    f"distilled against the float model for {int8['distil_epochs']:g} passes over the training faces "
                    f"(`train.low_bits`; {int8['gzip_bytes']:,} bytes gzip)")
     return f"""

@@ -1,11 +1,12 @@
 """Fewer bits for the int8 graph's weights, so that the browser page downloads less, the graph unchanged: each
-lowered layer's weights take at most 2^bits levels per output channel (-2^(bits-1) .. 2^(bits-1) - 1), still
-int8 tensors, so every runtime runs the same file and gzip does the packing; the activations' quantization is
-kept. Each channel's scale is the one of least squared error; the rounding is GPTQ's (Frantar et al., 2023):
-a layer's input columns are rounded in turn, each one's error spread over those not yet rounded through the
-inverse of the layer's input second moments on training faces, and each bias takes back the mean shift. The
-bits per layer are chosen for a gzip budget by what each step down costs, then the lowered layers are
-distilled against the float model as they will run.
+lowered layer's weights take a coarser step, still int8 tensors within the graph's 7-bit range, so every runtime
+runs the same file and gzip does the packing (it codes the levels by how often each comes, so what a layer costs
+is the entropy of its levels, not their range); the activations' quantization is kept. Each output channel's
+step is its peak weight over the layer's `LEVELS` (the peak takes level +-L, nothing is clipped); the rounding
+is GPTQ's (Frantar et al., 2023): a layer's input columns are rounded in turn, each one's error spread over
+those not yet rounded through the inverse of the layer's input second moments on training faces, and each bias
+takes back the mean shift. The levels per layer are chosen for a gzip budget by what each step down costs,
+then the lowered layers are distilled against the float model as they will run.
 
     python -m train.quantize runs/fer --dataset ../shared/fer2013 --int8-gzip-bytes 1000000
 """
@@ -79,24 +80,22 @@ def input_moments(float_model: onnx.ModelProto, inputs: np.ndarray, batch: int =
     return {name: (second / count, total / count) for name, (second, total, count) in moments.items()}
 
 
-def least_squares_scale(w: np.ndarray, bits: int, steps: int = 40) -> np.ndarray:
-    """Per output row of `w` (out, in): the scale whose rounding to `bits` levels leaves the least squared error."""
-    low, high = -2 ** (bits - 1), 2 ** (bits - 1) - 1
-    peak = np.maximum(np.abs(w).max(1), 1e-12)
-    best, best_error = peak / high, np.full(len(w), np.inf)
-    for shrink in np.linspace(1.0, 0.3, steps):
-        scale = peak * shrink / high
-        error = ((np.clip(np.round(w / scale[:, None]), low, high) * scale[:, None] - w) ** 2).sum(1)
-        better = error < best_error
-        best[better], best_error[better] = scale[better], error[better]
-    return best
+LOW, HIGH = -64, 63
+"""The int8 graph's 7-bit weight range (`train.quantize`), which every lowered level stays in."""
+LEVELS = (3, 4, 6, 8, 11, 16, 23, 32)
+"""The levels a layer's peak weights may take (+-L; about 2^(k/2), half a bit apart); layers not lowered keep
+the int8 graph's 7 bits."""
 
 
-def gptq(w: np.ndarray, moments: np.ndarray, scale: np.ndarray, bits: int, block: int = 128) -> np.ndarray:
-    """`w` (out, in) rounded to `bits` levels of `scale` column by column, the columns of the largest inputs
-    first, each column's error carried to the later ones through the inverse second moments of the layer's
-    input (GPTQ); returns the integer levels."""
-    low, high = -2 ** (bits - 1), 2 ** (bits - 1) - 1
+def channel_steps(w: np.ndarray, levels: int) -> np.ndarray:
+    """Per output row of `w` (out, in): the step that puts the row's largest weight at level +-`levels`."""
+    return np.maximum(np.abs(w).max(1), 1e-12) / levels
+
+
+def gptq(w: np.ndarray, moments: np.ndarray, scale: np.ndarray, block: int = 128) -> np.ndarray:
+    """`w` (out, in) rounded to multiples of `scale` (per row, within `LOW`..`HIGH`) column by column, the columns
+    of the largest inputs first, each column's error carried to the later ones through the inverse second
+    moments of the layer's input (GPTQ); returns the integer levels."""
     order = np.argsort(-np.diag(moments), kind="stable")  # the columns that matter most first
     w = w[:, order].astype(np.float64)
     h = moments[np.ix_(order, order)].copy()
@@ -112,7 +111,7 @@ def gptq(w: np.ndarray, moments: np.ndarray, scale: np.ndarray, bits: int, block
         part, errors = w[:, start:end].copy(), np.zeros((len(w), end - start))
         local = inverse[start:end, start:end]
         for i in range(end - start):
-            q = np.clip(np.round(part[:, i:i + 1] / s), low, high)
+            q = np.clip(np.round(part[:, i:i + 1] / s), LOW, HIGH)
             levels[:, start + i] = q[:, 0]
             error = (part[:, i] - (q * s)[:, 0]) / local[i, i]
             part[:, i:] -= np.outer(error, local[i, i:])
@@ -123,34 +122,30 @@ def gptq(w: np.ndarray, moments: np.ndarray, scale: np.ndarray, bits: int, block
     return restored.astype(np.int8)
 
 
-BITS = (3, 4, 5, 6)
-"""The bits a layer may be given; layers not lowered keep the int8 graph's 7."""
-
-
 def layer_variants(float_model: onnx.ModelProto, inputs: np.ndarray) -> dict:
     """Every layer but the first and the last (the raw pixels' and the logits': few weights, much effect)
-    GPTQ-rounded to each of `BITS`: (float weight name, bits) -> `rounded`'s entry. One pass for the moments."""
+    GPTQ-rounded to each of `LEVELS`: (float weight name, levels) -> `rounded`'s entry. One pass for the moments."""
     names = [node.input[1] for node in weighted_layers(float_model.graph)][1:-1]
     moments = input_moments(float_model, inputs)
     floats = {t.name: numpy_helper.to_array(t) for t in float_model.graph.initializer}
-    return {(name, b): rounded(floats[name], floats[name.removesuffix("weight") + "bias"], *moments[name], b)
-            for name in names for b in BITS}
+    return {(name, k): rounded(floats[name], floats[name.removesuffix("weight") + "bias"], *moments[name], k)
+            for name in names for k in LEVELS}
 
 
-def rounded(weight: np.ndarray, bias: np.ndarray, second: np.ndarray, mean: np.ndarray, bits: int) -> tuple:
-    """One layer GPTQ-rounded to `bits`: (levels shaped as `weight`, per-channel scale, bias with the mean shift
-    of the rounding put back)."""
+def rounded(weight: np.ndarray, bias: np.ndarray, second: np.ndarray, mean: np.ndarray, levels: int) -> tuple:
+    """One layer GPTQ-rounded with its peaks at +-`levels`: (levels shaped as `weight`, per-channel scale, bias
+    with the mean shift of the rounding put back)."""
     rows = weight.reshape(len(weight), -1).astype(np.float64)
-    scale = least_squares_scale(rows, bits)
-    q = gptq(rows, second, scale, bits)
+    scale = channel_steps(rows, levels)
+    q = gptq(rows, second, scale)
     shifted = bias + (rows - q * scale[:, None]) @ mean
     return q.reshape(weight.shape), scale.astype(np.float32), shifted.astype(np.float32)
 
 
-def choose_bits(int8_model: onnx.ModelProto, variants: dict, inputs: np.ndarray, gzip_bytes: int) -> dict[str, int]:
-    """Bits per layer so that the int8 file gzips to about `gzip_bytes`: from 6 bits everywhere, the layer whose
-    next step down costs the least KL divergence (each layer lowered alone, against the int8 graph's
-    probabilities on `inputs`) per byte saved steps down, until the file fits or every layer is at 3 bits."""
+def choose_levels(int8_model: onnx.ModelProto, variants: dict, inputs: np.ndarray, gzip_bytes: int) -> dict[str, int]:
+    """`LEVELS` per layer so that the int8 file gzips to about `gzip_bytes`: from the finest everywhere, the layer
+    whose next step down costs the least KL divergence (each layer lowered alone, against the int8 graph's
+    probabilities on `inputs`) per byte saved steps down, until the file fits or every layer is at the coarsest."""
     import onnxruntime as ort
 
     def probabilities(model):
@@ -162,22 +157,23 @@ def choose_bits(int8_model: onnx.ModelProto, variants: dict, inputs: np.ndarray,
 
     reference = probabilities(int8_model)
     cost, size = {}, {}
-    for (name, b), entry in variants.items():
+    for (name, k), entry in variants.items():
         log_p = probabilities(with_weights(int8_model, {name: entry}))
-        cost[name, b] = float((np.exp(reference) * (reference - log_p)).sum(1).mean())
-        size[name, b] = len(gzip.compress(entry[0].astype(np.int8).tobytes(), 6))
+        cost[name, k] = float((np.exp(reference) * (reference - log_p)).sum(1).mean())
+        size[name, k] = len(gzip.compress(entry[0].astype(np.int8).tobytes(), 6))
     names = sorted({name for name, _ in variants})
     rest = len(gzip.compress(int8_model.SerializeToString(), 6)) - sum(
         len(gzip.compress(numpy_helper.to_array(t).tobytes(), 6)) for t in int8_model.graph.initializer
         if t.name.removesuffix("_quantized") in names)
-    bits = {name: max(BITS) for name in names}
-    while rest + sum(size[name, b] for name, b in bits.items()) > gzip_bytes:
-        steps = [((cost[name, b - 1] - cost[name, b]) / max(size[name, b] - size[name, b - 1], 1), name)
-                 for name, b in bits.items() if b > min(BITS)]
+    rung = {name: len(LEVELS) - 1 for name in names}
+    while rest + sum(size[name, LEVELS[i]] for name, i in rung.items()) > gzip_bytes:
+        steps = [((cost[name, LEVELS[i - 1]] - cost[name, LEVELS[i]])
+                  / max(size[name, LEVELS[i]] - size[name, LEVELS[i - 1]], 1), name)
+                 for name, i in rung.items() if i > 0]
         if not steps:
             break
-        bits[min(steps)[1]] -= 1
-    return bits
+        rung[min(steps)[1]] -= 1
+    return {name: LEVELS[i] for name, i in rung.items()}
 
 
 def with_weights(int8_model: onnx.ModelProto, lowered: dict) -> onnx.ModelProto:
@@ -199,7 +195,7 @@ def with_weights(int8_model: onnx.ModelProto, lowered: dict) -> onnx.ModelProto:
     return model
 
 
-def distil(model, lowered: dict, bits: dict[str, int], faces, pre, epochs: float = DISTIL_EPOCHS,
+def distil(model, lowered: dict, faces, pre, epochs: float = DISTIL_EPOCHS,
            batch_size: int = 128, lr: float = DISTIL_LR, seed: int = 0) -> dict:
     """The `lowered` layers fine-tuned as they will run (rounded to their levels in the forward pass, straight
     through in the backward one) to give what the float `model` (an `EmotionCNN`) gives on augmented uint8
@@ -231,8 +227,7 @@ def distil(model, lowered: dict, bits: dict[str, int], faces, pre, epochs: float
         weight, b = params[key], params[key.removesuffix("weight") + "bias"]
         weight.data = torch.from_numpy(levels.astype(np.float32) * scale.reshape(shape)).contiguous()
         b.data = torch.from_numpy(bias.astype(np.float32))
-        trained[key] = (weight, b, torch.from_numpy(scale).reshape(shape), -2 ** (bits[name] - 1),
-                        2 ** (bits[name] - 1) - 1)
+        trained[key] = (weight, b, torch.from_numpy(scale).reshape(shape))
         weight.requires_grad_(True)
         b.requires_grad_(True)
     optimizer = torch.optim.Adam([t for w, b, *_ in trained.values() for t in (w, b)], lr=lr)
@@ -243,8 +238,8 @@ def distil(model, lowered: dict, bits: dict[str, int], faces, pre, epochs: float
     for step in progress:
         batch = faces[torch.randint(0, len(faces), (batch_size,))]
         x = normalize(random_crop(augment(batch), pre.input_size), pre).contiguous(memory_format=torch.channels_last)
-        rounded = {key: w + (torch.clamp(torch.round(w / s), low, high) * s - w).detach()
-                   for key, (w, _, s, low, high) in trained.items()}
+        rounded = {key: w + (torch.clamp(torch.round(w / s), LOW, HIGH) * s - w).detach()
+                   for key, (w, _, s) in trained.items()}
         with torch.autocast("cpu", dtype=torch.bfloat16):
             with torch.no_grad():
                 target = F.softmax(teacher(x).float(), 1)
@@ -258,18 +253,18 @@ def distil(model, lowered: dict, bits: dict[str, int], faces, pre, epochs: float
             progress.set_postfix(kl=f"{loss.item():.4f}")
     out = {}
     for name, (levels, scale, _) in lowered.items():
-        w, b, s, low, high = trained[name.removeprefix("model.")]
-        new = torch.clamp(torch.round(w.detach() / s), low, high).numpy().astype(np.int8)
+        w, b, s = trained[name.removeprefix("model.")]
+        new = torch.clamp(torch.round(w.detach() / s), LOW, HIGH).numpy().astype(np.int8)
         out[name] = (new, scale, b.detach().numpy().astype(np.float32))
     return out
 
 
 def lower_int8(folder: str | Path, inputs: np.ndarray, train_faces, gzip_bytes: int,
                epochs: float = DISTIL_EPOCHS, lr: float = DISTIL_LR) -> dict:
-    """Rewrite `folder`'s int8 graph with fewer bits per layer so that it gzips to about `gzip_bytes`: GPTQ
-    rounding on `inputs` (the float graph's input, as the int8 ranges were set on, mirrored too), bits chosen by
-    `choose_bits`, then `distil` on uint8 `train_faces` against the float model. Returns the bits per layer and
-    the file's gzip size."""
+    """Rewrite `folder`'s int8 graph with coarser weights per layer so that it gzips to about `gzip_bytes`: GPTQ
+    rounding on `inputs` (the float graph's input, as the int8 ranges were set on, mirrored too), levels chosen by
+    `choose_levels`, then `distil` on uint8 `train_faces` against the float model. Returns the levels per layer
+    and the file's gzip size."""
     from fer_model.classifier import INT8_NAME, ONNX_NAME
     from fer_model.hub import load_pretrained
 
@@ -277,14 +272,14 @@ def lower_int8(folder: str | Path, inputs: np.ndarray, train_faces, gzip_bytes: 
     float_model, int8_model = onnx.load(folder / ONNX_NAME), onnx.load(folder / INT8_NAME)
     views = np.ascontiguousarray(np.concatenate([inputs, inputs[..., ::-1]]))
     variants = layer_variants(float_model, views)
-    bits = choose_bits(int8_model, variants, views, gzip_bytes)
-    layers = {name.removeprefix("model.").removesuffix(".weight"): b for name, b in bits.items()}
-    print("bits per layer:", ", ".join(f"{layer} {b}" for layer, b in layers.items()), flush=True)
+    levels = choose_levels(int8_model, variants, views, gzip_bytes)
+    layers = {name.removeprefix("model.").removesuffix(".weight"): k for name, k in levels.items()}
+    print("peak levels per layer:", ", ".join(f"{layer} +-{k}" for layer, k in layers.items()), flush=True)
     model, config = load_pretrained(folder)
-    lowered = distil(model, {name: variants[name, b] for name, b in bits.items()}, bits, train_faces,
+    lowered = distil(model, {name: variants[name, k] for name, k in levels.items()}, train_faces,
                      config.preprocessing, epochs, lr=lr)
     data = with_weights(int8_model, lowered).SerializeToString()
     (folder / INT8_NAME).write_bytes(data)
     size = len(gzip.compress(data, 6))
     print(f"int8 weights lowered: {size:,} bytes gzip (asked {gzip_bytes:,})")
-    return {"weight_bits": layers, "gzip_bytes": size, "distil_epochs": epochs, "distil_lr": lr}
+    return {"weight_levels": layers, "gzip_bytes": size, "distil_epochs": epochs, "distil_lr": lr}
